@@ -1,0 +1,2159 @@
+"""A small, blocking client for LM Studio's local server, in one file.
+
+LM Studio serves an OpenAI-compatible API and richer native routes on
+http://localhost:1234. This module speaks both, turns LM Studio's quirky error
+bodies into exceptions you can catch precisely, and needs only ``requests``::
+
+    from lmstudio_provider import LMStudioClient, ServerUnreachableError
+
+    with LMStudioClient() as client:        # reads LMSTUDIO_BASE_URL and friends
+        for model in client.list_models():
+            print(model.id, model.state)
+        reply = client.chat("Name three primes.", temperature=0)
+        print(reply.content, reply.usage)
+        for chunk in client.chat_stream("Tell me a joke."):
+            print(chunk.content, end="", flush=True)
+        vectors = client.embed(["apple", "pear"]).embeddings
+
+Command line: ``python -m lmstudio_provider --help``.
+Documentation: the README.md shipped beside this file, also at
+https://pypi.org/project/lmstudio-provider/
+"""
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The lmstudio-provider authors
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import (
+    Any,
+    Callable,
+    ClassVar,
+    Generic,
+    TypeVar,
+    Union,
+)
+
+import requests
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # errors and the error table
+    "LMStudioError",
+    "ConfigError",
+    "ServerUnreachableError",
+    "RequestTimeoutError",
+    "MalformedResponseError",
+    "StreamError",
+    "APIError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "EndpointNotFoundError",
+    "ModelNotFoundError",
+    "NoModelLoadedError",
+    "ModelLoadError",
+    "ContextLengthExceededError",
+    "STATUS_ERRORS",
+    "CODE_ERRORS",
+    "MESSAGE_ERRORS",
+    "error_from_response",
+    # config and cache
+    "LMStudioConfig",
+    "normalize_base_url",
+    "TTLCache",
+    # data types
+    "Usage",
+    "ModelInfo",
+    "ChatResponse",
+    "ChatChunk",
+    "CompletionResponse",
+    "CompletionChunk",
+    "EmbeddingResponse",
+    # streaming and the client
+    "iter_sse",
+    "ChatStream",
+    "CompletionStream",
+    "LMStudioClient",
+    "retry_after_seconds",
+    # command line
+    "main",
+]
+
+
+# ============================================================================
+# Constants
+# ============================================================================
+
+DEFAULT_BASE_URL = "http://localhost:1234"
+USER_AGENT = f"lmstudio-provider/{__version__} python-requests/{requests.__version__}"
+
+#: Where each config field is read from; the first variable that is set wins.
+ENV_VARS: dict[str, tuple[str, ...]] = {
+    "base_url": ("LMSTUDIO_BASE_URL", "LMSTUDIO_ENDPOINT", "LM_STUDIO_API_BASE"),
+    "api_key": (
+        "LMSTUDIO_API_KEY",
+        "LM_API_TOKEN",
+        "LMSTUDIO_API_TOKEN",
+        "LM_STUDIO_API_KEY",
+    ),
+    "model": ("LMSTUDIO_MODEL",),
+    "timeout": ("LMSTUDIO_TIMEOUT",),
+    "connect_timeout": ("LMSTUDIO_CONNECT_TIMEOUT",),
+    "max_retries": ("LMSTUDIO_MAX_RETRIES",),
+    "cache_ttl": ("LMSTUDIO_CACHE_TTL",),
+    "max_response_bytes": ("LMSTUDIO_MAX_RESPONSE_BYTES",),
+    "retry_on_timeout": ("LMSTUDIO_RETRY_ON_TIMEOUT",),
+    "split_think": ("LMSTUDIO_SPLIT_THINK",),
+}
+
+#: Path suffixes users paste from other clients; the server root is kept.
+API_PREFIXES = ("/v1", "/api/v0", "/api/v1")
+
+#: Statuses worth another attempt: the server is busy or a proxy hiccuped.
+#: 500 is not here: LM Studio's 500s are deterministic.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+#: A server asking us to wait longer than this is told "no" at once.
+MAX_RETRY_AFTER = 60.0
+
+#: How much of a server's error text goes into an exception message.
+MESSAGE_LIMIT = 300
+VALID_ROLES = frozenset({"system", "user", "assistant", "tool"})
+LLM_TYPES = frozenset({"llm", "vlm"})
+EMBEDDING_TYPE = "embeddings"
+
+START_SERVER_ADVICE = (
+    "start the server in LM Studio's Developer tab or with `lms server start`, "
+    "or set LMSTUDIO_BASE_URL"
+)
+
+log = logging.getLogger("lmstudio_provider")
+
+T = TypeVar("T")
+JSONDict = dict[str, Any]
+Messages = Union[str, Sequence[Mapping[str, Any]]]
+
+
+# ============================================================================
+# Errors and the error-mapping table
+# ============================================================================
+
+
+class LMStudioError(Exception):
+    """Base of everything this module raises: one ``except`` catches it all."""
+
+
+class ConfigError(LMStudioError, ValueError):
+    """A setting is unusable; the message names the variable and the value."""
+
+
+class ServerUnreachableError(LMStudioError, ConnectionError):
+    """No HTTP answer at all: nothing listens, DNS failed, or the socket died."""
+
+
+class RequestTimeoutError(LMStudioError, TimeoutError):
+    """The server accepted the request but went quiet for longer than allowed."""
+
+
+class MalformedResponseError(LMStudioError):
+    """The server answered, but not with the JSON this call needs."""
+
+
+class StreamError(LMStudioError):
+    """A stream was cut short; ``partial`` holds the text received so far."""
+
+    def __init__(self, message: str, partial: str = "") -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class APIError(LMStudioError):
+    """The server answered with an error; the subclass says which kind."""
+
+    #: What the user can do about it; appended to the message.
+    hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.body = body
+
+
+class BadRequestError(APIError):
+    """HTTP 400/422: the server refused the request as sent."""
+
+
+class AuthenticationError(APIError):
+    """HTTP 401: the server requires an API token, or rejected ours."""
+
+    hint = "set LMSTUDIO_API_KEY to a token from LM Studio's server settings"
+
+
+class PermissionDeniedError(APIError):
+    """HTTP 403."""
+
+
+class NotFoundError(APIError):
+    """HTTP 404."""
+
+
+class RateLimitError(APIError):
+    """HTTP 429: the server is busy."""
+
+
+class ServerError(APIError):
+    """HTTP 5xx."""
+
+
+class EndpointNotFoundError(NotFoundError):
+    """LM Studio's "Unexpected endpoint or method" body, which may come with 200."""
+
+    hint = "the base URL is probably wrong: use the server root, such as http://localhost:1234"
+
+
+class ModelNotFoundError(NotFoundError):
+    """No model with that identifier is downloaded or loaded."""
+
+    hint = "run `lmstudio-provider models` to see the ids"
+
+
+class NoModelLoadedError(APIError):
+    """The server has no model to answer with."""
+
+    hint = "load a model in LM Studio or with `lms load MODEL`, or pass model="
+
+
+class ModelLoadError(APIError):
+    """The model failed to load, or was unloaded while in use."""
+
+
+class ContextLengthExceededError(BadRequestError):
+    """The prompt does not fit in the loaded model's context window."""
+
+    hint = "shorten the input or load the model with a larger context length"
+
+
+#: HTTP status -> exception; 5xx not listed here map to ServerError.
+STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+#: ``error.code`` or ``error.type`` in the body -> exception; beats the status.
+CODE_ERRORS: dict[str, type[APIError]] = {
+    "model_not_found": ModelNotFoundError,
+    "invalid_api_key": AuthenticationError,
+    "context_length_exceeded": ContextLengthExceededError,
+    "exceed_context_size_error": ContextLengthExceededError,
+}
+
+#: Patterns in the server's message -> exception, first match wins; they beat
+#: the code and the status, because LM Studio reuses statuses loosely.
+MESSAGE_ERRORS: tuple[tuple[str, type[APIError]], ...] = (
+    (r"unexpected endpoint or method", EndpointNotFoundError),
+    (r"no models? loaded", NoModelLoadedError),
+    (r"failed to load model|model is unloaded", ModelLoadError),
+    (
+        r"greater than the context length|does not fit in (the )?context"
+        r"|exceeds the available context size",
+        ContextLengthExceededError,
+    ),
+    (r"invalid model identifier|model \S+ not found", ModelNotFoundError),
+)
+_MESSAGE_PATTERNS = [(re.compile(p, re.IGNORECASE), cls) for p, cls in MESSAGE_ERRORS]
+
+
+def _one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Collapse whitespace and cap the length: messages must fit one log line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _error_fields(body: Any) -> tuple[str, str | None, str | None]:
+    """(message, code, type) from an OpenAI- or LM Studio-style error body."""
+    if not isinstance(body, dict):
+        return "", None, None
+    error = body.get("error")
+    if isinstance(error, dict):
+        message = error.get("message") or body.get("message") or ""
+        code = error.get("code")
+        kind = error.get("type")
+        return (
+            str(message),
+            None if code is None else str(code),
+            kind if isinstance(kind, str) else None,
+        )
+    if error:
+        return str(error), None, None
+    return str(body.get("message") or ""), None, None
+
+
+def error_from_response(
+    status_code: int,
+    body: Any = None,
+    *,
+    text: str = "",
+    reason: str = "",
+    attempts: int = 1,
+) -> APIError:
+    """Build the exception for an error answer; the tables above decide the class.
+
+    ``body`` is the parsed JSON (or None), ``text`` the raw body for non-JSON
+    answers. A 200 carrying ``{"error": ...}`` is an error too.
+    """
+    message, code, kind = _error_fields(body)
+    cls: type[APIError] | None = None
+    for pattern, candidate in _MESSAGE_PATTERNS:
+        if message and pattern.search(message):
+            cls = candidate
+            break
+    if cls is None:
+        cls = CODE_ERRORS.get(code or "") or CODE_ERRORS.get(kind or "")
+    if cls is None:
+        cls = STATUS_ERRORS.get(status_code)
+    if cls is None:
+        cls = ServerError if status_code >= 500 else APIError
+
+    if not message:
+        stripped = text.strip()
+        if stripped and not stripped.startswith("<"):
+            message = stripped  # a plain-text body says more than the status
+        else:  # an HTML error page from a proxy: the status line is enough
+            message = f"HTTP {status_code} {reason}".strip()
+    elif status_code >= 400:
+        message = f"{_one_line(message)} (HTTP {status_code})"
+    parts = [_one_line(message)]
+    if attempts > 1:
+        parts.append(f"after {attempts} attempts")
+    if cls.hint:
+        parts.append(cls.hint)
+    return cls("; ".join(parts), status_code=status_code, code=code, body=body)
+
+
+# ============================================================================
+# Config
+# ============================================================================
+
+
+def normalize_base_url(url: str, *, source: str = "base_url") -> str:
+    """Reduce any form users paste (``localhost:1234/v1/``) to the server root."""
+    from urllib.parse import urlsplit  # already loaded by requests; local for clarity
+
+    text = str(url).strip()
+    if not text:
+        raise ConfigError(f"{source} is empty")
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"{source}={url!r} has scheme {scheme!r}; use http:// or https://")
+    if not parts.hostname:
+        raise ConfigError(f"{source}={url!r} has no host name")
+    try:
+        parts.port  # noqa: B018 - urlsplit validates the port lazily
+    except ValueError:
+        raise ConfigError(f"{source}={url!r} has an invalid port") from None
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{source}={url!r} must not carry a query or fragment")
+    path = parts.path.rstrip("/")
+    if path and path not in API_PREFIXES:
+        raise ConfigError(
+            f"{source}={url!r} has path {path!r}; give the server root, "
+            "optionally ending in /v1, /api/v0 or /api/v1"
+        )
+    return f"{scheme}://{parts.netloc}"
+
+
+def _parse_number(value: Any, source: str, *, integer: bool, allow_zero: bool) -> int | float:
+    """Parse and range-check one numeric setting, naming ``source`` on failure."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number: int | float
+        if integer:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            number = int(value) if not isinstance(value, str) else int(value.strip())
+        else:
+            number = float(value)
+    except (TypeError, ValueError):
+        kind = "a whole number" if integer else "a number of seconds"
+        raise ConfigError(f"{source}={value!r} is not {kind}") from None
+    if math.isnan(number) or math.isinf(number):
+        raise ConfigError(f"{source}={value!r} must be a finite number")
+    if number < 0 or (number == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{source}={value!r} must be {bound}")
+    return number
+
+
+def _parse_flag(value: Any, source: str) -> bool:
+    """Accept the usual spellings of yes and no, from code or the environment."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{source}={value!r} is not a yes/no value (use 1 or 0)")
+
+
+@dataclass(frozen=True, repr=False)
+class LMStudioConfig:
+    """Connection settings: explicit argument > environment variable > default.
+
+    Build it with :meth:`from_env`; constructing it directly validates too.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    model: str | None = None
+    #: Read timeout, seconds. Long on purpose: a model loading just in time
+    #: can take minutes before the first byte.
+    timeout: float = 300.0
+    #: Connect timeout, seconds. Short: a local server accepts at once or never.
+    connect_timeout: float = 5.0
+    max_retries: int = 2
+    #: How long the model list is trusted, seconds; 0 disables the cache.
+    cache_ttl: float = 300.0
+    max_response_bytes: int = 64 * 1024 * 1024
+    #: Retry a POST whose answer timed out (the model may still be generating).
+    retry_on_timeout: bool = False
+    #: Move a leading ``<think>...</think>`` out of the content into ``reasoning``.
+    split_think: bool = False
+
+    _NUMBERS: ClassVar[dict[str, tuple[bool, bool]]] = {
+        # field: (integer, zero allowed)
+        "timeout": (False, False),
+        "connect_timeout": (False, False),
+        "max_retries": (True, True),
+        "cache_ttl": (False, True),
+        "max_response_bytes": (True, False),
+    }
+
+    def __post_init__(self) -> None:
+        self._validate({})
+
+    def _validate(self, sources: Mapping[str, str]) -> None:
+        """Check and normalise every field; ``sources`` names where each came from."""
+        assign = object.__setattr__  # the dataclass is frozen
+        url_source = sources.get("base_url", "base_url")
+        assign(self, "base_url", normalize_base_url(self.base_url, source=url_source))
+        for name, (integer, allow_zero) in self._NUMBERS.items():
+            source = sources.get(name, name)
+            value = _parse_number(
+                getattr(self, name), source, integer=integer, allow_zero=allow_zero
+            )
+            assign(self, name, value if integer else float(value))
+        if self.model is not None and not str(self.model).strip():
+            raise ConfigError(f"{sources.get('model', 'model')} is empty")
+        for name in ("retry_on_timeout", "split_think"):
+            assign(self, name, _parse_flag(getattr(self, name), sources.get(name, name)))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LMStudioConfig:
+        """Read the settings; an override of ``None`` means "not given"."""
+        env = os.environ if environ is None else environ
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown config option(s): {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name in known:
+            if overrides.get(name) is not None:
+                values[name] = overrides[name]
+                continue
+            for var in ENV_VARS.get(name, ()):
+                raw = env.get(var)
+                if raw is not None and raw.strip():
+                    values[name] = raw.strip()
+                    sources[name] = var
+                    break
+        config = cls.__new__(cls)
+        for f in fields(cls):
+            object.__setattr__(config, f.name, values.get(f.name, f.default))
+        config._validate(sources)
+        return config
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "api_key":
+                shown.append(f"api_key={'<set>' if value else None}")
+            else:
+                shown.append(f"{f.name}={value!r}")
+        return f"LMStudioConfig({', '.join(shown)})"
+
+
+# ============================================================================
+# Cache
+# ============================================================================
+
+_MISSING: Any = object()
+
+
+class TTLCache:
+    """A dict whose entries expire; safe across threads.
+
+    ``get_or_load`` runs the loader in one thread per key while the others
+    wait for its result, so eight threads on a cold cache make one request.
+    The clock is injectable so tests never sleep.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._data: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is None:
+                return default
+            if self._clock() >= entry[0]:
+                del self._data[key]
+                return default
+            return entry[1]
+
+    def set(self, key: str, value: Any) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            self._data[key] = (self._clock() + self.ttl, value)
+
+    def get_or_load(self, key: str, load: Callable[[], T]) -> T:
+        """The cached value, or ``load()``'s, computed once across threads."""
+        value = self.get(key, _MISSING)
+        if value is not _MISSING:
+            return value  # type: ignore[no-any-return]
+        with self._lock:
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            value = self.get(key, _MISSING)  # another thread may have loaded it
+            if value is not _MISSING:
+                return value  # type: ignore[no-any-return]
+            loaded = load()
+            self.set(key, loaded)
+            return loaded
+
+    def pop(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            now = self._clock()
+            return sum(1 for expires, _ in self._data.values() if now < expires)
+
+
+# ============================================================================
+# Data types
+# ============================================================================
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class Usage:
+    """Token counts as the server reported them (any may be missing)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            _int_or_none(data.get("prompt_tokens")),
+            _int_or_none(data.get("completion_tokens")),
+            _int_or_none(data.get("total_tokens")),
+        )
+
+
+@dataclass(frozen=True)  # shared through the cache: nobody may edit it
+class ModelInfo:
+    """One model as the server describes it; fields it does not report are None.
+
+    ``type`` is ``"llm"``, ``"vlm"`` or ``"embeddings"`` whichever route
+    answered; ``state`` is ``"loaded"``/``"not-loaded"``, or None when the
+    server does not say (the plain OpenAI route).
+    """
+
+    id: str
+    type: str | None = None
+    state: str | None = None
+    publisher: str | None = None
+    arch: str | None = None
+    quantization: str | None = None
+    format: str | None = None
+    max_context_length: int | None = None
+    loaded_context_length: int | None = None
+    capabilities: tuple[str, ...] = ()
+    display_name: str | None = None
+    size_bytes: int | None = None
+    params_string: str | None = None
+    #: ``(instance_id, context_length)`` for each loaded copy (LM Studio 0.4+).
+    loaded_instances: tuple[tuple[str, int | None], ...] = ()
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_loaded(self) -> bool:
+        return self.state == "loaded"
+
+    @property
+    def is_embedding(self) -> bool:
+        if self.type is not None:
+            return self.type == EMBEDDING_TYPE
+        return "embed" in self.id.lower()  # the OpenAI route says nothing; guess
+
+    @classmethod
+    def from_v0(cls, data: JSONDict) -> ModelInfo:
+        """From ``/api/v0/models`` (LM Studio 0.3.6+)."""
+        capabilities = data.get("capabilities")
+        return cls(
+            id=str(data.get("id", "")),
+            type=_model_type(data.get("type")),
+            state=data.get("state"),
+            publisher=data.get("publisher"),
+            arch=data.get("arch"),
+            quantization=data.get("quantization"),
+            format=data.get("compatibility_type"),
+            max_context_length=_int_or_none(data.get("max_context_length")),
+            loaded_context_length=_int_or_none(data.get("loaded_context_length")),
+            capabilities=tuple(str(c) for c in capabilities)
+            if isinstance(capabilities, list)
+            else (),
+            raw=data,
+        )
+
+    @classmethod
+    def from_v1(cls, data: JSONDict) -> ModelInfo:
+        """From ``/api/v1/models`` (LM Studio 0.4+)."""
+        instances = []
+        for instance in data.get("loaded_instances") or ():
+            if isinstance(instance, dict):
+                config = instance.get("config") or {}
+                context = config.get("context_length") if isinstance(config, dict) else None
+                instances.append((str(instance.get("id", "")), _int_or_none(context)))
+        quantization = data.get("quantization")
+        if isinstance(quantization, dict):
+            quantization = quantization.get("name")
+        caps = data.get("capabilities")
+        capabilities: list[str] = []
+        if isinstance(caps, dict):
+            if caps.get("vision"):
+                capabilities.append("vision")
+            if caps.get("trained_for_tool_use") or caps.get("tool_use"):
+                capabilities.append("tool_use")
+            if caps.get("reasoning"):
+                capabilities.append("reasoning")
+        return cls(
+            id=str(data.get("key") or data.get("id") or ""),
+            type=_model_type(data.get("type")),
+            state="loaded" if instances else "not-loaded",
+            publisher=data.get("publisher"),
+            arch=data.get("architecture") or data.get("arch"),
+            quantization=quantization if isinstance(quantization, str) else None,
+            format=data.get("format"),
+            max_context_length=_int_or_none(data.get("max_context_length")),
+            loaded_context_length=instances[0][1] if instances else None,
+            capabilities=tuple(capabilities),
+            display_name=data.get("display_name"),
+            size_bytes=_int_or_none(data.get("size_bytes")),
+            params_string=data.get("params_string"),
+            loaded_instances=tuple(instances),
+            raw=data,
+        )
+
+    @classmethod
+    def from_openai(cls, data: JSONDict) -> ModelInfo:
+        """From ``/v1/models``: an id and little else."""
+        return cls(id=str(data.get("id", "")), publisher=data.get("owned_by"), raw=data)
+
+
+def _model_type(value: Any) -> str | None:
+    """v0 says "embeddings", v1 says "embedding": callers see one spelling."""
+    if not isinstance(value, str):
+        return None
+    return EMBEDDING_TYPE if value in ("embedding", "embeddings") else value
+
+
+@dataclass
+class ChatResponse:
+    """A finished chat completion; equal whether it came whole or streamed."""
+
+    #: Not compared: each request gets a new id, the answer is what matters.
+    id: str | None = field(compare=False)
+    model: str | None
+    content: str
+    reasoning: str = ""
+    #: OpenAI-shaped: ``{"id", "type", "function": {"name", "arguments"}}``.
+    tool_calls: list[JSONDict] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def message(self) -> JSONDict:
+        """The assistant message, ready to append to the conversation."""
+        message: JSONDict = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        return message
+
+
+@dataclass
+class ChatChunk:
+    """One streamed piece of a chat answer; ``raw`` is the event's JSON."""
+
+    content: str = ""
+    reasoning: str = ""
+    #: The raw deltas; the assembled calls are on ``stream.response``.
+    tool_calls: list[JSONDict] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class CompletionResponse:
+    """A finished text completion (raw prompt, no chat template)."""
+
+    id: str | None = field(compare=False)
+    model: str | None
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class CompletionChunk:
+    """One streamed piece of a text completion."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class EmbeddingResponse:
+    """Vectors in the order of the inputs, whatever order the server used."""
+
+    embeddings: list[list[float]]
+    model: str | None = None
+    usage: Usage | None = None
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+
+def _tool_call(data: Any) -> JSONDict:
+    """Normalise one tool call to the OpenAI shape, whichever server sent it."""
+    data = data if isinstance(data, dict) else {}
+    function = data.get("function") if isinstance(data.get("function"), dict) else {}
+    arguments = function.get("arguments")
+    if arguments is not None and not isinstance(arguments, str):
+        arguments = json.dumps(arguments)  # some servers send an object
+    return {
+        "id": data.get("id"),
+        "type": data.get("type") or "function",
+        "function": {"name": function.get("name"), "arguments": arguments or ""},
+    }
+
+
+class _ThinkSplitter:
+    """Moves a leading ``<think>...</think>`` from content to reasoning.
+
+    Fed piece by piece, so tags split across stream chunks still match; the
+    whole-answer path uses it too, which keeps streamed and plain results equal.
+    """
+
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self) -> None:
+        self._state = "start"  # start -> thinking -> after -> answer
+        self._held = ""
+
+    def feed(self, text: str) -> tuple[str, str]:
+        """Returns ``(content, reasoning)`` that can be released now."""
+        if self._state == "answer" or not text:
+            return text, ""
+        self._held += text
+        content = reasoning = ""
+        if self._state == "start":
+            head = self._held.lstrip()
+            if head.startswith(self.OPEN):
+                self._state, self._held = "thinking", head[len(self.OPEN) :]
+            elif self.OPEN.startswith(head):
+                return "", ""  # could still become "<think>": wait
+            else:
+                self._state, content, self._held = "answer", self._held, ""
+                return content, ""
+        if self._state == "thinking":
+            end = self._held.find(self.CLOSE)
+            if end < 0:
+                keep = _partial_suffix(self._held, self.CLOSE)
+                reasoning = self._held[: len(self._held) - keep]
+                self._held = self._held[len(self._held) - keep :]
+                return "", reasoning
+            reasoning, self._held = self._held[:end], self._held[end + len(self.CLOSE) :]
+            self._state = "after"
+        if self._state == "after":  # drop the blank lines between think and answer
+            self._held = self._held.lstrip()
+            if self._held:
+                self._state, content, self._held = "answer", self._held, ""
+        return content, reasoning
+
+    def flush(self) -> tuple[str, str]:
+        held, self._held = self._held, ""
+        if self._state == "thinking":
+            return "", held  # cut off while thinking: it was all reasoning
+        return ("" if self._state == "after" else held), ""
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that could begin ``tag``."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0
+
+
+def _split_think(content: str, reasoning: str) -> tuple[str, str]:
+    splitter = _ThinkSplitter()
+    content_a, reasoning_a = splitter.feed(content)
+    content_b, reasoning_b = splitter.flush()
+    return content_a + content_b, reasoning + reasoning_a + reasoning_b
+
+
+def _delta_reasoning(part: Mapping[str, Any]) -> str:
+    value = part.get("reasoning_content") or part.get("reasoning")
+    return value if isinstance(value, str) else ""
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _first_choice(body: Any, what: str) -> JSONDict:
+    """The first choice, or a MalformedResponseError naming what was missing."""
+    if not isinstance(body, dict):
+        raise MalformedResponseError(f"{what}: expected a JSON object, got {_quote(body)}")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise MalformedResponseError(f"{what}: the answer has no choices: {_quote(body)}")
+    return choices[0]
+
+
+def _quote(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return _one_line(text, limit)
+
+
+def _parse_chat(body: Any, split_think: bool) -> ChatResponse:
+    choice = _first_choice(body, "chat completion")
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise MalformedResponseError(f"chat completion: choice has no message: {_quote(body)}")
+    content, reasoning = _text(message.get("content")), _delta_reasoning(message)
+    if split_think:
+        content, reasoning = _split_think(content, reasoning)
+    calls = message.get("tool_calls")
+    return ChatResponse(
+        id=body.get("id"),
+        model=body.get("model"),
+        content=content,
+        reasoning=reasoning,
+        tool_calls=[_tool_call(c) for c in calls] if isinstance(calls, list) else [],
+        finish_reason=choice.get("finish_reason"),
+        usage=Usage.from_json(body.get("usage")),
+        raw=body,
+    )
+
+
+def _parse_completion(body: Any) -> CompletionResponse:
+    choice = _first_choice(body, "text completion")
+    return CompletionResponse(
+        id=body.get("id"),
+        model=body.get("model"),
+        text=_text(choice.get("text")),
+        finish_reason=choice.get("finish_reason"),
+        usage=Usage.from_json(body.get("usage")),
+        raw=body,
+    )
+
+
+def _parse_embeddings(body: Any, count: int) -> EmbeddingResponse:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise MalformedResponseError(f"embeddings: the answer has no data list: {_quote(body)}")
+    ordered: list[list[float] | None] = [None] * count
+    for position, item in enumerate(data):
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        index = item.get("index", position) if isinstance(item, dict) else position
+        if not isinstance(vector, list) or not isinstance(index, int) or not 0 <= index < count:
+            raise MalformedResponseError(f"embeddings: bad item: {_quote(item)}")
+        ordered[index] = vector
+    if any(vector is None for vector in ordered):
+        raise MalformedResponseError(
+            f"embeddings: {count} inputs sent, {len(data)} vectors received"
+        )
+    return EmbeddingResponse(
+        embeddings=[v for v in ordered if v is not None],
+        model=body.get("model"),
+        usage=Usage.from_json(body.get("usage")),
+        raw=body,
+    )
+
+
+# ============================================================================
+# Streaming: server-sent events from bytes to chunks
+# ============================================================================
+
+
+def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
+    """Yield ``(event, data)`` for each server-sent event as soon as it is complete.
+
+    Works on bytes and splits lines before decoding, so a UTF-8 character cut
+    in two by the network survives; ``\\n`` and ``\\r\\n`` both end a line.
+    A last event without its blank line is still delivered.
+    """
+    buffer = b""
+    event = ""
+    data: list[str] = []
+    for chunk in chunks:
+        buffer = buffer + chunk if buffer else chunk
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            line = buffer[start:end]
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:  # a blank line dispatches the event
+                if data:
+                    yield event or "message", "\n".join(data)
+                event, data = "", []
+                continue
+            if line.startswith(b"data:"):  # the hot path
+                value = line[5:].decode("utf-8", "replace")
+                data.append(value[1:] if value.startswith(" ") else value)
+            elif line.startswith(b"event:"):
+                event = line[6:].decode("utf-8", "replace").strip()
+            # comments (":...") and other fields (id:, retry:) are ignored
+        buffer = buffer[start:]
+    if buffer.strip() and buffer.startswith(b"data:"):
+        value = buffer[5:].rstrip(b"\r").decode("utf-8", "replace")
+        data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield event or "message", "\n".join(data)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """True for socket, urllib3 and requests read timeouts alike."""
+    return isinstance(exc, (TimeoutError, requests.Timeout)) or any(
+        "Timeout" in cls.__name__ for cls in type(exc).__mro__
+    )
+
+
+ChunkT = TypeVar("ChunkT")
+ResultT = TypeVar("ResultT")
+
+
+class _Stream(Generic[ChunkT, ResultT]):
+    """An iterator of chunks over one streaming HTTP response.
+
+    It is also a context manager; ``close()`` (or leaving a ``for`` loop early,
+    or garbage collection) drops the connection at once, which tells LM Studio
+    to stop generating. Errors inside the stream raise through the same error
+    table as plain calls; a stream cut short raises :class:`StreamError`.
+    """
+
+    _what = "stream"
+
+    def __init__(
+        self,
+        response: requests.Response,
+        *,
+        read_timeout: float,
+        max_bytes: int,
+        started: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._response = response
+        self._read_timeout = read_timeout
+        self._max_bytes = max_bytes
+        self._closed = False
+        self._complete = False
+        self._result: ResultT | None = None
+        self._pieces: list[str] = []  # the text so far, for the aggregate
+        self._finish_reason: str | None = None
+        self._usage: Usage | None = None
+        self._id: str | None = None
+        self._model: str | None = None
+        self._last: JSONDict = {}
+        self._clock = clock
+        self._started = started
+        #: Client-side seconds from sending the request to the first chunk.
+        self.time_to_first_chunk: float | None = None
+        self._chunks = self._generate()
+
+    # -- the iterator protocol -------------------------------------------
+    def __iter__(self) -> Iterator[ChunkT]:
+        # A fresh generator per loop: when a loop breaks early and drops it,
+        # its close() reaches _generate's finally and frees the connection.
+        yield from self._chunks
+
+    def __next__(self) -> ChunkT:
+        if self._closed and not self._complete:
+            raise StopIteration
+        return next(self._chunks)
+
+    def __enter__(self: _StreamT) -> _StreamT:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    def close(self) -> None:
+        """Release the connection now; safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            self._response.close()
+
+    @property
+    def response(self) -> ResultT:
+        """The whole answer, once the stream has been read to its end."""
+        if self._result is None:
+            raise RuntimeError("the stream is not finished: iterate it to the end or call text()")
+        return self._result
+
+    def text(self) -> str:
+        """Read the rest of the stream and return all of its text."""
+        for _ in self._chunks:
+            pass
+        return "".join(self._pieces)
+
+    # -- the wire --------------------------------------------------------
+    def _read_bytes(self) -> Iterator[bytes]:
+        raw = self._response.raw
+        read1 = getattr(raw, "read1", None)  # urllib3 >= 2.3: whatever has arrived
+        if read1 is not None:
+
+            def read() -> bytes:
+                return read1(65536, decode_content=True)  # type: ignore[no-any-return]
+
+        else:  # older urllib3: yields each HTTP chunk as it arrives
+            pieces = self._response.iter_content(None)
+
+            def read() -> bytes:
+                return next(pieces, b"")
+
+        total = 0
+        while True:
+            try:
+                data = read()
+            except Exception as exc:  # any failure to read is a cut stream
+                raise self._read_failure(exc) from exc
+            if not data:
+                return
+            total += len(data)
+            if total > self._max_bytes:
+                raise MalformedResponseError(
+                    f"{self._what}: the response exceeded max_response_bytes="
+                    f"{self._max_bytes}; stopped reading"
+                )
+            yield data
+
+    def _read_failure(self, exc: Exception) -> LMStudioError:
+        partial = "".join(self._pieces)
+        if _is_timeout(exc):
+            return RequestTimeoutError(
+                f"{self._what}: no data from the server for {self._read_timeout:g} s "
+                f"after {len(partial)} characters; raise LMSTUDIO_TIMEOUT or pass timeout="
+            )
+        return StreamError(
+            f"{self._what}: the connection broke after {len(partial)} characters "
+            f"({type(exc).__name__}); the answer is incomplete",
+            partial=partial,
+        )
+
+    def _generate(self) -> Iterator[ChunkT]:
+        try:
+            for event, data in iter_sse(self._read_bytes()):
+                if data == "[DONE]":
+                    self._complete = True
+                    break
+                try:
+                    obj = json.loads(data)
+                except ValueError:
+                    raise MalformedResponseError(
+                        f"{self._what}: a data line is not JSON: {_quote(data)}"
+                    ) from None
+                if not isinstance(obj, dict):
+                    raise MalformedResponseError(
+                        f"{self._what}: a data line is not a JSON object: {_quote(data)}"
+                    )
+                if event == "error" or obj.get("error"):
+                    raise error_from_response(200, obj)
+                if self.time_to_first_chunk is None:
+                    self.time_to_first_chunk = self._clock() - self._started
+                self._last = obj
+                self._id = obj.get("id", self._id)
+                self._model = obj.get("model", self._model)
+                usage = obj.get("usage")
+                if usage:
+                    self._usage = Usage.from_json(usage)
+                yield self._parse(obj)
+            if not self._complete and self._finish_reason is None:
+                partial = "".join(self._pieces)
+                raise StreamError(
+                    f"{self._what}: the server ended the stream without [DONE] or a "
+                    f"finish_reason after {len(partial)} characters; the answer is "
+                    "incomplete",
+                    partial=partial,
+                )
+            self._complete = True
+            tail = self._flush()
+            if tail is not None:
+                yield tail
+            self._result = self._build()
+        finally:
+            self.close()
+
+    # -- what subclasses fill in -----------------------------------------
+    def _parse(self, obj: JSONDict) -> ChunkT:
+        raise NotImplementedError
+
+    def _flush(self) -> ChunkT | None:
+        return None
+
+    def _build(self) -> ResultT:
+        raise NotImplementedError
+
+
+_StreamT = TypeVar("_StreamT", bound="_Stream[Any, Any]")
+
+
+class ChatStream(_Stream[ChatChunk, ChatResponse]):
+    """Chunks of a chat answer; ``response`` is the assembled :class:`ChatResponse`."""
+
+    _what = "chat stream"
+
+    def __init__(
+        self, response: requests.Response, *, split_think: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(response, **kwargs)
+        self._reasoning: list[str] = []
+        self._calls: dict[int, JSONDict] = {}
+        self._splitter = _ThinkSplitter() if split_think else None
+
+    def _parse(self, obj: JSONDict) -> ChatChunk:
+        choices = obj.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):  # the usage chunk has no choices
+            return ChatChunk(usage=self._usage if obj.get("usage") else None, raw=obj)
+        delta = choice.get("delta")
+        delta = delta if isinstance(delta, dict) else {}
+        content, reasoning = _text(delta.get("content")), _delta_reasoning(delta)
+        finish = choice.get("finish_reason")
+        if self._splitter is not None:
+            content, thought = self._splitter.feed(content)
+            reasoning += thought
+            if finish is not None:
+                more_content, more_thought = self._splitter.flush()
+                content, reasoning = content + more_content, reasoning + more_thought
+        if content:
+            self._pieces.append(content)
+        if reasoning:
+            self._reasoning.append(reasoning)
+        calls = delta.get("tool_calls")
+        calls = calls if isinstance(calls, list) else []
+        for piece in calls:
+            self._add_call_piece(piece)
+        if finish is not None:
+            self._finish_reason = finish
+        usage = self._usage if obj.get("usage") else None
+        return ChatChunk(content, reasoning, calls, finish, usage, obj)
+
+    def _add_call_piece(self, piece: Any) -> None:
+        """Tool calls arrive in pieces keyed by index: the first names, the rest append."""
+        if not isinstance(piece, dict):
+            return
+        index = piece.get("index")
+        index = index if isinstance(index, int) else len(self._calls)
+        function = piece.get("function")
+        function = function if isinstance(function, dict) else {}
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        call = self._calls.get(index)
+        if call is None:
+            self._calls[index] = _tool_call(piece)
+            return
+        if arguments:
+            call["function"]["arguments"] += arguments
+        call["id"] = call["id"] or piece.get("id")
+        call["function"]["name"] = call["function"]["name"] or function.get("name")
+
+    def _flush(self) -> ChatChunk | None:
+        if self._splitter is None:
+            return None
+        content, reasoning = self._splitter.flush()
+        if not content and not reasoning:
+            return None
+        if content:
+            self._pieces.append(content)
+        if reasoning:
+            self._reasoning.append(reasoning)
+        return ChatChunk(content=content, reasoning=reasoning)
+
+    def _build(self) -> ChatResponse:
+        return ChatResponse(
+            id=self._id,
+            model=self._model,
+            content="".join(self._pieces),
+            reasoning="".join(self._reasoning),
+            tool_calls=[self._calls[i] for i in sorted(self._calls)],
+            finish_reason=self._finish_reason,
+            usage=self._usage,
+            raw=self._last,
+        )
+
+
+class CompletionStream(_Stream[CompletionChunk, CompletionResponse]):
+    """Chunks of a text completion; ``response`` is the whole :class:`CompletionResponse`."""
+
+    _what = "completion stream"
+
+    def _parse(self, obj: JSONDict) -> CompletionChunk:
+        choices = obj.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        usage = self._usage if obj.get("usage") else None
+        if not isinstance(choice, dict):
+            return CompletionChunk(usage=usage, raw=obj)
+        text = _text(choice.get("text"))
+        if text:
+            self._pieces.append(text)
+        finish = choice.get("finish_reason")
+        if finish is not None:
+            self._finish_reason = finish
+        return CompletionChunk(text, finish, usage, obj)
+
+    def _build(self) -> CompletionResponse:
+        return CompletionResponse(
+            id=self._id,
+            model=self._model,
+            text="".join(self._pieces),
+            finish_reason=self._finish_reason,
+            usage=self._usage,
+            raw=self._last,
+        )
+
+
+# ============================================================================
+# Client
+# ============================================================================
+
+
+def _check_messages(messages: Any) -> list[JSONDict]:
+    """A string is one user message; anything else must be a list of role dicts."""
+    if isinstance(messages, str):
+        if not messages:
+            raise ValueError("messages must not be empty")
+        return [{"role": "user", "content": messages}]
+    if not isinstance(messages, (list, tuple)):
+        raise ValueError(
+            f"messages must be a string or a list of dicts, not {type(messages).__name__}"
+        )
+    if not messages:
+        raise ValueError("messages must not be empty")
+    checked = []
+    for position, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise ValueError(f"messages[{position}] must be a dict, not {type(message).__name__}")
+        role = message.get("role")
+        if role is None:
+            raise ValueError(f"messages[{position}] has no 'role'")
+        if role not in VALID_ROLES:
+            raise ValueError(
+                f"messages[{position}] has role {role!r}; use one of "
+                f"{', '.join(sorted(VALID_ROLES))}"
+            )
+        checked.append(dict(message))
+    return checked
+
+
+def _check_sampling(temperature: Any, max_tokens: Any) -> None:
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+            raise ValueError(f"temperature must be a number, not {temperature!r}")
+        if not math.isfinite(temperature):
+            raise ValueError(f"temperature must be finite, not {temperature!r}")
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise ValueError(f"max_tokens must be an integer, not {max_tokens!r}")
+        if max_tokens == 0 or max_tokens < -1:
+            raise ValueError(f"max_tokens must be >= 1, or -1 for no limit, not {max_tokens}")
+
+
+def _check_model_name(model: Any) -> None:
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a non-empty string, not {model!r}")
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the request cannot have reached the server (safe to retry).
+
+    requests wraps urllib3's errors; their class names are matched so this
+    file imports nothing but requests.
+    """
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    names = {cls.__name__ for cls in type(reason).__mro__}
+    return bool(names & {"NewConnectionError", "ConnectTimeoutError", "NameResolutionError"})
+
+
+def _connect_failure_reason(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service" in text or "resolution" in text or "nodename" in text:
+        return "host name not found"
+    if "timed out" in text:
+        return "connection timed out"
+    return "cannot connect"
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The server's requested delay, None when it asked for none, inf when unusable."""
+    value: float | None = None
+    milliseconds = headers.get("retry-after-ms")
+    header = headers.get("retry-after")
+    try:
+        if milliseconds is not None:
+            value = float(milliseconds) / 1000.0
+        elif header is not None:
+            try:
+                value = float(header)
+            except ValueError:
+                from email.utils import parsedate_to_datetime
+
+                when = parsedate_to_datetime(header)
+                value = max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return math.inf
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return math.inf
+    return value
+
+
+class LMStudioClient:
+    """A blocking client for one LM Studio server, over one ``requests.Session``.
+
+    Safe to share across threads. ``LMStudioClient()`` reads the environment;
+    keyword arguments override it (see :class:`LMStudioConfig`). ``sleep``,
+    ``rng`` and ``clock`` are seams for tests: nothing there needs to wait.
+    """
+
+    def __init__(
+        self,
+        config: LMStudioConfig | None = None,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **overrides: Any,
+    ) -> None:
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if config is None:
+            config = LMStudioConfig.from_env(**given)
+        elif given:
+            from dataclasses import replace
+
+            config = replace(config, **given)
+        self.config = config
+        self._session = session if session is not None else requests.Session()
+        self._owns_session = session is None
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+        self._cache = TTLCache(config.cache_ttl, clock=clock)
+        self._headers = {"User-Agent": USER_AGENT}
+        if config.api_key:
+            self._headers["Authorization"] = f"Bearer {config.api_key}"
+
+    def __repr__(self) -> str:
+        return f"LMStudioClient(base_url={self.config.base_url!r}, model={self.config.model!r})"
+
+    def __enter__(self) -> LMStudioClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections (only those of a session this client made)."""
+        if self._owns_session:
+            self._session.close()
+
+    def clear_cache(self) -> None:
+        """Forget the model list, e.g. after loading a model outside this client."""
+        self._cache.clear()
+
+    # -- models ----------------------------------------------------------
+    def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """Every model the server knows, from the richest route it speaks.
+
+        Asks ``/api/v1/models`` (LM Studio 0.4+), then ``/api/v0/models``, then
+        the OpenAI ``/v1/models``; the route that answered is remembered.
+        Cached for ``cache_ttl`` seconds; ``refresh=True`` asks again.
+        """
+        if refresh:
+            self._cache.pop("models")
+        return list(self._cache.get_or_load("models", self._fetch_models))
+
+    def _fetch_models(self) -> tuple[ModelInfo, ...]:
+        remembered = self._cache.get("models_route")
+        routes = sorted(MODEL_ROUTES, key=lambda route: route[0] != remembered)
+        for position, (path, parse) in enumerate(routes):
+            last = position == len(routes) - 1
+            try:
+                body = self._request_json("GET", path)
+            except NotFoundError as exc:
+                if isinstance(exc, ModelNotFoundError) or last:
+                    raise
+                continue  # an older or non-LM Studio server: try the next route
+            models = parse(body)
+            if models is not None:
+                self._cache.set("models_route", path)
+                return tuple(models)
+        raise MalformedResponseError(  # only when the OpenAI route was remembered
+            f"no model list at {self.config.base_url}: none of "
+            f"{', '.join(path for path, _ in MODEL_ROUTES)} answered with one"
+        )
+
+    def get_model(self, model_id: str) -> ModelInfo:
+        """One model from the (cached) list; a miss names the closest ids."""
+        models = self.list_models()
+        for model in models:
+            if model.id == model_id:
+                return model
+        raise self._model_missing(model_id, [m.id for m in models])
+
+    def supports_model(self, model_id: str) -> bool:
+        """Whether the server lists ``model_id`` (from the cache when warm)."""
+        return any(model.id == model_id for model in self.list_models())
+
+    @staticmethod
+    def _model_missing(model_id: str, ids: Sequence[str]) -> ModelNotFoundError:
+        import difflib
+
+        close = difflib.get_close_matches(model_id, ids, n=3, cutoff=0.3)
+        if close:
+            known = "did you mean " + ", ".join(repr(i) for i in close) + "?"
+        elif ids:
+            known = "available: " + ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+        else:
+            known = "the server lists no models"
+        return ModelNotFoundError(
+            f"model {model_id!r} is not on the server; {known}",
+            code="model_not_found",
+        )
+
+    def _pick_model(self, model: str | None, *, embedding: bool = False) -> str:
+        """Explicit model > config.model > the first loaded model of the right kind."""
+        if model is not None:
+            _check_model_name(model)
+            return model
+        if self.config.model is not None:
+            return self.config.model
+        models = self.list_models()
+        fitting = [m for m in models if m.is_embedding == embedding]
+        loaded = [m for m in fitting if m.is_loaded]
+        if loaded:
+            return loaded[0].id
+        if models and all(m.state is None for m in models):
+            # A plain OpenAI server reports neither type nor state: every listed
+            # model is servable, so take the likeliest kind, else the first.
+            return (fitting or models)[0].id
+        kind = "embedding model" if embedding else "language model"
+        downloaded = ", ".join(m.id for m in fitting[:5])
+        raise NoModelLoadedError(
+            f"no {kind} is loaded at {self.config.base_url}"
+            + (f" (downloaded: {downloaded})" if downloaded else "")
+            + f"; {NoModelLoadedError.hint}"
+        )
+
+    # -- generation --------------------------------------------------------
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        split_think: bool | None = None,
+        timeout: float | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """One chat completion. ``params`` pass through (``top_p``, ``ttl``, ...)."""
+        payload = self._chat_payload(
+            messages,
+            model,
+            temperature,
+            max_tokens,
+            stop,
+            seed,
+            tools,
+            tool_choice,
+            response_format,
+            extra_body,
+            params,
+        )
+        body = self._request_json("POST", "/v1/chat/completions", payload, timeout=timeout)
+        return _parse_chat(body, self._split_think(split_think))
+
+    def chat_stream(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        split_think: bool | None = None,
+        include_usage: bool = True,
+        timeout: float | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> ChatStream:
+        """Like :meth:`chat`, token by token. The request is sent before this
+        returns, so connection and HTTP errors raise here, not in the loop."""
+        payload = self._chat_payload(
+            messages,
+            model,
+            temperature,
+            max_tokens,
+            stop,
+            seed,
+            tools,
+            tool_choice,
+            response_format,
+            extra_body,
+            params,
+        )
+        self._stream_options(payload, include_usage)
+        started = self._clock()
+        response, read_timeout = self._open_stream("/v1/chat/completions", payload, timeout)
+        return ChatStream(
+            response,
+            split_think=self._split_think(split_think),
+            read_timeout=read_timeout,
+            max_bytes=self.config.max_response_bytes,
+            started=started,
+            clock=self._clock,
+        )
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        timeout: float | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> CompletionResponse:
+        """A raw text completion: the prompt goes to the model without a chat template."""
+        payload = self._completion_payload(
+            prompt, model, temperature, max_tokens, stop, seed, extra_body, params
+        )
+        body = self._request_json("POST", "/v1/completions", payload, timeout=timeout)
+        return _parse_completion(body)
+
+    def complete_stream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        include_usage: bool = True,
+        timeout: float | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> CompletionStream:
+        """Like :meth:`complete`, piece by piece."""
+        payload = self._completion_payload(
+            prompt, model, temperature, max_tokens, stop, seed, extra_body, params
+        )
+        self._stream_options(payload, include_usage)
+        started = self._clock()
+        response, read_timeout = self._open_stream("/v1/completions", payload, timeout)
+        return CompletionStream(
+            response,
+            read_timeout=read_timeout,
+            max_bytes=self.config.max_response_bytes,
+            started=started,
+            clock=self._clock,
+        )
+
+    def embed(
+        self,
+        input: str | Sequence[str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> EmbeddingResponse:
+        """Vectors for one text or a list of texts, in input order."""
+        texts = [input] if isinstance(input, str) else input
+        if not isinstance(texts, (list, tuple)) or not texts:
+            raise ValueError("input must be a string or a non-empty list of strings")
+        if not all(isinstance(text, str) for text in texts):
+            raise ValueError("input must contain only strings")
+        payload: JSONDict = {
+            "model": self._pick_model(model, embedding=True),
+            "input": input if isinstance(input, str) else list(texts),
+        }
+        payload.update(extra_body or {})
+        body = self._request_json("POST", "/v1/embeddings", payload, timeout=timeout)
+        return _parse_embeddings(body, len(texts))
+
+    def is_available(self) -> bool:
+        """A quick probe of ``/v1/models``; never raises for a missing server."""
+        try:
+            self._request_json(
+                "GET", "/v1/models", timeout=min(self.config.timeout, 5.0), retries=0
+            )
+        except LMStudioError:
+            return False
+        return True
+
+    # -- payloads ------------------------------------------------------------
+    def _split_think(self, value: bool | None) -> bool:
+        return self.config.split_think if value is None else value
+
+    @staticmethod
+    def _stream_options(payload: JSONDict, include_usage: bool) -> None:
+        payload["stream"] = True
+        if include_usage:
+            options = dict(payload.get("stream_options") or {})
+            options.setdefault("include_usage", True)
+            payload["stream_options"] = options
+
+    def _chat_payload(
+        self,
+        messages: Messages,
+        model: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        stop: str | Sequence[str] | None,
+        seed: int | None,
+        tools: Sequence[Mapping[str, Any]] | None,
+        tool_choice: str | Mapping[str, Any] | None,
+        response_format: Mapping[str, Any] | None,
+        extra_body: Mapping[str, Any] | None,
+        params: Mapping[str, Any],
+    ) -> JSONDict:
+        checked = _check_messages(messages)
+        _check_sampling(temperature, max_tokens)
+        options = {
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "stop": stop,
+            "seed": seed,
+            "tools": list(tools) if tools is not None else None,
+            "tool_choice": tool_choice,
+            "response_format": response_format,
+        }
+        payload: JSONDict = {"model": self._pick_model(model), "messages": checked}
+        return _merge_options(payload, options, params, extra_body)
+
+    def _completion_payload(
+        self,
+        prompt: str,
+        model: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        stop: str | Sequence[str] | None,
+        seed: int | None,
+        extra_body: Mapping[str, Any] | None,
+        params: Mapping[str, Any],
+    ) -> JSONDict:
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a string, not {type(prompt).__name__}")
+        _check_sampling(temperature, max_tokens)
+        options = {"temperature": temperature, "max_tokens": max_tokens, "stop": stop, "seed": seed}
+        payload: JSONDict = {"model": self._pick_model(model), "prompt": prompt}
+        return _merge_options(payload, options, params, extra_body)
+
+    # -- the one request helper --------------------------------------------
+    def _request_json(
+        self,
+        method: str,
+        path: str,
+        payload: JSONDict | None = None,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> Any:
+        """Send, read within the size limit, parse, and check for an error body."""
+        response, read_timeout = self._send(method, path, payload, timeout=timeout, retries=retries)
+        data = self._read_body(response, read_timeout)
+        if not data.strip():
+            raise MalformedResponseError(
+                f"{method} {path}: empty body (HTTP {response.status_code}); expected JSON"
+            )
+        try:
+            body = json.loads(data)
+        except ValueError:  # includes invalid UTF-8
+            raise MalformedResponseError(
+                f"{method} {path}: the body is not JSON (HTTP {response.status_code}): "
+                f"{_quote(data.decode('utf-8', 'replace'))}"
+            ) from None
+        if isinstance(body, dict) and body.get("error"):  # LM Studio's "200 but error"
+            raise self._scrub(error_from_response(response.status_code, body))
+        return body
+
+    def _open_stream(
+        self, path: str, payload: JSONDict, timeout: float | None
+    ) -> tuple[requests.Response, float]:
+        """Send a streaming request; an error answer raises before any chunk."""
+        response, read_timeout = self._send(
+            "POST", path, payload, timeout=timeout, accept="text/event-stream"
+        )
+        content_type = response.headers.get("Content-Type", "")
+        if "json" in content_type:  # an error body, or a server that ignored stream=true
+            data = self._read_body(response, read_timeout)
+            try:
+                body = json.loads(data)
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and body.get("error"):
+                raise self._scrub(error_from_response(response.status_code, body))
+            raise MalformedResponseError(
+                f"POST {path}: expected an event stream, got {content_type}: "
+                f"{_quote(data.decode('utf-8', 'replace'))}"
+            )
+        return response, read_timeout
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        payload: JSONDict | None = None,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+        accept: str = "application/json",
+    ) -> tuple[requests.Response, float]:
+        """Send with retries; returns a 2xx response whose body is not read yet.
+
+        Retried: connections that never reached the server, 429/502/503/504
+        (honouring Retry-After), read timeouts of GETs (and of POSTs when
+        ``retry_on_timeout``). Everything else raises the mapped error at once.
+        """
+        url = self.config.base_url + path
+        read_timeout = self.config.timeout if timeout is None else float(timeout)
+        if not read_timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, not {timeout!r}")
+        attempts = 1 + (self.config.max_retries if retries is None else retries)
+        headers = {**self._headers, "Accept": accept}
+        for attempt in range(1, attempts + 1):
+            started = self._clock()
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    json=payload,
+                    headers=headers,
+                    timeout=(self.config.connect_timeout, read_timeout),
+                    stream=True,
+                )
+            except requests.RequestException as exc:
+                error, retryable = self._transport_error(exc, method, path, read_timeout, attempt)
+                log.debug(
+                    "%s %s -> %s in %.3fs (attempt %d/%d)",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    self._clock() - started,
+                    attempt,
+                    attempts,
+                )
+                if retryable and attempt < attempts:
+                    self._sleep(self._backoff(attempt))
+                    continue
+                raise error from exc
+            status = response.status_code
+            log.debug(
+                "%s %s -> %d in %.3fs (attempt %d/%d)",
+                method,
+                path,
+                status,
+                self._clock() - started,
+                attempt,
+                attempts,
+            )
+            if status < 400:
+                return response, read_timeout
+            error = self._error_answer(response, read_timeout, attempt)
+            if status in RETRY_STATUSES and type(error) in (RateLimitError, ServerError):
+                delay = retry_after_seconds(response.headers)
+                if delay is not None and delay > MAX_RETRY_AFTER:
+                    wanted = response.headers.get("retry-after-ms") or response.headers.get(
+                        "retry-after"
+                    )
+                    error.args = (
+                        f"{error}; the server asked to wait {wanted!r}, more than "
+                        f"{MAX_RETRY_AFTER:g} s: try again later",
+                    )
+                    raise error
+                if attempt < attempts:
+                    self._sleep(self._backoff(attempt) if delay is None else delay)
+                    continue
+            raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: spreads out clients that failed together."""
+        return self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
+
+    def _error_answer(
+        self, response: requests.Response, read_timeout: float, attempt: int
+    ) -> APIError:
+        try:
+            data = self._read_body(response, read_timeout)
+        except LMStudioError:
+            data = b""
+        text = data.decode("utf-8", "replace")
+        try:
+            body = json.loads(text) if text.strip() else None
+        except ValueError:
+            body = None
+        error = error_from_response(
+            response.status_code, body, text=text, reason=response.reason or "", attempts=attempt
+        )
+        return self._scrub(error)
+
+    def _transport_error(
+        self,
+        exc: requests.RequestException,
+        method: str,
+        path: str,
+        read_timeout: float,
+        attempt: int,
+    ) -> tuple[LMStudioError, bool]:
+        """The error to raise for a failure below HTTP, and whether to retry it."""
+        base = self.config.base_url
+        tries = f", after {attempt} attempts" if attempt > 1 else ""
+        if isinstance(exc, requests.ConnectTimeout) or (
+            isinstance(exc, requests.ConnectionError) and _never_connected(exc)
+        ):
+            reason = _connect_failure_reason(exc)
+            message = f"cannot reach LM Studio at {base} ({reason}{tries}); {START_SERVER_ADVICE}"
+            return ServerUnreachableError(message), True
+        if isinstance(exc, requests.Timeout):
+            message = (
+                f"{method} {path}: LM Studio at {base} sent nothing for {read_timeout:g} s"
+                f"{tries}; a model loading just in time can take minutes: "
+                "raise LMSTUDIO_TIMEOUT or pass timeout="
+            )
+            retry = method == "GET" or self.config.retry_on_timeout
+            return RequestTimeoutError(message), retry
+        if isinstance(exc, requests.ConnectionError):
+            message = (
+                f"{method} {path}: LM Studio at {base} closed the connection without "
+                f"an answer ({type(exc).__name__}{tries})"
+            )
+            return ServerUnreachableError(message), method == "GET"
+        return LMStudioError(f"{method} {path}: request failed: {_one_line(str(exc))}"), False
+
+    def _read_body(self, response: requests.Response, read_timeout: float) -> bytes:
+        """The whole body, refusing one larger than ``max_response_bytes`` early."""
+        limit = self.config.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise MalformedResponseError(
+                f"the response is {declared} bytes, more than max_response_bytes={limit}"
+            )
+        pieces = []
+        size = 0
+        try:
+            for piece in response.iter_content(65536):
+                size += len(piece)
+                if size > limit:
+                    raise MalformedResponseError(
+                        f"the response exceeded max_response_bytes={limit}; stopped reading"
+                    )
+                pieces.append(piece)
+        except requests.RequestException as exc:
+            if _is_timeout(exc):
+                raise RequestTimeoutError(
+                    f"LM Studio stopped sending the body for {read_timeout:g} s"
+                ) from exc
+            raise ServerUnreachableError(
+                f"the connection broke while reading the body ({type(exc).__name__})"
+            ) from exc
+        finally:
+            response.close()
+        return b"".join(pieces)
+
+    def _scrub(self, error: APIError) -> APIError:
+        """Keep the API key out of messages, even if a server echoes it back."""
+        key = self.config.api_key
+        if key and key in str(error):
+            error.args = (str(error).replace(key, "<api key>"),)
+        return error
+
+
+def _merge_options(
+    payload: JSONDict,
+    options: Mapping[str, Any],
+    params: Mapping[str, Any],
+    extra_body: Mapping[str, Any] | None,
+) -> JSONDict:
+    """Options that are None are not sent; ``extra_body`` is sent as given, last."""
+    for source in (options, params):
+        for name, value in source.items():
+            if value is not None:
+                payload[name] = value
+    if extra_body:
+        payload.update(extra_body)
+    return payload
+
+
+def _models_v1(body: Any) -> list[ModelInfo] | None:
+    models = body.get("models") if isinstance(body, dict) else None
+    if not isinstance(models, list):
+        return None
+    return [ModelInfo.from_v1(m) for m in models if isinstance(m, dict)]
+
+
+def _models_v0(body: Any) -> list[ModelInfo] | None:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        return None
+    return [ModelInfo.from_v0(m) for m in data if isinstance(m, dict)]
+
+
+def _models_openai(body: Any) -> list[ModelInfo] | None:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise MalformedResponseError(f"GET /v1/models: no 'data' list in {_quote(body)}")
+    return [ModelInfo.from_openai(m) for m in data if isinstance(m, dict)]
+
+
+#: Where the model list lives, richest first, with the parser for each shape.
+MODEL_ROUTES: tuple[tuple[str, Callable[[Any], list[ModelInfo] | None]], ...] = (
+    ("/api/v1/models", _models_v1),
+    ("/api/v0/models", _models_v0),
+    ("/v1/models", _models_openai),
+)
+
+
+# ============================================================================
+# Command line
+# ============================================================================
+
+
+def _build_parser() -> Any:
+    import argparse
+
+    def add_common(parser: argparse.ArgumentParser, default: Any) -> None:
+        # On the main parser and on each subcommand, so options go either side of
+        # the command; SUPPRESS keeps a subcommand from erasing an earlier value.
+        parser.add_argument(
+            "--base-url", default=default, help=f"server root (default: {DEFAULT_BASE_URL})"
+        )
+        parser.add_argument("--model", default=default, help="model id (default: a loaded one)")
+        parser.add_argument(
+            "--json", action="store_true", default=default or False, help="print raw JSON"
+        )
+
+    parser = argparse.ArgumentParser(
+        prog="lmstudio-provider", description="Talk to LM Studio's local server."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_common(parser, None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {}
+    for name, what in (
+        ("models", "list the server's models"),
+        ("health", "check that the server answers"),
+        ("chat", "chat with a model (streams the answer)"),
+        ("complete", "complete raw text, without a chat template"),
+        ("embed", "print the embedding of a text as JSON"),
+    ):
+        commands[name] = sub.add_parser(name, help=what, description=what)
+        add_common(commands[name], argparse.SUPPRESS)
+    for name in ("chat", "complete"):
+        command = commands[name]
+        command.add_argument("prompt")
+        command.add_argument("--max-tokens", type=int)
+        command.add_argument("--temperature", type=float)
+        command.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    commands["chat"].add_argument("--system", help="a system message to send first")
+    commands["chat"].add_argument(
+        "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
+    )
+    commands["embed"].add_argument("text")
+    return parser
+
+
+def _print_models(client: LMStudioClient, as_json: bool) -> None:
+    models = client.list_models()
+    if as_json:
+        print(json.dumps([m.raw for m in models], indent=2))
+        return
+    if not models:
+        print("no models (download one in LM Studio or with `lms get`)")
+        return
+    rows = [("ID", "TYPE", "STATE", "CONTEXT", "QUANT")]
+    for m in models:
+        context = m.loaded_context_length or m.max_context_length
+        rows.append(
+            (m.id, m.type or "-", m.state or "-", str(context or "-"), m.quantization or "-")
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _run_generation(client: LMStudioClient, args: Any) -> None:
+    options = {"model": args.model, "max_tokens": args.max_tokens, "temperature": args.temperature}
+    if args.command == "chat":
+        messages: list[JSONDict] = [{"role": "user", "content": args.prompt}]
+        if args.system:
+            messages.insert(0, {"role": "system", "content": args.system})
+        if args.json or args.no_stream:
+            reply = client.chat(messages, **options)
+            if args.json:
+                print(json.dumps(reply.raw, indent=2))
+                return
+            if args.show_reasoning and reply.reasoning:
+                print(reply.reasoning, file=sys.stderr)
+            print(reply.content)
+            return
+        with client.chat_stream(messages, **options) as stream:
+            for chunk in stream:
+                if args.show_reasoning and chunk.reasoning:
+                    sys.stderr.write(chunk.reasoning)
+                    sys.stderr.flush()
+                if chunk.content:
+                    sys.stdout.write(chunk.content)
+                    sys.stdout.flush()
+        print()
+        return
+    if args.json or args.no_stream:
+        done = client.complete(args.prompt, **options)
+        print(json.dumps(done.raw, indent=2) if args.json else done.text)
+        return
+    with client.complete_stream(args.prompt, **options) as pieces:
+        for piece in pieces:
+            sys.stdout.write(piece.text)
+            sys.stdout.flush()
+    print()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (1 for errors, 2 for usage)."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        with LMStudioClient(base_url=args.base_url) as client:
+            if args.command == "models":
+                _print_models(client, args.json)
+            elif args.command == "health":
+                models = client.list_models(refresh=True)
+                counts = f"{len(models)} model(s)"
+                if any(m.state is not None for m in models):
+                    counts += f", {sum(1 for m in models if m.is_loaded)} loaded"
+                print(f"ok: LM Studio answers at {client.config.base_url} ({counts})")
+            elif args.command == "embed":
+                result = client.embed(args.text, model=args.model)
+                print(json.dumps(result.raw if args.json else result.embeddings[0]))
+            else:
+                _run_generation(client, args)
+    except LMStudioError as exc:
+        print(f"lmstudio-provider: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the half-written line
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1261 @@
+"""Tests for lmstudio_provider: HTTP is mocked with `responses`; faults that
+`responses` cannot play (slow servers, cut sockets) use a stdlib server on
+127.0.0.1; the integration tier runs a real llama.cpp server (xllamacpp)."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+import lmstudio_provider as lp
+
+BASE = "http://lms.test:1234"
+SECRET = "sk-lm-SENTINEL:do-not-leak-0123456789"
+
+
+# ----------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A clock the tests move by hand, so TTLs expire without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Sleeps(list):  # type: ignore[type-arg]
+    """Records requested sleeps instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def make_client(**overrides: Any) -> lp.LMStudioClient:
+    overrides.setdefault("base_url", BASE)
+    overrides.setdefault("max_retries", 0)
+    overrides.setdefault("sleep", Sleeps())
+    return lp.LMStudioClient(lp.LMStudioConfig.from_env(environ={}), **overrides)
+
+
+def chat_body(content: str = "Hello!", **extra: Any) -> dict[str, Any]:
+    message = {"role": "assistant", "content": content}
+    message.update(extra.pop("message", {}))
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "qwen2.5-7b-instruct",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    }
+    body.update(extra)
+    return body
+
+
+V0_MODELS = {
+    "object": "list",
+    "data": [
+        {
+            "id": "qwen2.5-7b-instruct",
+            "object": "model",
+            "type": "llm",
+            "publisher": "lmstudio-community",
+            "arch": "qwen2",
+            "compatibility_type": "gguf",
+            "quantization": "Q4_K_M",
+            "state": "loaded",
+            "max_context_length": 32768,
+            "loaded_context_length": 4096,
+            "capabilities": ["tool_use"],
+        },
+        {
+            "id": "text-embedding-nomic-embed-text-v1.5",
+            "object": "model",
+            "type": "embeddings",
+            "publisher": "nomic-ai",
+            "arch": "nomic-bert",
+            "compatibility_type": "gguf",
+            "quantization": "Q4_K_M",
+            "state": "loaded",
+            "max_context_length": 2048,
+        },
+        {
+            "id": "llama-3.2-1b-instruct",
+            "object": "model",
+            "type": "llm",
+            "state": "not-loaded",
+            "max_context_length": 131072,
+        },
+    ],
+}
+
+UNEXPECTED = {"error": "Unexpected endpoint or method. (GET /api/v1/models)"}
+
+
+def mock_v0_models(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{BASE}/api/v1/models", json=UNEXPECTED)
+    rsps.get(f"{BASE}/api/v0/models", json=V0_MODELS)
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def client() -> Iterator[lp.LMStudioClient]:
+    with make_client() as c:
+        yield c
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up on purpose is not news
+
+
+def serve(handler: Callable[[BaseHTTPRequestHandler], None]) -> tuple[str, Callable[[], None]]:
+    """Run ``handler`` for every request on a real socket; returns (url, stop)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            handler(self)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = _QuietServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return f"http://127.0.0.1:{server.server_address[1]}", stop
+
+
+def read_request_body(handler: BaseHTTPRequestHandler) -> Any:
+    length = int(handler.headers.get("Content-Length") or 0)
+    raw = handler.rfile.read(length) if length else b""
+    return json.loads(raw) if raw else None
+
+
+def send_chunked_head(handler: BaseHTTPRequestHandler, content_type: str) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+
+
+def write_chunk(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+    handler.wfile.flush()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ----------------------------------------------------------------------------
+# config
+# ----------------------------------------------------------------------------
+
+
+def test_config_defaults_without_environment() -> None:
+    config = lp.LMStudioConfig.from_env(environ={})
+    assert config.base_url == "http://localhost:1234"
+    assert config.api_key is None
+    assert config.model is None
+    assert config.timeout == 300.0
+    assert config.connect_timeout == 5.0
+    assert config.max_retries == 2
+    assert config.cache_ttl == 300.0
+    assert config.max_response_bytes == 64 * 1024 * 1024
+    assert config.retry_on_timeout is False
+    assert config.split_think is False
+
+
+@pytest.mark.parametrize(
+    ("field", "variable", "raw", "expected"),
+    [
+        ("base_url", "LMSTUDIO_BASE_URL", "http://a:1/v1", "http://a:1"),
+        ("base_url", "LMSTUDIO_ENDPOINT", "http://b:2", "http://b:2"),
+        ("base_url", "LM_STUDIO_API_BASE", "http://c:3/v1/", "http://c:3"),
+        ("api_key", "LMSTUDIO_API_KEY", "k1", "k1"),
+        ("api_key", "LM_API_TOKEN", "k2", "k2"),
+        ("api_key", "LMSTUDIO_API_TOKEN", "k3", "k3"),
+        ("api_key", "LM_STUDIO_API_KEY", "k4", "k4"),
+        ("model", "LMSTUDIO_MODEL", "qwen", "qwen"),
+        ("timeout", "LMSTUDIO_TIMEOUT", "12.5", 12.5),
+        ("connect_timeout", "LMSTUDIO_CONNECT_TIMEOUT", "0.5", 0.5),
+        ("max_retries", "LMSTUDIO_MAX_RETRIES", "0", 0),
+        ("max_retries", "LMSTUDIO_MAX_RETRIES", "5", 5),
+        ("cache_ttl", "LMSTUDIO_CACHE_TTL", "0", 0.0),
+        ("max_response_bytes", "LMSTUDIO_MAX_RESPONSE_BYTES", "1024", 1024),
+        ("retry_on_timeout", "LMSTUDIO_RETRY_ON_TIMEOUT", "yes", True),
+        ("split_think", "LMSTUDIO_SPLIT_THINK", "1", True),
+    ],
+)
+def test_each_variable_is_read(field: str, variable: str, raw: str, expected: Any) -> None:
+    config = lp.LMStudioConfig.from_env(environ={variable: raw})
+    assert getattr(config, field) == expected
+
+
+def test_first_variable_in_the_list_wins() -> None:
+    env = {"LM_STUDIO_API_KEY": "last", "LM_API_TOKEN": "second", "LMSTUDIO_API_KEY": "first"}
+    assert lp.LMStudioConfig.from_env(environ=env).api_key == "first"
+    env = {"LM_STUDIO_API_BASE": "http://late:1", "LMSTUDIO_ENDPOINT": "http://early:1"}
+    assert lp.LMStudioConfig.from_env(environ=env).base_url == "http://early:1"
+
+
+def test_explicit_override_beats_environment_and_none_means_not_given() -> None:
+    env = {"LMSTUDIO_TIMEOUT": "10", "LMSTUDIO_MODEL": "env-model"}
+    config = lp.LMStudioConfig.from_env(environ=env, timeout=20, model=None)
+    assert config.timeout == 20.0
+    assert config.model == "env-model"
+
+
+def test_empty_variable_counts_as_unset() -> None:
+    env = {"LMSTUDIO_API_KEY": "", "LM_API_TOKEN": "token", "LMSTUDIO_TIMEOUT": "  "}
+    config = lp.LMStudioConfig.from_env(environ=env)
+    assert config.api_key == "token"
+    assert config.timeout == 300.0
+
+
+def test_config_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMSTUDIO_MODEL", "from-os-environ")
+    assert lp.LMStudioConfig.from_env().model == "from-os-environ"
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("LMSTUDIO_TIMEOUT", "abc"),
+        ("LMSTUDIO_TIMEOUT", "-1"),
+        ("LMSTUDIO_TIMEOUT", "0"),
+        ("LMSTUDIO_TIMEOUT", "nan"),
+        ("LMSTUDIO_TIMEOUT", "inf"),
+        ("LMSTUDIO_CONNECT_TIMEOUT", "0"),
+        ("LMSTUDIO_MAX_RETRIES", "-1"),
+        ("LMSTUDIO_MAX_RETRIES", "2.5"),
+        ("LMSTUDIO_MAX_RETRIES", "many"),
+        ("LMSTUDIO_CACHE_TTL", "-5"),
+        ("LMSTUDIO_CACHE_TTL", "nan"),
+        ("LMSTUDIO_MAX_RESPONSE_BYTES", "0"),
+        ("LMSTUDIO_RETRY_ON_TIMEOUT", "maybe"),
+        ("LMSTUDIO_BASE_URL", "ftp://host:1234"),
+    ],
+)
+def test_bad_variable_names_itself_and_the_value(variable: str, raw: str) -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioConfig.from_env(environ={variable: raw})
+    assert variable in str(info.value)
+    assert raw in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_bad_override_names_the_field() -> None:
+    with pytest.raises(lp.ConfigError, match=r"timeout=-3 must be > 0"):
+        lp.LMStudioConfig.from_env(environ={}, timeout=-3)
+    with pytest.raises(lp.ConfigError, match=r"connect_timeout=.*finite"):
+        lp.LMStudioConfig(connect_timeout=math.nan)
+
+
+def test_unknown_override_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="unknown config option"):
+        lp.LMStudioConfig.from_env(environ={}, tiemout=3)
+
+
+@pytest.mark.parametrize(
+    ("given", "root"),
+    [
+        ("http://localhost:1234", "http://localhost:1234"),
+        ("http://localhost:1234/", "http://localhost:1234"),
+        ("http://localhost:1234/v1", "http://localhost:1234"),
+        ("http://localhost:1234/v1/", "http://localhost:1234"),
+        ("http://localhost:1234/api/v0", "http://localhost:1234"),
+        ("http://localhost:1234/api/v1/", "http://localhost:1234"),
+        ("localhost:1234", "http://localhost:1234"),
+        ("localhost:1234/v1", "http://localhost:1234"),
+        ("HTTPS://lms.example.com", "https://lms.example.com"),
+        ("  http://10.0.0.5:1234//  ", "http://10.0.0.5:1234"),
+        ("http://[::1]:1234/v1", "http://[::1]:1234"),
+    ],
+)
+def test_base_url_is_normalised_to_the_server_root(given: str, root: str) -> None:
+    assert lp.LMStudioConfig(base_url=given).base_url == root
+
+
+@pytest.mark.parametrize(
+    ("given", "complaint"),
+    [
+        ("ftp://localhost:1234", "scheme 'ftp'"),
+        ("ws://localhost:1234", "scheme 'ws'"),
+        ("http://", "no host"),
+        ("http://:1234", "no host"),
+        ("http://localhost:1234/v2", "path '/v2'"),
+        ("http://localhost:1234/openai/v1", "path '/openai/v1'"),
+        ("http://localhost:99999", "invalid port"),
+        ("http://localhost:1234/v1?x=1", "query"),
+        ("", "empty"),
+    ],
+)
+def test_bad_base_url_is_a_config_error(given: str, complaint: str) -> None:
+    with pytest.raises(lp.ConfigError, match=complaint.replace("(", r"\(")):
+        lp.LMStudioConfig(base_url=given)
+
+
+def test_api_key_never_in_repr() -> None:
+    config = lp.LMStudioConfig(api_key=SECRET)
+    client = lp.LMStudioClient(config)
+    for text in (repr(config), str(config), repr(client), str(client)):
+        assert SECRET not in text
+    assert "api_key=<set>" in repr(config)
+    assert "api_key=None" in repr(lp.LMStudioConfig())
+
+
+def test_client_builds_config_from_overrides_and_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LMSTUDIO_MODEL", "env-model")
+    monkeypatch.setenv("LMSTUDIO_TIMEOUT", "7")
+    client = lp.LMStudioClient(base_url="localhost:9999/v1", timeout=None)
+    assert client.config.base_url == "http://localhost:9999"
+    assert client.config.model == "env-model"
+    assert client.config.timeout == 7.0
+    ready = lp.LMStudioConfig(model="a")
+    assert lp.LMStudioClient(ready).config is ready
+    assert lp.LMStudioClient(ready, model="b").config.model == "b"
+
+
+# ----------------------------------------------------------------------------
+# the error table
+# ----------------------------------------------------------------------------
+
+ERROR_ROWS = [
+    # (status, body, expected class, words the message must contain)
+    (400, {"error": "bad things"}, lp.BadRequestError, "bad things (HTTP 400)"),
+    (422, {"error": {"message": "unprocessable"}}, lp.BadRequestError, "unprocessable"),
+    (401, {"error": "unauthorised"}, lp.AuthenticationError, "LMSTUDIO_API_KEY"),
+    (403, {"error": "forbidden"}, lp.PermissionDeniedError, "forbidden (HTTP 403)"),
+    (404, {"error": "nothing here"}, lp.NotFoundError, "nothing here"),
+    (429, {"error": "slow down"}, lp.RateLimitError, "slow down"),
+    (500, {"error": "exploded"}, lp.ServerError, "exploded (HTTP 500)"),
+    (503, {"error": "busy"}, lp.ServerError, "busy"),
+    (418, {"error": "teapot"}, lp.APIError, "teapot (HTTP 418)"),
+    (
+        200,
+        {"error": "Unexpected endpoint or method. (POST /chat/completions)"},
+        lp.EndpointNotFoundError,
+        "base URL is probably wrong",
+    ),
+    (
+        404,
+        {"error": "Unexpected endpoint or method. (GET /v2/models)"},
+        lp.EndpointNotFoundError,
+        "Unexpected endpoint",
+    ),
+    (
+        400,
+        {
+            "error": {
+                "message": 'Invalid model identifier "qwen-9000". Please specify a valid '
+                "downloaded model (e.g., qwen2.5-7b-instruct)",
+                "type": "invalid_request_error",
+                "param": "model",
+                "code": "model_not_found",
+            }
+        },
+        lp.ModelNotFoundError,
+        "qwen-9000",
+    ),
+    (404, {"error": 'Model "qwen-9000" not found'}, lp.ModelNotFoundError, "not found"),
+    (
+        400,
+        {"error": {"message": "whatever", "code": "model_not_found"}},
+        lp.ModelNotFoundError,
+        "whatever",
+    ),
+    (
+        404,
+        {
+            "error": "No models loaded. Please load a model in the developer page or use "
+            "the 'lms load' command."
+        },
+        lp.NoModelLoadedError,
+        "No models loaded",
+    ),
+    (
+        400,
+        {"error": 'Failed to load model "big-model". Error: out of memory'},
+        lp.ModelLoadError,
+        "Failed to load model",
+    ),
+    (500, {"error": "Model is unloaded."}, lp.ModelLoadError, "Model is unloaded"),
+    (
+        400,
+        {
+            "error": "The number of tokens to keep from the initial prompt is greater than "
+            "the context length (n_keep: 5000>= n_ctx: 4096). Try to load the model with "
+            "a larger context length, or provide a shorter input."
+        },
+        lp.ContextLengthExceededError,
+        "larger context length",
+    ),
+    (
+        200,
+        {
+            "error": {
+                "message": "Input does not fit in context length. The input has 9000 "
+                "tokens, but the context length only supports 4096 tokens."
+            },
+            "message": "Input does not fit in context length.",
+        },
+        lp.ContextLengthExceededError,
+        "does not fit",
+    ),
+    (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": "request (570 tokens) exceeds the available context size "
+                "(256 tokens), try increasing it",
+                "type": "exceed_context_size_error",
+            }
+        },
+        lp.ContextLengthExceededError,
+        "570 tokens",
+    ),
+    (
+        401,
+        {"error": {"message": "An LM Studio API token is required", "code": "invalid_api_key"}},
+        lp.AuthenticationError,
+        "API token is required",
+    ),
+    (
+        400,
+        {"error": "'response_format.type' must be 'json_schema' or 'text'"},
+        lp.BadRequestError,
+        "json_schema",
+    ),
+    (
+        404,
+        {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}},
+        lp.NotFoundError,
+        "File Not Found",
+    ),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "cls", "words"), ERROR_ROWS)
+def test_error_table_row(status: int, body: Any, cls: type, words: str) -> None:
+    error = lp.error_from_response(status, body)
+    assert type(error) is cls
+    assert words in str(error)
+    assert error.status_code == status
+    assert error.body == body
+    assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize(("status", "body", "cls", "words"), ERROR_ROWS)
+def test_error_table_row_through_the_client(
+    rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
+    status: int,
+    body: Any,
+    cls: type,
+    words: str,
+) -> None:
+    rsps.post(f"{BASE}/v1/chat/completions", json=body, status=status)
+    with pytest.raises(cls) as info:
+        client.chat("hi", model="m")
+    assert type(info.value) is cls
+    assert words in str(info.value)
+    assert info.value.body == body
+
+
+def test_error_hierarchy_lets_callers_catch_broadly() -> None:
+    assert issubclass(lp.ModelNotFoundError, lp.NotFoundError)
+    assert issubclass(lp.ContextLengthExceededError, lp.BadRequestError)
+    for cls in (
+        lp.ConfigError,
+        lp.ServerUnreachableError,
+        lp.RequestTimeoutError,
+        lp.APIError,
+        lp.MalformedResponseError,
+        lp.StreamError,
+    ):
+        assert issubclass(cls, lp.LMStudioError)
+    assert issubclass(lp.ServerUnreachableError, ConnectionError)
+    assert issubclass(lp.RequestTimeoutError, TimeoutError)
+    assert issubclass(lp.ConfigError, ValueError)
+
+
+def test_error_code_is_kept_and_numeric_codes_become_strings() -> None:
+    error = lp.error_from_response(400, {"error": {"message": "m", "code": "model_not_found"}})
+    assert error.code == "model_not_found"
+    error = lp.error_from_response(404, {"error": {"message": "m", "code": 404}})
+    assert error.code == "404"
+
+
+def test_html_error_page_is_reduced_to_status_and_reason() -> None:
+    html = "<html><head><title>502</title></head><body>" + "x" * 5000 + "</body></html>"
+    error = lp.error_from_response(502, None, text=html, reason="Bad Gateway")
+    assert type(error) is lp.ServerError
+    assert str(error) == "HTTP 502 Bad Gateway"
+
+
+def test_long_server_text_is_cut_to_one_short_line() -> None:
+    error = lp.error_from_response(400, {"error": "word\n" * 400})
+    assert len(str(error)) <= 320
+    assert "\n" not in str(error)
+    assert "..." in str(error)
+
+
+def test_plain_text_error_body_is_quoted() -> None:
+    error = lp.error_from_response(500, None, text="upstream crashed", reason="Server Error")
+    assert str(error) == "upstream crashed"
+
+
+def test_tables_are_public_data() -> None:
+    assert lp.STATUS_ERRORS[401] is lp.AuthenticationError
+    assert lp.CODE_ERRORS["model_not_found"] is lp.ModelNotFoundError
+    assert any(cls is lp.EndpointNotFoundError for _, cls in lp.MESSAGE_ERRORS)
+
+
+# ----------------------------------------------------------------------------
+# the cache
+# ----------------------------------------------------------------------------
+
+
+def test_cache_hit_miss_and_expiry() -> None:
+    clock = FakeClock()
+    cache = lp.TTLCache(10, clock=clock)
+    assert cache.get("k") is None
+    cache.set("k", 1)
+    assert cache.get("k") == 1
+    clock.advance(9.9)
+    assert cache.get("k") == 1
+    clock.advance(0.2)
+    assert cache.get("k", "gone") == "gone"
+    assert len(cache) == 0
+
+
+def test_cache_get_or_load_calls_loader_once_per_ttl() -> None:
+    clock = FakeClock()
+    cache = lp.TTLCache(10, clock=clock)
+    calls = []
+
+    def load() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert cache.get_or_load("k", load) == 1
+    assert cache.get_or_load("k", load) == 1
+    clock.advance(11)
+    assert cache.get_or_load("k", load) == 2
+    cache.clear()
+    assert cache.get_or_load("k", load) == 3
+
+
+def test_cache_with_zero_ttl_never_keeps_anything() -> None:
+    cache = lp.TTLCache(0)
+    cache.set("k", 1)
+    assert cache.get("k") is None
+
+
+def test_cache_single_flight_across_threads() -> None:
+    cache = lp.TTLCache(60)
+    calls = []
+    gate = threading.Event()
+
+    def load() -> str:
+        calls.append(1)
+        gate.wait(2)
+        return "value"
+
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get_or_load("k", load)))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert results == ["value"] * 8
+    assert len(calls) == 1
+
+
+def test_second_list_models_within_ttl_makes_no_request(rsps: responses.RequestsMock) -> None:
+    clock = FakeClock()
+    client = make_client(clock=clock)
+    mock_v0_models(rsps)
+    first = client.list_models()
+    second = client.list_models()
+    assert [m.id for m in first] == [m.id for m in second]
+    assert len(rsps.calls) == 2  # v1 (unknown to this server) then v0
+    client.list_models(refresh=True)
+    assert len(rsps.calls) == 3  # the remembered route only
+    clock.advance(301)
+    client.list_models()
+    assert len(rsps.calls) == 5  # the route expires with the list: probe again
+    client.clear_cache()
+    client.list_models()
+    assert len(rsps.calls) == 7
+
+
+# ----------------------------------------------------------------------------
+# models
+# ----------------------------------------------------------------------------
+
+
+def test_list_models_parses_v0(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    mock_v0_models(rsps)
+    models = client.list_models()
+    qwen = models[0]
+    assert qwen.id == "qwen2.5-7b-instruct"
+    assert qwen.type == "llm"
+    assert qwen.state == "loaded" and qwen.is_loaded
+    assert qwen.publisher == "lmstudio-community"
+    assert qwen.arch == "qwen2"
+    assert qwen.quantization == "Q4_K_M"
+    assert qwen.format == "gguf"
+    assert qwen.max_context_length == 32768
+    assert qwen.loaded_context_length == 4096
+    assert qwen.capabilities == ("tool_use",)
+    assert qwen.raw["publisher"] == "lmstudio-community"
+    assert models[1].type == "embeddings" and models[1].is_embedding
+    assert models[2].loaded_context_length is None
+
+
+def test_list_models_falls_back_to_openai_route_on_404(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    not_found = {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}}
+    rsps.get(f"{BASE}/api/v1/models", json=not_found, status=404)
+    rsps.get(f"{BASE}/api/v0/models", json=not_found, status=404)
+    rsps.get(
+        f"{BASE}/v1/models",
+        json={"object": "list", "data": [{"id": "smollm2", "object": "model", "owned_by": "me"}]},
+    )
+    models = client.list_models()
+    assert [(m.id, m.type, m.state, m.publisher) for m in models] == [("smollm2", None, None, "me")]
+
+
+def test_list_models_falls_back_on_unexpected_endpoint_with_200(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.get(f"{BASE}/api/v1/models", json=UNEXPECTED)
+    rsps.get(f"{BASE}/api/v0/models", json=UNEXPECTED)
+    rsps.get(f"{BASE}/v1/models", json={"data": [{"id": "a"}]})
+    assert [m.id for m in client.list_models()] == ["a"]
+
+
+def test_list_models_raises_when_no_route_answers(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    for path in ("/api/v1/models", "/api/v0/models", "/v1/models"):
+        rsps.get(f"{BASE}{path}", json=UNEXPECTED)
+    with pytest.raises(lp.EndpointNotFoundError, match="base URL is probably wrong"):
+        client.list_models()
+
+
+def test_list_models_auth_failure_is_not_a_fallback(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.get(f"{BASE}/api/v1/models", json={"error": "token required"}, status=401)
+    with pytest.raises(lp.AuthenticationError, match="LMSTUDIO_API_KEY"):
+        client.list_models()
+    assert len(rsps.calls) == 1
+
+
+def test_get_model_and_supports_model_use_the_cache(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_v0_models(rsps)
+    assert client.get_model("llama-3.2-1b-instruct").max_context_length == 131072
+    assert client.supports_model("qwen2.5-7b-instruct")
+    assert not client.supports_model("qwen2.5-7b")
+    assert len(rsps.calls) == 2
+
+
+def test_get_model_miss_lists_closest_ids(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_v0_models(rsps)
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        client.get_model("qwen2.5-7b-instrct")
+    assert "did you mean 'qwen2.5-7b-instruct'" in str(info.value)
+    assert info.value.code == "model_not_found"
+
+
+# ----------------------------------------------------------------------------
+# request payloads and responses
+# ----------------------------------------------------------------------------
+
+
+def test_chat_sends_only_given_options(rsps: responses.RequestsMock) -> None:
+    client = make_client(model="qwen")
+    rsps.post(
+        f"{BASE}/v1/chat/completions",
+        json=chat_body(),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "qwen",
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "temperature": 0,
+                    "max_tokens": 5,
+                }
+            )
+        ],
+    )
+    reply = client.chat("hi", temperature=0, max_tokens=5, stop=None, seed=None)
+    assert reply.content == "Hello!"
+    assert reply.id == "chatcmpl-1"
+    assert reply.model == "qwen2.5-7b-instruct"
+    assert reply.finish_reason == "stop"
+    assert reply.usage == lp.Usage(5, 2, 7)
+    assert reply.reasoning == ""
+    assert reply.tool_calls == []
+
+
+def test_chat_passes_tools_extra_params_and_extra_body(rsps: responses.RequestsMock) -> None:
+    client = make_client()
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    rsps.post(
+        f"{BASE}/v1/chat/completions",
+        json=chat_body(),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "m",
+                    "messages": messages,
+                    "tools": tools,
+                    "tool_choice": "auto",
+                    "stop": ["\n"],
+                    "seed": 7,
+                    "top_p": 0.5,
+                    "ttl": 60,
+                    "draft_model": "d",
+                }
+            )
+        ],
+    )
+    client.chat(
+        messages,
+        model="m",
+        tools=tools,
+        tool_choice="auto",
+        stop=["\n"],
+        seed=7,
+        top_p=0.5,
+        top_k=None,
+        extra_body={"ttl": 60, "draft_model": "d"},
+    )
+
+
+def test_auth_header_only_when_a_key_is_set(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        f"{BASE}/v1/chat/completions",
+        json=chat_body(),
+        match=[matchers.header_matcher({"Authorization": f"Bearer {SECRET}"})],
+    )
+    make_client(api_key=SECRET).chat("hi", model="m")
+    rsps.reset()
+    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body())
+    make_client().chat("hi", model="m")
+    assert "Authorization" not in rsps.calls[0].request.headers
+    assert rsps.calls[0].request.headers["User-Agent"].startswith("lmstudio-provider/")
+
+
+def test_chat_parses_tool_calls_and_missing_content(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    call = {
+        "id": "123",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    body = chat_body(message={"content": None, "tool_calls": [call]})
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    rsps.post(f"{BASE}/v1/chat/completions", json=body)
+    reply = client.chat("weather?", model="m")
+    assert reply.content == ""
+    assert reply.tool_calls == [call]
+    assert reply.finish_reason == "tool_calls"
+    assert reply.message == {"role": "assistant", "content": "", "tool_calls": [call]}
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_chat_reasoning_fields(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, field: str
+) -> None:
+    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body("42", message={field: "thinking"}))
+    reply = client.chat("q", model="m")
+    assert (reply.content, reply.reasoning) == ("42", "thinking")
+
+
+def test_chat_split_think_moves_inline_reasoning(rsps: responses.RequestsMock) -> None:
+    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body("<think>hmm</think>\n\n42"))
+    assert make_client(split_think=True).chat("q", model="m").reasoning == "hmm"
+    assert make_client(split_think=True).chat("q", model="m").content == "42"
+    kept = make_client().chat("q", model="m")
+    assert kept.content == "<think>hmm</think>\n\n42"
+    assert make_client().chat("q", model="m", split_think=True).content == "42"
+
+
+def test_complete(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    rsps.post(
+        f"{BASE}/v1/completions",
+        json={
+            "id": "c1",
+            "model": "m",
+            "choices": [{"text": " there", "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        },
+        match=[matchers.json_params_matcher({"model": "m", "prompt": "hi", "max_tokens": 1})],
+    )
+    done = client.complete("hi", model="m", max_tokens=1)
+    assert (done.text, done.finish_reason, done.usage) == (" there", "length", lp.Usage(1, 1, 2))
+
+
+def test_embed_orders_vectors_by_index(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(
+        f"{BASE}/v1/embeddings",
+        json={
+            "model": "e",
+            "data": [{"index": 1, "embedding": [2.0]}, {"index": 0, "embedding": [1.0]}],
+        },
+        match=[matchers.json_params_matcher({"model": "e", "input": ["a", "b"]})],
+    )
+    result = client.embed(["a", "b"], model="e")
+    assert result.embeddings == [[1.0], [2.0]]
+    assert result.model == "e"
+
+
+def test_embed_single_string(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    rsps.post(
+        f"{BASE}/v1/embeddings",
+        json={"data": [{"index": 0, "embedding": [0.5, 0.25]}]},
+        match=[matchers.json_params_matcher({"model": "e", "input": "a"})],
+    )
+    assert client.embed("a", model="e").embeddings == [[0.5, 0.25]]
+
+
+def test_embed_with_a_missing_vector_is_malformed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
+    with pytest.raises(lp.MalformedResponseError, match="2 inputs sent, 1 vectors received"):
+        client.embed(["a", "b"], model="e")
+
+
+# ----------------------------------------------------------------------------
+# choosing a model
+# ----------------------------------------------------------------------------
+
+
+def test_model_choice_order(rsps: responses.RequestsMock) -> None:
+    mock_v0_models(rsps)
+    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body())
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
+
+    def sent_model() -> str:
+        return str(json.loads(rsps.calls[-1].request.body)["model"])
+
+    client = make_client()
+    client.chat("hi")
+    assert sent_model() == "qwen2.5-7b-instruct"  # the first loaded LLM
+    client.embed("hi")
+    assert sent_model() == "text-embedding-nomic-embed-text-v1.5"
+    make_client(model="configured").chat("hi")
+    assert sent_model() == "configured"
+    make_client(model="configured").chat("hi", model="explicit")
+    assert sent_model() == "explicit"
+
+
+def test_no_loaded_model_raises_no_model_loaded(rsps: responses.RequestsMock) -> None:
+    models = {"data": [dict(m, state="not-loaded") for m in V0_MODELS["data"]]}
+    rsps.get(f"{BASE}/api/v1/models", json=UNEXPECTED)
+    rsps.get(f"{BASE}/api/v0/models", json=models)
+    with pytest.raises(lp.NoModelLoadedError, match="no language model is loaded") as info:
+        make_client().chat("hi")
+    assert "qwen2.5-7b-instruct" in str(info.value)  # the downloaded ones are named
+    assert not any(call.request.method == "POST" for call in rsps.calls)
+
+
+def test_openai_only_server_uses_the_first_listed_model(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{BASE}/api/v1/models", status=404, json={"error": "nope"})
+    rsps.get(f"{BASE}/api/v0/models", status=404, json={"error": "nope"})
+    rsps.get(f"{BASE}/v1/models", json={"data": [{"id": "only-one"}]})
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
+    make_client().embed("x")
+    assert json.loads(rsps.calls[-1].request.body)["model"] == "only-one"
+
+
+# ----------------------------------------------------------------------------
+# bad arguments never reach the network
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda c: c.chat([], model="m"), "messages must not be empty"),
+        (lambda c: c.chat("", model="m"), "messages must not be empty"),
+        (lambda c: c.chat(42, model="m"), "messages must be a string or a list"),
+        (lambda c: c.chat({"role": "user"}, model="m"), "messages must be a string or a list"),
+        (lambda c: c.chat(["hi"], model="m"), r"messages\[0\] must be a dict"),
+        (lambda c: c.chat([{"content": "x"}], model="m"), r"messages\[0\] has no 'role'"),
+        (lambda c: c.chat([{"role": "robot", "content": "x"}], model="m"), "role 'robot'"),
+        (lambda c: c.chat("hi", model=""), "model must be a non-empty string"),
+        (lambda c: c.chat("hi", model="m", max_tokens=0), "max_tokens must be >= 1"),
+        (lambda c: c.chat("hi", model="m", max_tokens=-2), "max_tokens must be >= 1"),
+        (lambda c: c.chat("hi", model="m", max_tokens=2.5), "max_tokens must be an integer"),
+        (lambda c: c.chat("hi", model="m", temperature=math.nan), "temperature must be finite"),
+        (lambda c: c.chat("hi", model="m", temperature=math.inf), "temperature must be finite"),
+        (lambda c: c.chat("hi", model="m", temperature="hot"), "temperature must be a number"),
+        (lambda c: c.chat("hi", model="m", timeout=0), "timeout must be > 0"),
+        (lambda c: c.complete(["hi"], model="m"), "prompt must be a string"),
+        (lambda c: c.embed([], model="m"), "input must be a string or a non-empty list"),
+        (lambda c: c.embed([1, 2], model="m"), "input must contain only strings"),
+        (lambda c: c.chat_stream([], model="m"), "messages must not be empty"),
+        (lambda c: c.complete_stream(None, model="m"), "prompt must be a string"),
+    ],
+)
+def test_bad_arguments_raise_value_error_before_any_request(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, call: Any, words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        call(client)
+    assert len(rsps.calls) == 0
+
+
+def test_max_tokens_minus_one_means_no_limit(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        f"{BASE}/v1/chat/completions",
+        json=chat_body(),
+        match=[
+            matchers.json_params_matcher(
+                {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}
+            )
+        ],
+    )
+    make_client().chat("hi", model="m", max_tokens=-1)
+
+
+# ----------------------------------------------------------------------------
+# broken answers
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"id": "x"}, "no choices"),
+        ({"choices": []}, "no choices"),
+        ({"choices": ["text"]}, "no choices"),
+        ({"choices": [{"finish_reason": "stop"}]}, "choice has no message"),
+        ([1, 2, 3], "expected a JSON object"),
+    ],
+)
+def test_json_of_the_wrong_shape_is_malformed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, body: Any, words: str
+) -> None:
+    rsps.post(f"{BASE}/v1/chat/completions", json=body)
+    with pytest.raises(lp.MalformedResponseError, match=words):
+        client.chat("hi", model="m")
+
+
+def test_embeddings_data_not_a_list_is_malformed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": {"embedding": [1]}})
+    with pytest.raises(lp.MalformedResponseError, match="no data list"):
+        client.embed("a", model="e")
+
+
+def test_plain_text_with_json_content_type_is_malformed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(f"{BASE}/v1/chat/completions", body="all good!", content_type="application/json")
+    with pytest.raises(lp.MalformedResponseError, match=r"not JSON.*all good!"):
+        client.chat("hi", model="m")
+
+
+def test_empty_200_is_malformed(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    rsps.post(f"{BASE}/v1/chat/completions", body="", content_type="application/json")
+    with pytest.raises(lp.MalformedResponseError, match="empty body"):
+        client.chat("hi", model="m")
+
+
+def test_invalid_utf8_never_escapes_as_unicode_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(f"{BASE}/v1/chat/completions", body=b"\xff\xfe\xfa{oops", status=200)
+    with pytest.raises(lp.MalformedResponseError):
+        client.chat("hi", model="m")
+    rsps.post(f"{BASE}/v1/completions", body=b"\xff\xfe broken", status=500)
+    with pytest.raises(lp.ServerError):
+        client.complete("hi", model="m")
+
+
+def test_html_502_from_a_proxy(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    rsps.post(
+        f"{BASE}/v1/chat/completions",
+        body="<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
+        status=502,
+        content_type="text/html",
+    )
+    with pytest.raises(lp.ServerError) as info:
+        client.chat("hi", model="m")
+    assert str(info.value) == "HTTP 502 Bad Gateway"
+    assert info.value.status_code == 502
+
+
+def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMock) -> None:
+    client = make_client(max_response_bytes=1000)
+    rsps.post(
+        f"{BASE}/v1/chat/completions",
+        body=json.dumps(chat_body("x" * 5000)),
+        headers={"Content-Length": "5200"},
+    )
+    with pytest.raises(lp.MalformedResponseError, match="5200 bytes, more than max_response"):
+        client.chat("hi", model="m")
+
+
+def test_body_larger_than_the_limit_without_content_length() -> None:
+    sent = {"bytes": 0}
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_chunked_head(h, "application/json")
+        try:
+            for _ in range(100):
+                write_chunk(h, b" " * 65536)
+                sent["bytes"] += 65536
+            write_chunk(h, b"")
+        except OSError:
+            pass
+
+    url, stop = serve(handler)
+    try:
+        client = make_client(base_url=url, max_response_bytes=200_000)
+        with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes"):
+            client.chat("hi", model="m")
+    finally:
+        stop()
+    assert sent["bytes"] < 100 * 65536  # it stopped reading long before the end
+
+
+# ----------------------------------------------------------------------------
+# no server, is_available
+# ----------------------------------------------------------------------------
+
+
+def test_no_server_is_server_unreachable_with_advice() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    client = make_client(base_url=url, max_retries=1)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.list_models()
+    message = str(info.value)
+    assert url in message
+    assert "connection refused" in message
+    assert "lms server start" in message and "LMSTUDIO_BASE_URL" in message
+    assert "after 2 attempts" in message
+    assert isinstance(info.value.__cause__, requests.ConnectionError)
+
+
+def test_is_available(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    rsps.get(f"{BASE}/v1/models", json={"data": []})
+    assert client.is_available() is True
+    rsps.replace("GET", f"{BASE}/v1/models", json=UNEXPECTED)
+    assert client.is_available() is False
+    assert make_client(base_url=f"http://127.0.0.1:{free_port()}").is_available() is False
+
+
+# ----------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------
+
+
+def test_cli_models_table(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LMSTUDIO_BASE_URL", BASE)
+    mock_v0_models(rsps)
+    assert lp.main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "TYPE", "STATE", "CONTEXT", "QUANT"]
+    assert lines[1].split() == ["qwen2.5-7b-instruct", "llm", "loaded", "4096", "Q4_K_M"]
+    assert lines[3].split() == ["llama-3.2-1b-instruct", "llm", "not-loaded", "131072", "-"]
+
+
+def test_cli_models_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    mock_v0_models(rsps)
+    assert lp.main(["models", "--json", "--base-url", BASE]) == 0
+    assert json.loads(capsys.readouterr().out) == V0_MODELS["data"]
+
+
+def test_cli_no_server_prints_one_line_and_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LMSTUDIO_MAX_RETRIES", "0")
+    url = f"http://127.0.0.1:{free_port()}"
+    assert lp.main(["models", "--base-url", url]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("lmstudio-provider: error: cannot reach LM Studio at " + url)
+    assert "Traceback" not in captured.err
+
+
+def test_cli_bad_config_is_one_line_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LMSTUDIO_TIMEOUT", "soon")
+    assert lp.main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == "lmstudio-provider: error: LMSTUDIO_TIMEOUT='soon' is not a number of seconds"
+    )
+
+
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lp.main([]) == 2
+    assert lp.main(["fly"]) == 2
+    assert lp.main(["chat"]) == 2
+    assert "usage:" in capsys.readouterr().err
+    assert lp.main(["--version"]) == 0
+
+
+def test_cli_chat_no_stream(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(
+        f"{BASE}/v1/chat/completions",
+        json=chat_body("Bonjour"),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "m",
+                    "messages": [
+                        {"role": "system", "content": "be brief"},
+                        {"role": "user", "content": "hello"},
+                    ],
+                    "max_tokens": 9,
+                }
+            )
+        ],
+    )
+    code = lp.main(
+        [
+            "chat",
+            "hello",
+            "--no-stream",
+            "--model",
+            "m",
+            "--base-url",
+            BASE,
+            "--system",
+            "be brief",
+            "--max-tokens",
+            "9",
+        ]
+    )
+    assert code == 0
+    assert capsys.readouterr().out == "Bonjour\n"
+
+
+def test_cli_chat_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body("Bonjour"))
+    assert lp.main(["--base-url", BASE, "chat", "hello", "--json", "--model", "m"]) == 0
+    assert json.loads(capsys.readouterr().out)["choices"][0]["message"]["content"] == "Bonjour"
+
+
+def test_cli_complete_and_embed(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": " world"}]})
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [0.5, 1.5]}]})
+    assert lp.main(["complete", "hello", "--no-stream", "--model", "m", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == " world\n"
+    assert lp.main(["embed", "hello", "--model", "e", "--base-url", BASE]) == 0
+    assert json.loads(capsys.readouterr().out) == [0.5, 1.5]
+
+
+def test_cli_api_error_is_one_line(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(f"{BASE}/v1/chat/completions", json=UNEXPECTED)
+    assert lp.main(["chat", "hi", "--no-stream", "--model", "m", "--base-url", BASE]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "base URL is probably wrong" in err[0]
+
+
+def test_cli_health(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    mock_v0_models(rsps)
+    assert lp.main(["health", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"ok: LM Studio answers at {BASE} (3 model(s), 2 loaded)"
+    )
+
+
+# ----------------------------------------------------------------------------
+# the README stays true
+# ----------------------------------------------------------------------------
+
+
+def test_readme_error_table_covers_every_mapping() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| ")]
+    for status, cls in lp.STATUS_ERRORS.items():
+        assert any(str(status) in row and f"`{cls.__name__}`" in row for row in rows), status
+    for code, cls in lp.CODE_ERRORS.items():
+        assert any(f"`{code}`" in row and f"`{cls.__name__}`" in row for row in rows), code
+    for pattern, cls in lp.MESSAGE_ERRORS:
+        for alternative in pattern.split("|"):
+            assert any(f"`{alternative}`" in row and f"`{cls.__name__}`" in row for row in rows), (
+                alternative
+            )
