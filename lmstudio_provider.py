@@ -36,12 +36,15 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     ClassVar,
     Generic,
+    Protocol,
     TypeVar,
     Union,
+    runtime_checkable,
 )
 
 import requests
@@ -56,6 +59,7 @@ __all__ = [
     "RequestTimeoutError",
     "MalformedResponseError",
     "StreamError",
+    "ToolLoopError",
     "APIError",
     "BadRequestError",
     "AuthenticationError",
@@ -84,12 +88,18 @@ __all__ = [
     "CompletionResponse",
     "CompletionChunk",
     "EmbeddingResponse",
+    "Stats",
+    "ModelCapabilities",
+    "LoadedModel",
+    "ModelProvider",
     # streaming and the client
     "iter_sse",
     "ChatStream",
     "CompletionStream",
     "LMStudioClient",
     "retry_after_seconds",
+    "tool_schema",
+    "discover",
     # command line
     "main",
 ]
@@ -181,6 +191,15 @@ class StreamError(LMStudioError):
     def __init__(self, message: str, partial: str = "") -> None:
         super().__init__(message)
         self.partial = partial
+
+
+class ToolLoopError(LMStudioError):
+    """``run_tools`` gave up: the model still wanted tools after ``max_rounds``."""
+
+    def __init__(self, message: str, messages: list[JSONDict] | None = None) -> None:
+        super().__init__(message)
+        #: The conversation so far, tool results included, for inspection.
+        self.messages = messages or []
 
 
 class APIError(LMStudioError):
@@ -721,10 +740,69 @@ def _model_type(value: Any) -> str | None:
 
 
 @dataclass
-class ChatResponse:
-    """A finished chat completion; equal whether it came whole or streamed."""
+class Stats:
+    """LM Studio's own measurements, from the native ``/api/v0`` routes."""
 
-    #: Not compared: each request gets a new id, the answer is what matters.
+    tokens_per_second: float | None = None
+    time_to_first_token: float | None = None
+    generation_time: float | None = None
+    stop_reason: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Stats | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            _float_or_none(data.get("tokens_per_second")),
+            _float_or_none(data.get("time_to_first_token")),
+            _float_or_none(data.get("generation_time")),
+            data.get("stop_reason") if isinstance(data.get("stop_reason"), str) else None,
+        )
+
+
+def _float_or_none(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+@dataclass(frozen=True)
+class ModelCapabilities:
+    """What a model can do, in the terms a caller chooses a model by."""
+
+    type: str | None
+    context_length: int | None
+    vision: bool = False
+    tool_use: bool = False
+    reasoning: bool = False
+
+    @classmethod
+    def of(cls, model: ModelInfo) -> ModelCapabilities:
+        return cls(
+            type=model.type,
+            context_length=model.loaded_context_length or model.max_context_length,
+            vision="vision" in model.capabilities or model.type == "vlm",
+            tool_use="tool_use" in model.capabilities,
+            reasoning="reasoning" in model.capabilities,
+        )
+
+
+@dataclass
+class LoadedModel:
+    """The answer to :meth:`LMStudioClient.load_model`."""
+
+    instance_id: str
+    load_time_seconds: float | None = None
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class ChatResponse:
+    """A finished chat completion; equal whether it came whole or streamed.
+
+    Only the answer is compared: ids, timings and raw bodies differ per request.
+    """
+
     id: str | None = field(compare=False)
     model: str | None
     content: str
@@ -733,6 +811,13 @@ class ChatResponse:
     tool_calls: list[JSONDict] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
+    #: The decoded JSON, when a JSON schema was asked for.
+    parsed: Any = field(default=None, compare=False)
+    #: With ``stats=True``: LM Studio's timings and the model that answered.
+    stats: Stats | None = field(default=None, compare=False)
+    model_info: JSONDict | None = field(default=None, repr=False, compare=False)
+    #: Seconds from sending the request to the end of the answer, client-side.
+    elapsed: float | None = field(default=None, compare=False)
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -766,6 +851,9 @@ class CompletionResponse:
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    stats: Stats | None = field(default=None, compare=False)
+    model_info: JSONDict | None = field(default=None, repr=False, compare=False)
+    elapsed: float | None = field(default=None, compare=False)
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -786,6 +874,7 @@ class EmbeddingResponse:
     embeddings: list[list[float]]
     model: str | None = None
     usage: Usage | None = None
+    elapsed: float | None = field(default=None, compare=False)
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -909,8 +998,25 @@ def _parse_chat(body: Any, split_think: bool) -> ChatResponse:
         tool_calls=[_tool_call(c) for c in calls] if isinstance(calls, list) else [],
         finish_reason=choice.get("finish_reason"),
         usage=Usage.from_json(body.get("usage")),
+        stats=Stats.from_json(body.get("stats")),
+        model_info=body.get("model_info") if isinstance(body.get("model_info"), dict) else None,
         raw=body,
     )
+
+
+def _parse_json_content(content: str, finish_reason: str | None) -> Any:
+    """Decode structured output; a fenced block (```json ... ```) is accepted too."""
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0] if text.rstrip().endswith("```") else text
+    try:
+        return json.loads(text)
+    except ValueError:
+        advice = "; the answer was cut by max_tokens" if finish_reason == "length" else ""
+        raise MalformedResponseError(
+            f"the model's answer is not the JSON asked for{advice}: {_quote(content)}"
+        ) from None
 
 
 def _parse_completion(body: Any) -> CompletionResponse:
@@ -921,6 +1027,8 @@ def _parse_completion(body: Any) -> CompletionResponse:
         text=_text(choice.get("text")),
         finish_reason=choice.get("finish_reason"),
         usage=Usage.from_json(body.get("usage")),
+        stats=Stats.from_json(body.get("stats")),
+        model_info=body.get("model_info") if isinstance(body.get("model_info"), dict) else None,
         raw=body,
     )
 
@@ -946,6 +1054,31 @@ def _parse_embeddings(body: Any, count: int) -> EmbeddingResponse:
         usage=Usage.from_json(body.get("usage")),
         raw=body,
     )
+
+
+@runtime_checkable
+class ModelProvider(Protocol):
+    """The seam to write code against: an LM Studio client, or a fake in tests."""
+
+    name: str
+
+    def list_models(self, *, refresh: bool = False) -> list[ModelInfo]: ...
+
+    def supports_model(self, model_id: str) -> bool: ...
+
+    def model_capabilities(self, model_id: str) -> ModelCapabilities | None: ...
+
+    def chat(
+        self, messages: Messages, *, model: str | None = None, **options: Any
+    ) -> ChatResponse: ...
+
+    def chat_stream(
+        self, messages: Messages, *, model: str | None = None, **options: Any
+    ) -> Iterator[ChatChunk]: ...
+
+    def embed(
+        self, input: str | Sequence[str], *, model: str | None = None
+    ) -> EmbeddingResponse: ...
 
 
 # ============================================================================
@@ -1038,8 +1171,9 @@ class _Stream(Generic[ChunkT, ResultT]):
         self._last: JSONDict = {}
         self._clock = clock
         self._started = started
-        #: Client-side seconds from sending the request to the first chunk.
-        self.time_to_first_chunk: float | None = None
+        #: Client-side seconds from sending the request to the first text.
+        self.time_to_first_token: float | None = None
+        self._elapsed: float | None = None
         self._chunks = self._generate()
 
     # -- the iterator protocol -------------------------------------------
@@ -1144,15 +1278,16 @@ class _Stream(Generic[ChunkT, ResultT]):
                     )
                 if event == "error" or obj.get("error"):
                     raise error_from_response(200, obj)
-                if self.time_to_first_chunk is None:
-                    self.time_to_first_chunk = self._clock() - self._started
                 self._last = obj
                 self._id = obj.get("id", self._id)
                 self._model = obj.get("model", self._model)
                 usage = obj.get("usage")
                 if usage:
                     self._usage = Usage.from_json(usage)
-                yield self._parse(obj)
+                chunk = self._parse(obj)
+                if self.time_to_first_token is None and self._pieces:
+                    self.time_to_first_token = self._clock() - self._started
+                yield chunk
             if not self._complete and self._finish_reason is None:
                 partial = "".join(self._pieces)
                 raise StreamError(
@@ -1165,6 +1300,7 @@ class _Stream(Generic[ChunkT, ResultT]):
             tail = self._flush()
             if tail is not None:
                 yield tail
+            self._elapsed = self._clock() - self._started
             self._result = self._build()
         finally:
             self.close()
@@ -1189,9 +1325,15 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
     _what = "chat stream"
 
     def __init__(
-        self, response: requests.Response, *, split_think: bool = False, **kwargs: Any
+        self,
+        response: requests.Response,
+        *,
+        split_think: bool = False,
+        expect_json: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(response, **kwargs)
+        self._expect_json = expect_json
         self._reasoning: list[str] = []
         self._calls: dict[int, JSONDict] = {}
         self._splitter = _ThinkSplitter() if split_think else None
@@ -1257,14 +1399,20 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
         return ChatChunk(content=content, reasoning=reasoning)
 
     def _build(self) -> ChatResponse:
+        content = "".join(self._pieces)
+        parsed = None
+        if self._expect_json:
+            parsed = _parse_json_content(content, self._finish_reason)
         return ChatResponse(
             id=self._id,
             model=self._model,
-            content="".join(self._pieces),
+            content=content,
             reasoning="".join(self._reasoning),
             tool_calls=[self._calls[i] for i in sorted(self._calls)],
             finish_reason=self._finish_reason,
             usage=self._usage,
+            parsed=parsed,
+            elapsed=self._elapsed,
             raw=self._last,
         )
 
@@ -1295,6 +1443,7 @@ class CompletionStream(_Stream[CompletionChunk, CompletionResponse]):
             text="".join(self._pieces),
             finish_reason=self._finish_reason,
             usage=self._usage,
+            elapsed=self._elapsed,
             raw=self._last,
         )
 
@@ -1397,13 +1546,164 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return value
 
 
+def _ask_for_stream(payload: JSONDict, include_usage: bool) -> None:
+    payload["stream"] = True
+    if include_usage:
+        options = dict(payload.get("stream_options") or {})
+        options.setdefault("include_usage", True)
+        payload["stream_options"] = options
+
+
+def _response_format(
+    response_format: Mapping[str, Any] | None,
+    json_schema: Mapping[str, Any] | None,
+    schema_name: str | None,
+) -> Mapping[str, Any] | None:
+    """LM Studio takes only ``json_schema`` or ``text``: build or translate to it."""
+    if json_schema is not None:
+        if response_format is not None:
+            raise ValueError("pass json_schema or response_format, not both")
+        if not isinstance(json_schema, Mapping):
+            raise ValueError("json_schema must be a JSON Schema dict")
+        name = schema_name or str(json_schema.get("title") or "response")
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": name, "strict": True, "schema": dict(json_schema)},
+        }
+    if response_format is not None and response_format.get("type") == "json_object":
+        # OpenAI's "any JSON object", which LM Studio rejects with HTTP 400.
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "json_object", "strict": True, "schema": {"type": "object"}},
+        }
+    return response_format
+
+
+def _needs_native_route(error: APIError, path: str, base_url: str, what: str) -> APIError:
+    """A 404 on a native route means an older (or non-LM Studio) server."""
+    needed = "0.4" if path.startswith("/api/v1") else "0.3.6"
+    return EndpointNotFoundError(
+        f"{what} needs LM Studio {needed} or newer: {base_url} does not serve {path} ({error})",
+        status_code=error.status_code,
+        code=error.code,
+        body=error.body,
+    )
+
+
+def _without_publisher(name: str) -> str:
+    return name.lower().rsplit("/", 1)[-1]
+
+
+def _without_variant(name: str) -> str:
+    return _without_publisher(name).split("@", 1)[0]
+
+
+#: How resolve_model loosens a name, one step at a time.
+_MODEL_NAME_RULES: tuple[Callable[[str], str], ...] = (
+    str.lower,
+    _without_publisher,
+    _without_variant,
+)
+
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_JSON_TYPE_NAMES = {cls.__name__: name for cls, name in _JSON_TYPES.items()}
+
+
+def tool_schema(function: Callable[..., Any], name: str | None = None) -> JSONDict:
+    """An OpenAI tool description built from a function's signature and docstring.
+
+    Parameters must be annotated ``str``, ``int``, ``float`` or ``bool``; those
+    without a default are required. Anything richer needs an explicit schema.
+    """
+    import inspect
+
+    tool_name = name or function.__name__
+    properties: JSONDict = {}
+    required = []
+    for parameter in inspect.signature(function).parameters.values():
+        annotation = parameter.annotation
+        if isinstance(annotation, str):
+            json_type = _JSON_TYPE_NAMES.get(annotation)
+        else:
+            json_type = _JSON_TYPES.get(annotation)
+        if json_type is None or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ValueError(
+                f"tool {tool_name!r}: parameter {parameter.name!r} is not a plain "
+                "str/int/float/bool; give the tool as (function, schema)"
+            )
+        properties[parameter.name] = {"type": json_type}
+        if parameter.default is parameter.empty:
+            required.append(parameter.name)
+    description = (inspect.getdoc(function) or "").split("\n\n", 1)[0].replace("\n", " ")
+    return {
+        "type": "function",
+        "function": {
+            "name": tool_name,
+            "description": description,
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        },
+    }
+
+
+def _prepare_tools(
+    tools: Mapping[str, Callable[..., Any] | tuple[Callable[..., Any], Mapping[str, Any]]],
+) -> tuple[dict[str, Callable[..., Any]], list[JSONDict]]:
+    if not isinstance(tools, Mapping) or not tools:
+        raise ValueError("tools must be a non-empty dict of name -> function")
+    functions: dict[str, Callable[..., Any]] = {}
+    schemas = []
+    for name, spec in tools.items():
+        if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
+            function, given = spec
+            if "function" in given:  # a whole OpenAI tool
+                schema: JSONDict = {"type": "function", **given}
+            elif "parameters" in given:  # the function part of one
+                schema = {"type": "function", "function": dict(given)}
+            else:  # just the JSON Schema of the parameters
+                schema = {"type": "function", "function": {"parameters": dict(given)}}
+            schema["function"] = {**schema["function"], "name": name}
+        elif callable(spec):
+            function, schema = spec, tool_schema(spec, name)
+        else:
+            raise ValueError(f"tools[{name!r}] must be a function or a (function, schema) pair")
+        if not callable(function):
+            raise ValueError(f"tools[{name!r}] is not callable")
+        functions[name] = function
+        schemas.append(schema)
+    return functions, schemas
+
+
+def _run_tool(functions: Mapping[str, Callable[..., Any]], call: JSONDict) -> str:
+    """Run one requested call; every failure becomes text the model can act on."""
+    name = call["function"]["name"]
+    raw = call["function"]["arguments"] or "{}"
+    function = functions.get(name)
+    if function is None:
+        return f"error: there is no tool named {name!r}; the tools are {', '.join(functions)}"
+    try:
+        arguments = json.loads(raw)
+    except ValueError:
+        return f"error: the arguments are not valid JSON ({_quote(raw, 100)}); send a JSON object"
+    if not isinstance(arguments, dict):
+        return "error: the arguments must be a JSON object"
+    try:
+        result = function(**arguments)
+    except Exception as exc:  # the model may fix its call; a crash helps nobody
+        log.debug("tool %s raised %s", name, type(exc).__name__)
+        return f"error: {name} raised {type(exc).__name__}: {_one_line(str(exc))}"
+    return result if isinstance(result, str) else json.dumps(result, default=str)
+
+
 class LMStudioClient:
     """A blocking client for one LM Studio server, over one ``requests.Session``.
 
     Safe to share across threads. ``LMStudioClient()`` reads the environment;
     keyword arguments override it (see :class:`LMStudioConfig`). ``sleep``,
     ``rng`` and ``clock`` are seams for tests: nothing there needs to wait.
+    It satisfies :class:`ModelProvider`.
     """
+
+    name: str = "lmstudio"
 
     def __init__(
         self,
@@ -1495,6 +1795,89 @@ class LMStudioClient:
         """Whether the server lists ``model_id`` (from the cache when warm)."""
         return any(model.id == model_id for model in self.list_models())
 
+    def model_capabilities(self, model_id: str) -> ModelCapabilities | None:
+        """Context length, vision, tool use and reasoning of a model, or None if unknown.
+
+        Answered from the cached model list: no request when it is warm.
+        """
+        models = self.list_models()
+        for model in models:
+            if model.id == model_id:
+                return ModelCapabilities.of(model)
+        try:
+            resolved = self.resolve_model(model_id)
+        except ModelNotFoundError:
+            return None
+        return next(ModelCapabilities.of(m) for m in models if m.id == resolved)
+
+    def resolve_model(self, name: str) -> str:
+        """The server's id for a name that almost matches it.
+
+        Tried in order: the exact id; the same ignoring case; ignoring a
+        publisher prefix on either side (``qwen2.5-7b-instruct`` finds
+        ``lmstudio-community/qwen2.5-7b-instruct``); also ignoring a variant
+        suffix (``@q4_k_m``). Two candidates at one step are an error, not a guess.
+        """
+        _check_model_name(name)
+        ids = [m.id for m in self.list_models()]
+        if name in ids:
+            return name
+        for normal in _MODEL_NAME_RULES:
+            wanted = normal(name)
+            matches = [i for i in ids if normal(i) == wanted]
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                raise ModelNotFoundError(
+                    f"model {name!r} is ambiguous: it matches {', '.join(matches)}; "
+                    "pass one of these ids",
+                    code="model_not_found",
+                )
+        raise self._model_missing(name, ids)
+
+    def load_model(
+        self,
+        model: str,
+        *,
+        context_length: int | None = None,
+        flash_attention: bool | None = None,
+        ttl: int | None = None,
+        timeout: float | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> LoadedModel:
+        """Load a model now (LM Studio 0.4+), instead of on its first request."""
+        _check_model_name(model)
+        if context_length is not None and (
+            isinstance(context_length, bool)
+            or not isinstance(context_length, int)
+            or context_length < 1
+        ):
+            raise ValueError(f"context_length must be a positive integer, not {context_length!r}")
+        options = {"context_length": context_length, "flash_attention": flash_attention, "ttl": ttl}
+        payload = _merge_options({"model": model}, options, params, extra_body)
+        body = self._native("/api/v1/models/load", payload, timeout, "loading models over HTTP")
+        self.clear_cache()
+        instance_id = body.get("instance_id") if isinstance(body, dict) else None
+        if not isinstance(instance_id, str):
+            raise MalformedResponseError(f"model load: no instance_id in {_quote(body)}")
+        return LoadedModel(instance_id, _float_or_none(body.get("load_time_seconds")), body)
+
+    def unload_model(self, instance_id: str) -> None:
+        """Unload one loaded instance (its id is in ``ModelInfo.loaded_instances``)."""
+        _check_model_name(instance_id)
+        payload = {"instance_id": instance_id}
+        self._native("/api/v1/models/unload", payload, None, "unloading models over HTTP")
+        self.clear_cache()
+
+    def _native(self, path: str, payload: JSONDict, timeout: float | None, what: str) -> Any:
+        try:
+            return self._request_json("POST", path, payload, timeout=timeout)
+        except ModelNotFoundError as exc:
+            raise self._explain_missing_model(exc, payload.get("model")) from exc
+        except NotFoundError as exc:
+            raise _needs_native_route(exc, path, self.config.base_url, what) from exc
+
     @staticmethod
     def _model_missing(model_id: str, ids: Sequence[str]) -> ModelNotFoundError:
         import difflib
@@ -1548,27 +1931,39 @@ class LMStudioClient:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Mapping[str, Any] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        schema_name: str | None = None,
         split_think: bool | None = None,
+        stats: bool = False,
         timeout: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> ChatResponse:
-        """One chat completion. ``params`` pass through (``top_p``, ``ttl``, ...)."""
-        payload = self._chat_payload(
+        """One chat completion. ``params`` pass through (``top_p``, ``ttl``, ...).
+
+        ``json_schema`` asks for structured output and fills ``reply.parsed``;
+        ``stats=True`` uses LM Studio's native route to fill ``reply.stats``.
+        """
+        payload, expect_json = self._chat_payload(
             messages,
             model,
-            temperature,
-            max_tokens,
-            stop,
-            seed,
-            tools,
-            tool_choice,
-            response_format,
-            extra_body,
             params,
+            extra_body,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stop=stop,
+            seed=seed,
+            tools=list(tools) if tools is not None else None,
+            tool_choice=tool_choice,
+            response_format=_response_format(response_format, json_schema, schema_name),
         )
-        body = self._request_json("POST", "/v1/chat/completions", payload, timeout=timeout)
-        return _parse_chat(body, self._split_think(split_think))
+        started = self._clock()
+        body = self._generate("/v1/chat/completions", payload, timeout, native=stats)
+        reply = _parse_chat(body, self._split_think(split_think))
+        if expect_json:
+            reply.parsed = _parse_json_content(reply.content, reply.finish_reason)
+        reply.elapsed = self._clock() - started
+        return reply
 
     def chat_stream(
         self,
@@ -1582,6 +1977,8 @@ class LMStudioClient:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Mapping[str, Any] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        schema_name: str | None = None,
         split_think: bool | None = None,
         include_usage: bool = True,
         timeout: float | None = None,
@@ -1590,25 +1987,26 @@ class LMStudioClient:
     ) -> ChatStream:
         """Like :meth:`chat`, token by token. The request is sent before this
         returns, so connection and HTTP errors raise here, not in the loop."""
-        payload = self._chat_payload(
+        payload, expect_json = self._chat_payload(
             messages,
             model,
-            temperature,
-            max_tokens,
-            stop,
-            seed,
-            tools,
-            tool_choice,
-            response_format,
-            extra_body,
             params,
+            extra_body,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stop=stop,
+            seed=seed,
+            tools=list(tools) if tools is not None else None,
+            tool_choice=tool_choice,
+            response_format=_response_format(response_format, json_schema, schema_name),
         )
-        self._stream_options(payload, include_usage)
+        _ask_for_stream(payload, include_usage)
         started = self._clock()
         response, read_timeout = self._open_stream("/v1/chat/completions", payload, timeout)
         return ChatStream(
             response,
             split_think=self._split_think(split_think),
+            expect_json=expect_json,
             read_timeout=read_timeout,
             max_bytes=self.config.max_response_bytes,
             started=started,
@@ -1624,16 +2022,27 @@ class LMStudioClient:
         max_tokens: int | None = None,
         stop: str | Sequence[str] | None = None,
         seed: int | None = None,
+        stats: bool = False,
         timeout: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> CompletionResponse:
         """A raw text completion: the prompt goes to the model without a chat template."""
         payload = self._completion_payload(
-            prompt, model, temperature, max_tokens, stop, seed, extra_body, params
+            prompt,
+            model,
+            params,
+            extra_body,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stop=stop,
+            seed=seed,
         )
-        body = self._request_json("POST", "/v1/completions", payload, timeout=timeout)
-        return _parse_completion(body)
+        started = self._clock()
+        body = self._generate("/v1/completions", payload, timeout, native=stats)
+        done = _parse_completion(body)
+        done.elapsed = self._clock() - started
+        return done
 
     def complete_stream(
         self,
@@ -1651,9 +2060,16 @@ class LMStudioClient:
     ) -> CompletionStream:
         """Like :meth:`complete`, piece by piece."""
         payload = self._completion_payload(
-            prompt, model, temperature, max_tokens, stop, seed, extra_body, params
+            prompt,
+            model,
+            params,
+            extra_body,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stop=stop,
+            seed=seed,
         )
-        self._stream_options(payload, include_usage)
+        _ask_for_stream(payload, include_usage)
         started = self._clock()
         response, read_timeout = self._open_stream("/v1/completions", payload, timeout)
         return CompletionStream(
@@ -1683,8 +2099,49 @@ class LMStudioClient:
             "input": input if isinstance(input, str) else list(texts),
         }
         payload.update(extra_body or {})
-        body = self._request_json("POST", "/v1/embeddings", payload, timeout=timeout)
-        return _parse_embeddings(body, len(texts))
+        started = self._clock()
+        body = self._generate("/v1/embeddings", payload, timeout)
+        result = _parse_embeddings(body, len(texts))
+        result.elapsed = self._clock() - started
+        return result
+
+    def run_tools(
+        self,
+        messages: Messages,
+        tools: Mapping[str, Callable[..., Any] | tuple[Callable[..., Any], Mapping[str, Any]]],
+        *,
+        model: str | None = None,
+        max_rounds: int = 8,
+        **chat_options: Any,
+    ) -> ChatResponse:
+        """Let the model call Python functions until it answers in words.
+
+        ``tools`` maps names to callables, described from their signatures and
+        docstrings (``str``/``int``/``float``/``bool`` parameters), or to
+        ``(callable, schema)`` pairs. A tool's failure (bad JSON arguments, an
+        unknown name, an exception) goes back to the model as the tool's
+        result, so it can correct itself; only ``max_rounds`` ends the loop
+        with :class:`ToolLoopError`.
+        """
+        if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+            raise ValueError(f"max_rounds must be an integer >= 1, not {max_rounds!r}")
+        functions, schemas = _prepare_tools(tools)
+        conversation = _check_messages(messages)
+        for _ in range(max_rounds):
+            reply = self.chat(conversation, model=model, tools=schemas, **chat_options)
+            if not reply.tool_calls:
+                return reply
+            for number, call in enumerate(reply.tool_calls):
+                call["id"] = call.get("id") or f"call_{len(conversation)}_{number}"
+            conversation.append(reply.message)
+            for call in reply.tool_calls:
+                result = _run_tool(functions, call)
+                conversation.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        raise ToolLoopError(
+            f"the model still asked for tools after max_rounds={max_rounds}; "
+            "raise max_rounds or make the task smaller",
+            conversation,
+        )
 
     def is_available(self) -> bool:
         """A quick probe of ``/v1/models``; never raises for a missing server."""
@@ -1700,59 +2157,65 @@ class LMStudioClient:
     def _split_think(self, value: bool | None) -> bool:
         return self.config.split_think if value is None else value
 
-    @staticmethod
-    def _stream_options(payload: JSONDict, include_usage: bool) -> None:
-        payload["stream"] = True
-        if include_usage:
-            options = dict(payload.get("stream_options") or {})
-            options.setdefault("include_usage", True)
-            payload["stream_options"] = options
-
     def _chat_payload(
         self,
         messages: Messages,
         model: str | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        stop: str | Sequence[str] | None,
-        seed: int | None,
-        tools: Sequence[Mapping[str, Any]] | None,
-        tool_choice: str | Mapping[str, Any] | None,
-        response_format: Mapping[str, Any] | None,
-        extra_body: Mapping[str, Any] | None,
         params: Mapping[str, Any],
-    ) -> JSONDict:
+        extra_body: Mapping[str, Any] | None,
+        **options: Any,
+    ) -> tuple[JSONDict, bool]:
+        """The request body, and whether the answer must be JSON."""
         checked = _check_messages(messages)
-        _check_sampling(temperature, max_tokens)
-        options = {
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "stop": stop,
-            "seed": seed,
-            "tools": list(tools) if tools is not None else None,
-            "tool_choice": tool_choice,
-            "response_format": response_format,
-        }
+        _check_sampling(options["temperature"], options["max_tokens"])
         payload: JSONDict = {"model": self._pick_model(model), "messages": checked}
-        return _merge_options(payload, options, params, extra_body)
+        payload = _merge_options(payload, options, params, extra_body)
+        response_format = payload.get("response_format")
+        expect_json = isinstance(response_format, Mapping) and (
+            response_format.get("type") == "json_schema"
+        )
+        return payload, expect_json
 
     def _completion_payload(
         self,
         prompt: str,
         model: str | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        stop: str | Sequence[str] | None,
-        seed: int | None,
-        extra_body: Mapping[str, Any] | None,
         params: Mapping[str, Any],
+        extra_body: Mapping[str, Any] | None,
+        **options: Any,
     ) -> JSONDict:
         if not isinstance(prompt, str):
             raise ValueError(f"prompt must be a string, not {type(prompt).__name__}")
-        _check_sampling(temperature, max_tokens)
-        options = {"temperature": temperature, "max_tokens": max_tokens, "stop": stop, "seed": seed}
+        _check_sampling(options["temperature"], options["max_tokens"])
         payload: JSONDict = {"model": self._pick_model(model), "prompt": prompt}
         return _merge_options(payload, options, params, extra_body)
+
+    def _generate(
+        self, path: str, payload: JSONDict, timeout: float | None, *, native: bool = False
+    ) -> Any:
+        """POST a generation; name close model ids when the server knows no such model."""
+        if native:  # /v1/chat/completions -> /api/v0/chat/completions: same body, plus stats
+            path = "/api/v0" + path[len("/v1") :]
+        try:
+            return self._request_json("POST", path, payload, timeout=timeout)
+        except ModelNotFoundError as exc:
+            raise self._explain_missing_model(exc, payload.get("model")) from exc
+        except NotFoundError as exc:
+            if native:
+                raise _needs_native_route(exc, path, self.config.base_url, "stats=True") from exc
+            raise
+
+    def _explain_missing_model(self, error: ModelNotFoundError, model: Any) -> ModelNotFoundError:
+        """Add the closest ids from the (cached) model list to the server's complaint."""
+        try:
+            ids = [m.id for m in self.list_models()]
+        except LMStudioError:
+            return error
+        hint = self._model_missing(str(model), ids)
+        detail = str(hint).split("; ", 1)[-1]
+        return ModelNotFoundError(
+            f"{error}; {detail}", status_code=error.status_code, code=error.code, body=error.body
+        )
 
     # -- the one request helper --------------------------------------------
     def _request_json(
@@ -1786,9 +2249,12 @@ class LMStudioClient:
         self, path: str, payload: JSONDict, timeout: float | None
     ) -> tuple[requests.Response, float]:
         """Send a streaming request; an error answer raises before any chunk."""
-        response, read_timeout = self._send(
-            "POST", path, payload, timeout=timeout, accept="text/event-stream"
-        )
+        try:
+            response, read_timeout = self._send(
+                "POST", path, payload, timeout=timeout, accept="text/event-stream"
+            )
+        except ModelNotFoundError as exc:
+            raise self._explain_missing_model(exc, payload.get("model")) from exc
         content_type = response.headers.get("Content-Type", "")
         if "json" in content_type:  # an error body, or a server that ignored stream=true
             data = self._read_body(response, read_timeout)
@@ -1797,7 +2263,10 @@ class LMStudioClient:
             except ValueError:
                 body = None
             if isinstance(body, dict) and body.get("error"):
-                raise self._scrub(error_from_response(response.status_code, body))
+                error = self._scrub(error_from_response(response.status_code, body))
+                if isinstance(error, ModelNotFoundError):
+                    error = self._explain_missing_model(error, payload.get("model"))
+                raise error
             raise MalformedResponseError(
                 f"POST {path}: expected an event stream, got {content_type}: "
                 f"{_quote(data.decode('utf-8', 'replace'))}"
@@ -2019,6 +2488,82 @@ MODEL_ROUTES: tuple[tuple[str, Callable[[Any], list[ModelInfo] | None]], ...] = 
     ("/v1/models", _models_openai),
 )
 
+#: Where discover() looks after the configured URL.
+DISCOVERY_URLS = (DEFAULT_BASE_URL, "http://127.0.0.1:1234")
+DISCOVERY_TTL = 30.0
+_discovered: dict[tuple[str, ...], tuple[float, str | None]] = {}
+_discovery_lock = threading.Lock()
+
+
+def _discovery_candidates(
+    candidates: Iterable[str] | None, environ: Mapping[str, str] | None
+) -> tuple[list[str], str | None]:
+    """The root URLs to probe, in order, without repeats; and the API key to send."""
+    urls = []
+    api_key = None
+    try:
+        config = LMStudioConfig.from_env(environ)
+        urls.append(config.base_url)
+        api_key = config.api_key
+    except ConfigError:
+        pass  # a bad setting should not stop the search
+    urls.extend(DISCOVERY_URLS)
+    for candidate in candidates or ():
+        try:
+            urls.append(normalize_base_url(candidate))
+        except ConfigError:
+            continue
+    return list(dict.fromkeys(urls)), api_key
+
+
+def _answers_like_lmstudio(url: str, timeout: float, api_key: str | None) -> bool:
+    headers = {"User-Agent": USER_AGENT}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    try:
+        response = requests.get(url + "/v1/models", headers=headers, timeout=(timeout, timeout))
+        body = response.json()
+    except (requests.RequestException, ValueError):
+        return False
+    return (
+        response.status_code == 200
+        and isinstance(body, dict)
+        and not body.get("error")
+        and isinstance(body.get("data"), list)
+    )
+
+
+def discover(
+    candidates: Iterable[str] | None = None,
+    *,
+    timeout: float = 0.5,
+    environ: Mapping[str, str] | None = None,
+) -> str | None:
+    """The root URL of the first LM Studio server that answers, or None.
+
+    Probes the configured base URL, then ``localhost:1234`` and ``127.0.0.1:1234``,
+    then ``candidates``; a server counts when ``/v1/models`` returns a JSON
+    model list. Results are kept for 30 s per list of URLs. Never raises for a
+    closed port or a bad candidate.
+    """
+    urls, api_key = _discovery_candidates(candidates, environ)
+    key = tuple(urls)
+    now = time.monotonic()
+    with _discovery_lock:
+        cached = _discovered.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+    found = next((url for url in urls if _answers_like_lmstudio(url, timeout, api_key)), None)
+    with _discovery_lock:
+        _discovered[key] = (time.monotonic() + DISCOVERY_TTL, found)
+    return found
+
+
+if TYPE_CHECKING:  # mypy proves that the client is a ModelProvider
+
+    def _is_a_provider(client: LMStudioClient) -> ModelProvider:
+        return client
+
 
 # ============================================================================
 # Command line
@@ -2052,6 +2597,8 @@ def _build_parser() -> Any:
         ("chat", "chat with a model (streams the answer)"),
         ("complete", "complete raw text, without a chat template"),
         ("embed", "print the embedding of a text as JSON"),
+        ("load", "load a model now (LM Studio 0.4+)"),
+        ("unload", "unload a loaded model instance (LM Studio 0.4+)"),
     ):
         commands[name] = sub.add_parser(name, help=what, description=what)
         add_common(commands[name], argparse.SUPPRESS)
@@ -2066,6 +2613,9 @@ def _build_parser() -> Any:
         "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
     )
     commands["embed"].add_argument("text")
+    commands["load"].add_argument("model_key", metavar="MODEL")
+    commands["load"].add_argument("--context-length", type=int)
+    commands["unload"].add_argument("instance_id", metavar="INSTANCE_ID")
     return parser
 
 
@@ -2124,6 +2674,53 @@ def _run_generation(client: LMStudioClient, args: Any) -> None:
     print()
 
 
+def _health(client: LMStudioClient, explicit_url: str | None) -> None:
+    """Check the given URL, or find a server where LM Studio usually listens."""
+    url = client.config.base_url
+    if explicit_url is None:
+        found = discover()
+        if found is None:
+            probed, _ = _discovery_candidates(None, None)
+            raise ServerUnreachableError(
+                f"no LM Studio server answers at {', '.join(probed)}; {START_SERVER_ADVICE}"
+            )
+        if found != url:
+            client = LMStudioClient(client.config, base_url=found)
+    models = client.list_models(refresh=True)
+    counts = f"{len(models)} model(s)"
+    if any(m.state is not None for m in models):
+        counts += f", {sum(1 for m in models if m.is_loaded)} loaded"
+    line = f"ok: LM Studio answers at {client.config.base_url} ({counts})"
+    if client.config.base_url != url:
+        line += f"; set LMSTUDIO_BASE_URL={client.config.base_url} to use it"
+    print(line)
+
+
+def _load(client: LMStudioClient, model: str, context_length: int | None) -> None:
+    """Load a model; on a terminal, count the seconds while LM Studio works."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def show_progress() -> None:
+        while not done.wait(1.0):
+            sys.stderr.write(f"\rloading {model}... {time.monotonic() - started:.0f} s")
+            sys.stderr.flush()
+
+    ticker = threading.Thread(target=show_progress, daemon=True)
+    if sys.stderr.isatty():
+        ticker.start()
+    try:
+        loaded = client.load_model(model, context_length=context_length)
+    finally:
+        done.set()
+        if ticker.is_alive():
+            ticker.join()
+            sys.stderr.write("\n")
+    seconds = loaded.load_time_seconds
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    print(f"loaded {model} as {loaded.instance_id}{took}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (1 for errors, 2 for usage)."""
     parser = _build_parser()
@@ -2136,11 +2733,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "models":
                 _print_models(client, args.json)
             elif args.command == "health":
-                models = client.list_models(refresh=True)
-                counts = f"{len(models)} model(s)"
-                if any(m.state is not None for m in models):
-                    counts += f", {sum(1 for m in models if m.is_loaded)} loaded"
-                print(f"ok: LM Studio answers at {client.config.base_url} ({counts})")
+                _health(client, args.base_url)
+            elif args.command == "load":
+                _load(client, args.model_key, args.context_length)
+            elif args.command == "unload":
+                client.unload_model(args.instance_id)
+                print(f"unloaded {args.instance_id}")
             elif args.command == "embed":
                 result = client.embed(args.text, model=args.model)
                 print(json.dumps(result.raw if args.json else result.embeddings[0]))
