@@ -33,7 +33,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import (
     TYPE_CHECKING,
@@ -1093,35 +1093,29 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     in two by the network survives; ``\\n`` and ``\\r\\n`` both end a line.
     A last event without its blank line is still delivered.
     """
-    buffer = b""
+    pending = b""  # the start of a line whose end has not arrived yet
     event = ""
     data: list[str] = []
     for chunk in chunks:
-        buffer = buffer + chunk if buffer else chunk
-        start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            line = buffer[start:end]
-            start = end + 1
-            if line.endswith(b"\r"):
+        lines = (pending + chunk if pending else chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line[-1:] == b"\r":
                 line = line[:-1]
             if not line:  # a blank line dispatches the event
                 if data:
-                    yield event or "message", "\n".join(data)
-                event, data = "", []
-                continue
-            if line.startswith(b"data:"):  # the hot path
+                    yield event or "message", data[0] if len(data) == 1 else "\n".join(data)
+                    data = []
+                event = ""
+            elif line[:5] == b"data:":  # the hot path
                 value = line[5:].decode("utf-8", "replace")
-                data.append(value[1:] if value.startswith(" ") else value)
-            elif line.startswith(b"event:"):
+                data.append(value[1:] if value[:1] == " " else value)
+            elif line[:6] == b"event:":
                 event = line[6:].decode("utf-8", "replace").strip()
             # comments (":...") and other fields (id:, retry:) are ignored
-        buffer = buffer[start:]
-    if buffer.strip() and buffer.startswith(b"data:"):
-        value = buffer[5:].rstrip(b"\r").decode("utf-8", "replace")
-        data.append(value[1:] if value.startswith(" ") else value)
+    if pending.rstrip(b"\r")[:5] == b"data:":
+        value = pending.rstrip(b"\r")[5:].decode("utf-8", "replace")
+        data.append(value[1:] if value[:1] == " " else value)
     if data:
         yield event or "message", "\n".join(data)
 
@@ -1163,7 +1157,8 @@ class _Stream(Generic[ChunkT, ResultT]):
         self._closed = False
         self._complete = False
         self._result: ResultT | None = None
-        self._pieces: list[str] = []  # the text so far, for the aggregate
+        self._pieces: list[str] = []  # recent text deltas, joined into _blocks now and then
+        self._blocks: list[str] = []  # so memory follows the text, not the chunk count
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
         self._id: str | None = None
@@ -1202,6 +1197,8 @@ class _Stream(Generic[ChunkT, ResultT]):
         if not self._closed:
             self._closed = True
             self._response.close()
+            if not getattr(self._chunks, "gi_running", False):  # not from inside it
+                self._chunks.close()  # so later loops end at once instead of reading
 
     @property
     def response(self) -> ResultT:
@@ -1214,7 +1211,15 @@ class _Stream(Generic[ChunkT, ResultT]):
         """Read the rest of the stream and return all of its text."""
         for _ in self._chunks:
             pass
-        return "".join(self._pieces)
+        return self._text_so_far()
+
+    def _text_so_far(self) -> str:
+        return "".join(self._blocks) + "".join(self._pieces)
+
+    def _compact(self) -> None:
+        """A 4-byte delta costs ~60 bytes as its own string: fold them into blocks."""
+        self._blocks.append("".join(self._pieces))
+        self._pieces.clear()
 
     # -- the wire --------------------------------------------------------
     def _read_bytes(self) -> Iterator[bytes]:
@@ -1248,7 +1253,7 @@ class _Stream(Generic[ChunkT, ResultT]):
             yield data
 
     def _read_failure(self, exc: Exception) -> LMStudioError:
-        partial = "".join(self._pieces)
+        partial = self._text_so_far()
         if _is_timeout(exc):
             return RequestTimeoutError(
                 f"{self._what}: no data from the server for {self._read_timeout:g} s "
@@ -1260,7 +1265,7 @@ class _Stream(Generic[ChunkT, ResultT]):
             partial=partial,
         )
 
-    def _generate(self) -> Iterator[ChunkT]:
+    def _generate(self) -> Generator[ChunkT, None, None]:
         try:
             for event, data in iter_sse(self._read_bytes()):
                 if data == "[DONE]":
@@ -1278,18 +1283,17 @@ class _Stream(Generic[ChunkT, ResultT]):
                     )
                 if event == "error" or obj.get("error"):
                     raise error_from_response(200, obj)
+                if not self._last:
+                    self._id, self._model = obj.get("id"), obj.get("model")
                 self._last = obj
-                self._id = obj.get("id", self._id)
-                self._model = obj.get("model", self._model)
-                usage = obj.get("usage")
-                if usage:
-                    self._usage = Usage.from_json(usage)
+                if obj.get("usage"):
+                    self._usage = Usage.from_json(obj["usage"])
                 chunk = self._parse(obj)
-                if self.time_to_first_token is None and self._pieces:
+                if self.time_to_first_token is None and (self._pieces or self._blocks):
                     self.time_to_first_token = self._clock() - self._started
                 yield chunk
             if not self._complete and self._finish_reason is None:
-                partial = "".join(self._pieces)
+                partial = self._text_so_far()
                 raise StreamError(
                     f"{self._what}: the server ended the stream without [DONE] or a "
                     f"finish_reason after {len(partial)} characters; the answer is "
@@ -1341,6 +1345,26 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
     def _parse(self, obj: JSONDict) -> ChatChunk:
         choices = obj.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices else None
+        delta = choice.get("delta") if type(choice) is dict else None
+        if (
+            type(delta) is dict
+            and self._splitter is None
+            and "tool_calls" not in delta
+            and "reasoning_content" not in delta
+            and "reasoning" not in delta
+        ):  # the fast path: a plain text delta, most of any stream
+            content = delta.get("content")
+            if type(content) is not str:
+                content = ""
+            elif content:
+                self._pieces.append(content)
+                if len(self._pieces) >= 1024:
+                    self._compact()
+            finish = choice.get("finish_reason")  # type: ignore[union-attr]
+            if finish is not None:
+                self._finish_reason = finish
+            usage = self._usage if obj.get("usage") else None
+            return ChatChunk(content, "", [], finish, usage, obj)
         if not isinstance(choice, dict):  # the usage chunk has no choices
             return ChatChunk(usage=self._usage if obj.get("usage") else None, raw=obj)
         delta = choice.get("delta")
@@ -1355,6 +1379,8 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
                 content, reasoning = content + more_content, reasoning + more_thought
         if content:
             self._pieces.append(content)
+            if len(self._pieces) >= 1024:
+                self._compact()
         if reasoning:
             self._reasoning.append(reasoning)
         calls = delta.get("tool_calls")
@@ -1399,7 +1425,7 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
         return ChatChunk(content=content, reasoning=reasoning)
 
     def _build(self) -> ChatResponse:
-        content = "".join(self._pieces)
+        content = self._text_so_far()
         parsed = None
         if self._expect_json:
             parsed = _parse_json_content(content, self._finish_reason)
@@ -1431,6 +1457,8 @@ class CompletionStream(_Stream[CompletionChunk, CompletionResponse]):
         text = _text(choice.get("text"))
         if text:
             self._pieces.append(text)
+            if len(self._pieces) >= 1024:
+                self._compact()
         finish = choice.get("finish_reason")
         if finish is not None:
             self._finish_reason = finish
@@ -1440,7 +1468,7 @@ class CompletionStream(_Stream[CompletionChunk, CompletionResponse]):
         return CompletionResponse(
             id=self._id,
             model=self._model,
-            text="".join(self._pieces),
+            text=self._text_so_far(),
             finish_reason=self._finish_reason,
             usage=self._usage,
             elapsed=self._elapsed,

@@ -1,0 +1,270 @@
+"""Streaming throughput and memory of ``LMStudioClient.chat_stream``, in one run.
+
+Why: a chat stream sits between the network and the caller's loop, so its cost
+per chunk should stay close to the least any ``requests`` code must pay, and
+its memory should grow only with the text it keeps for ``stream.response``,
+never with the number of chunks.
+
+How: a local server on 127.0.0.1 (a free port, in a background thread) answers
+``POST /v1/chat/completions`` with a pre-rendered event stream as fast as the
+socket allows. The script then alternates, round after round,
+
+(a) a minimal loop of ``requests.post(..., stream=True)`` + ``iter_lines()``
+    + ``json.loads`` of each ``data:`` line, and
+(b) ``LMStudioClient(base_url=...).chat_stream("hi", model="m")``,
+
+prints the median chunks/s of each and the ratio (b)/(a) (target >= 0.85),
+then measures with ``tracemalloc`` the peak memory of consuming a large and a
+small stream. Run it from a checkout, no install needed:
+
+    python scripts/bench_stream.py [--chunks 20000] [--rounds 5]
+                                   [--memory-chunks 200000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import socket
+import socketserver
+import statistics
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from lmstudio_provider import LMStudioClient  # noqa: E402
+
+PATH = "/v1/chat/completions"
+HTTP_CHUNK = 16 * 1024  # payload bytes per HTTP chunk
+TOKEN = "tok "
+EVENT = (
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"m",'
+    b'"choices":[{"index":0,"delta":{"content":"tok "},"finish_reason":null}]}\n\n'
+)
+FINISH = (
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"m",'
+    b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+)
+USAGE = (
+    'data: {{"id":"chatcmpl-1","object":"chat.completion.chunk","model":"m","choices":[],'
+    '"usage":{{"prompt_tokens":1,"completion_tokens":{n},"total_tokens":{total}}}}}\n\n'
+)
+DONE = b"data: [DONE]\n\n"
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: text/event-stream\r\n"
+    b"Cache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+
+def render_body(chunks: int) -> bytes:
+    """The whole chunked-encoded response body: ``chunks`` content events and the tail."""
+    usage = USAGE.format(n=chunks, total=chunks + 1).encode()
+    payload = EVENT * chunks + FINISH + usage + DONE
+    framed = []
+    for start in range(0, len(payload), HTTP_CHUNK):
+        piece = payload[start : start + HTTP_CHUNK]
+        framed.append(b"%x\r\n%b\r\n" % (len(piece), piece))
+    framed.append(b"0\r\n\r\n")
+    return b"".join(framed)
+
+
+class SSEServer(socketserver.ThreadingTCPServer):
+    """Serves ``body`` (set it before each request) to every chat completion request."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(("127.0.0.1", 0), SSEHandler)
+        self.body = body
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class SSEHandler(socketserver.BaseRequestHandler):
+    """Reads each request head and its Content-Length body; keeps the connection alive."""
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        server = self.server
+        assert isinstance(server, SSEServer)
+        pending = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in pending:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pending += data
+                head, _, pending = pending.partition(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                method, path = lines[0].split(b" ")[:2]
+                length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(pending) < length:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pending += data
+                pending = pending[length:]
+                if method == b"POST" and path.decode() == PATH:
+                    sock.sendall(STREAM_HEAD)
+                    sock.sendall(server.body)
+                else:
+                    sock.sendall(NOT_FOUND)
+        except OSError:  # the client hung up mid-stream
+            return
+
+
+def start_server(body: bytes) -> SSEServer:
+    server = SSEServer(body)
+    threading.Thread(target=server.serve_forever, name="sse-server", daemon=True).start()
+    return server
+
+
+def raw_loop(base_url: str) -> int:
+    """(a) The least code that reads the stream: returns the number of content chunks."""
+    response = requests.post(
+        base_url + PATH,
+        json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        stream=True,
+        timeout=30,
+    )
+    response.raise_for_status()
+    count = 0
+    with response:
+        for line in response.iter_lines():
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                break
+            choices = json.loads(data)["choices"]
+            if choices and choices[0]["delta"].get("content"):
+                count += 1
+    return count
+
+
+def client_loop(client: LMStudioClient) -> int:
+    """(b) The client under test: returns the number of content chunks."""
+    count = 0
+    with client.chat_stream("hi", model="m") as stream:
+        for chunk in stream:
+            if chunk.content:
+                count += 1
+    return count
+
+
+def rate(loop: Callable[[], int], chunks: int) -> float:
+    started = time.perf_counter()
+    got = loop()
+    elapsed = time.perf_counter() - started
+    if got != chunks:
+        raise SystemExit(f"expected {chunks} content chunks, got {got}")
+    return chunks / elapsed
+
+
+def peak_memory(client: LMStudioClient, keep_chunks: bool = False) -> tuple[int, int]:
+    """Peak traced bytes while consuming one chat stream, and the aggregate's length."""
+    kept: list[Any] = []
+    tracemalloc.start()
+    try:
+        with client.chat_stream("hi", model="m") as stream:
+            for chunk in stream:
+                if keep_chunks:
+                    kept.append(chunk)
+            text = len(stream.response.content)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--memory-chunks", type=int, default=200_000)
+    parser.add_argument("--profile", action="store_true", help="cProfile one chat_stream loop")
+    args = parser.parse_args()
+    chunks: int = args.chunks
+    small, large = min(20_000, args.memory_chunks), args.memory_chunks
+
+    server = start_server(render_body(chunks))
+    client = LMStudioClient(base_url=server.base_url, max_retries=0)
+    try:
+        raw_loop(server.base_url)  # warm up: imports, connection pool, the CPU's clock
+        client_loop(client)
+        rates: dict[str, list[float]] = {"raw": [], "client": []}
+        for _ in range(args.rounds):
+            rates["raw"].append(rate(lambda: raw_loop(server.base_url), chunks))
+            rates["client"].append(rate(lambda: client_loop(client), chunks))
+        raw, ours = statistics.median(rates["raw"]), statistics.median(rates["client"])
+        size = len(server.body) / 1e6
+        print(f"throughput: {chunks} chunks ({size:.1f} MB on the wire), {args.rounds} rounds")
+        print(f"  (a) requests iter_lines + json.loads  median {raw:10,.0f} chunks/s")
+        print(f"  (b) LMStudioClient.chat_stream        median {ours:10,.0f} chunks/s")
+        verdict = "OK" if ours / raw >= 0.85 else "BELOW TARGET"
+        print(f"  ratio (b)/(a) = {ours / raw:.3f}  (target >= 0.85: {verdict})")
+        paired = [b / a for a, b in zip(rates["raw"], rates["client"])]
+        print(
+            f"  per-round ratios {min(paired):.3f}..{max(paired):.3f}, "
+            f"median {statistics.median(paired):.3f}"
+        )
+
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.runcall(client_loop, client)
+            print("cProfile of one chat_stream loop, by own time:")
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(15)
+
+        print("peak memory (tracemalloc) while consuming chat_stream:")
+        peaks: dict[int, int] = {}
+        for n in sorted({small, large}):
+            server.body = render_body(n)  # rendered before tracing starts
+            peak, text = peak_memory(client)
+            peaks[n] = peak
+            print(
+                f"  {n:>9,} chunks: peak {peak / 1e6:7.2f} MB = {peak / n * 1000 / 1e3:6.2f}"
+                f" KB per 1,000 chunks; aggregate text {text:,} chars"
+            )
+        if large > small:
+            slope = (peaks[large] - peaks[small]) / (large - small)
+            print(
+                f"  growth {slope:.1f} bytes per extra chunk "
+                f"(the aggregate's text itself: {len(TOKEN)} bytes per chunk)"
+            )
+        server.body = render_body(small)
+        kept, _ = peak_memory(client, keep_chunks=True)
+        print(
+            f"  for contrast, list(stream) of {small:,} chunks: peak {kept / 1e6:.2f} MB"
+            f" = {kept / small:.0f} bytes per chunk"
+        )
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
