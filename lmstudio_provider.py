@@ -310,6 +310,16 @@ MESSAGE_ERRORS: tuple[tuple[str, type[APIError]], ...] = (
 _MESSAGE_PATTERNS = [(re.compile(p, re.IGNORECASE), cls) for p, cls in MESSAGE_ERRORS]
 
 
+_ErrorT = TypeVar("_ErrorT", bound=LMStudioError)
+
+
+def _redact(error: _ErrorT, key: str | None) -> _ErrorT:
+    """Replace ``key`` in the error's message; servers may echo what they were sent."""
+    if key and key in str(error):
+        error.args = (str(error).replace(key, "<api key>"),)
+    return error
+
+
 def _one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """Collapse whitespace and cap the length: messages must fit one log line."""
     text = " ".join(text.split())
@@ -1150,8 +1160,10 @@ class _Stream(Generic[ChunkT, ResultT]):
         max_bytes: int,
         started: float,
         clock: Callable[[], float] = time.monotonic,
+        secret: str | None = None,
     ) -> None:
         self._response = response
+        self._secret = secret
         self._read_timeout = read_timeout
         self._max_bytes = max_bytes
         self._closed = False
@@ -1306,6 +1318,9 @@ class _Stream(Generic[ChunkT, ResultT]):
                 yield tail
             self._elapsed = self._clock() - self._started
             self._result = self._build()
+        except LMStudioError as exc:
+            _redact(exc, self._secret)
+            raise
         finally:
             self.close()
 
@@ -2039,6 +2054,7 @@ class LMStudioClient:
             max_bytes=self.config.max_response_bytes,
             started=started,
             clock=self._clock,
+            secret=self.config.api_key,
         )
 
     def complete(
@@ -2106,6 +2122,7 @@ class LMStudioClient:
             max_bytes=self.config.max_response_bytes,
             started=started,
             clock=self._clock,
+            secret=self.config.api_key,
         )
 
     def embed(
@@ -2265,9 +2282,11 @@ class LMStudioClient:
         try:
             body = json.loads(data)
         except ValueError:  # includes invalid UTF-8
-            raise MalformedResponseError(
-                f"{method} {path}: the body is not JSON (HTTP {response.status_code}): "
-                f"{_quote(data.decode('utf-8', 'replace'))}"
+            raise self._scrub(
+                MalformedResponseError(
+                    f"{method} {path}: the body is not JSON (HTTP {response.status_code}): "
+                    f"{_quote(data.decode('utf-8', 'replace'))}"
+                )
             ) from None
         if isinstance(body, dict) and body.get("error"):  # LM Studio's "200 but error"
             raise self._scrub(error_from_response(response.status_code, body))
@@ -2295,9 +2314,11 @@ class LMStudioClient:
                 if isinstance(error, ModelNotFoundError):
                     error = self._explain_missing_model(error, payload.get("model"))
                 raise error
-            raise MalformedResponseError(
-                f"POST {path}: expected an event stream, got {content_type}: "
-                f"{_quote(data.decode('utf-8', 'replace'))}"
+            raise self._scrub(
+                MalformedResponseError(
+                    f"POST {path}: expected an event stream, got {content_type}: "
+                    f"{_quote(data.decode('utf-8', 'replace'))}"
+                )
             )
         return response, read_timeout
 
@@ -2464,12 +2485,9 @@ class LMStudioClient:
             response.close()
         return b"".join(pieces)
 
-    def _scrub(self, error: APIError) -> APIError:
+    def _scrub(self, error: _ErrorT) -> _ErrorT:
         """Keep the API key out of messages, even if a server echoes it back."""
-        key = self.config.api_key
-        if key and key in str(error):
-            error.args = (str(error).replace(key, "<api key>"),)
-        return error
+        return _redact(error, self.config.api_key)
 
 
 def _merge_options(

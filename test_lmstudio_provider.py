@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import random
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -1258,6 +1261,832 @@ def test_readme_error_table_covers_every_mapping() -> None:
             assert any(f"`{alternative}`" in row and f"`{cls.__name__}`" in row for row in rows), (
                 alternative
             )
+
+
+# ============================================================================
+# reliability: retries, timeouts, hostile servers, secrets, threads
+# ============================================================================
+
+
+# ----------------------------------------------------------------------------
+# reliability helpers
+# ----------------------------------------------------------------------------
+
+CHAT_URL = f"{BASE}/v1/chat/completions"
+
+
+class TopOfRange:
+    """An rng whose ``uniform(a, b)`` is always ``b``: the sleeps show the bounds."""
+
+    def uniform(self, a: float, b: float) -> float:
+        assert a == 0
+        return b
+
+
+def sse(*events: Any) -> bytes:
+    """A text/event-stream body: one ``data:`` line per event, then a blank line."""
+    lines = [e if isinstance(e, bytes) else f"data: {json.dumps(e)}".encode() for e in events]
+    return b"".join(line + b"\n\n" for line in lines)
+
+
+def delta(content: str, finish: str | None = None) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]}
+
+
+SSE_HELLO = sse(delta("Hel"), delta("lo"), delta("", "stop"), b"data: [DONE]")
+
+
+def send_json(
+    h: BaseHTTPRequestHandler, body: Any, status: int = 200, content_type: str = "application/json"
+) -> None:
+    """Answer with Content-Length and keep-alive, headers and body in one write."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    h.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    head = (
+        f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    h.wfile.write(head + data)
+    h.wfile.flush()
+
+
+def silent_server(release: threading.Event, hits: list[str]) -> tuple[str, Callable[[], None]]:
+    """Reads each request, then says nothing until ``release`` (at most 5 s)."""
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        hits.append(f"{h.command} {h.path}")
+        read_request_body(h)
+        release.wait(5)
+        h.close_connection = True
+
+    return serve(handler)
+
+
+def hanging_up_server(hits: list[str]) -> tuple[str, Callable[[], None]]:
+    """Reads each request, then closes the connection without a word."""
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        hits.append(f"{h.command} {h.path}")
+        read_request_body(h)
+        h.close_connection = True
+
+    return serve(handler)
+
+
+# ----------------------------------------------------------------------------
+# retries: backoff
+# ----------------------------------------------------------------------------
+
+
+def test_backoff_bounds_double_from_half_a_second_up_to_eight(
+    rsps: responses.RequestsMock,
+) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=6, sleep=sleeps, rng=TopOfRange())
+    rsps.post(CHAT_URL, status=503, json={"error": "busy"})
+    with pytest.raises(lp.ServerError, match="after 7 attempts"):
+        client.chat("hi", model="m")
+    assert len(rsps.calls) == 7
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+
+
+def test_backoff_is_full_jitter_drawn_from_the_injected_rng(
+    rsps: responses.RequestsMock,
+) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=4, sleep=sleeps, rng=random.Random(1234))
+    rsps.post(CHAT_URL, status=502, body="bad gateway")
+    with pytest.raises(lp.ServerError, match="after 5 attempts"):
+        client.chat("hi", model="m")
+    expected = random.Random(1234)
+    assert sleeps == [expected.uniform(0, bound) for bound in (0.5, 1.0, 2.0, 4.0)]
+    assert all(0 <= s <= bound for s, bound in zip(sleeps, (0.5, 1.0, 2.0, 4.0)))
+    assert len(set(sleeps)) == 4  # jittered, not a fixed schedule
+
+
+def test_connection_refused_is_retried_with_backoff() -> None:
+    sleeps = Sleeps()
+    url = f"http://127.0.0.1:{free_port()}"
+    client = make_client(base_url=url, max_retries=3, sleep=sleeps, rng=TopOfRange())
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.chat("hi", model="m")
+    message = str(info.value)
+    assert "connection refused" in message
+    assert "after 4 attempts" in message
+    assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_no_retries_means_one_attempt_and_no_sleep() -> None:
+    sleeps = Sleeps()
+    client = make_client(base_url=f"http://127.0.0.1:{free_port()}", sleep=sleeps)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.chat("hi", model="m")
+    assert "attempts" not in str(info.value)
+    assert sleeps == []
+
+
+# ----------------------------------------------------------------------------
+# retries: which answers
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_retryable_status_is_retried_until_success(
+    rsps: responses.RequestsMock, status: int
+) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=2, sleep=sleeps, rng=random.Random(7))
+    rsps.post(CHAT_URL, status=status, json={"error": "busy"})
+    rsps.post(CHAT_URL, status=status, json={"error": "busy"})
+    rsps.post(CHAT_URL, json=chat_body("finally"))
+    assert client.chat("hi", model="m").content == "finally"
+    assert len(rsps.calls) == 3
+    assert len(sleeps) == 2
+    assert 0 <= sleeps[0] <= 0.5 and 0 <= sleeps[1] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, lp.BadRequestError),
+        (401, lp.AuthenticationError),
+        (404, lp.NotFoundError),
+        (422, lp.BadRequestError),
+        (500, lp.ServerError),
+    ],
+)
+def test_other_errors_are_not_retried(
+    rsps: responses.RequestsMock, status: int, cls: type[lp.APIError]
+) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=3, sleep=sleeps)
+    rsps.post(CHAT_URL, status=status, json={"error": {"message": "nope"}})
+    with pytest.raises(cls) as info:
+        client.chat("hi", model="m")
+    assert type(info.value) is cls
+    assert info.value.status_code == status
+    assert "nope" in str(info.value) and "attempts" not in str(info.value)
+    assert len(rsps.calls) == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "words"),
+    [
+        (503, {"error": "Model is unloaded."}, lp.ModelLoadError, "Model is unloaded"),
+        (502, {"error": {"message": "Failed to load model 'x'"}}, lp.ModelLoadError, "Failed"),
+        (429, {"error": "No models loaded"}, lp.NoModelLoadedError, "lms load"),
+        (
+            503,
+            {"error": {"message": "gone", "code": "model_not_found"}},
+            lp.ModelNotFoundError,
+            "gone",
+        ),
+        (404, {"error": "Model qwen-x not found"}, lp.ModelNotFoundError, "qwen-x"),
+    ],
+)
+def test_error_mapped_from_the_body_is_not_retried_even_with_a_retry_status(
+    rsps: responses.RequestsMock, status: int, body: Any, cls: type[lp.APIError], words: str
+) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=3, sleep=sleeps)
+    mock_v0_models(rsps)  # a missing model is explained from the model list
+    rsps.post(CHAT_URL, status=status, json=body)
+    with pytest.raises(cls, match=words) as info:
+        client.chat("hi", model="m")
+    assert type(info.value) is cls
+    assert [c.request.method for c in rsps.calls].count("POST") == 1
+    assert sleeps == []
+
+
+def test_last_attempt_raises_the_mapped_error_of_the_last_answer(
+    rsps: responses.RequestsMock,
+) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=2, sleep=sleeps, rng=random.Random(0))
+    rsps.post(CHAT_URL, status=503, json={"error": {"message": "first"}})
+    rsps.post(CHAT_URL, status=429, json={"error": {"message": "second"}})
+    rsps.post(CHAT_URL, status=503, json={"error": {"message": "overloaded"}})
+    with pytest.raises(lp.ServerError) as info:
+        client.chat("hi", model="m")
+    assert type(info.value) is lp.ServerError
+    assert str(info.value) == "overloaded (HTTP 503); after 3 attempts"
+    assert info.value.status_code == 503
+    assert len(rsps.calls) == 3
+    assert len(sleeps) == 2
+
+
+def test_is_available_probe_is_not_retried(rsps: responses.RequestsMock) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=5, sleep=sleeps)
+    rsps.get(f"{BASE}/v1/models", status=503)
+    assert client.is_available() is False
+    assert len(rsps.calls) == 1  # a probe asks once
+    assert sleeps == []
+
+
+# ----------------------------------------------------------------------------
+# retries: Retry-After
+# ----------------------------------------------------------------------------
+
+
+def test_retry_after_zero_is_honoured(rsps: responses.RequestsMock) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=2, sleep=sleeps, rng=TopOfRange())
+    for _ in range(2):
+        rsps.post(CHAT_URL, status=503, json={"error": "busy"}, headers={"Retry-After": "0"})
+    rsps.post(CHAT_URL, json=chat_body("ok"))
+    assert client.chat("hi", model="m").content == "ok"
+    assert len(rsps.calls) == 3
+    assert sleeps == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "2"}, 2.0),
+        ({"Retry-After": "1.5"}, 1.5),
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"retry-after-ms": "250", "Retry-After": "30"}, 0.25),
+    ],
+)
+def test_retry_after_seconds_and_milliseconds_set_the_sleep(
+    rsps: responses.RequestsMock, headers: dict[str, str], expected: float
+) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=1, sleep=sleeps, rng=TopOfRange())
+    rsps.post(CHAT_URL, status=429, json={"error": "slow down"}, headers=headers)
+    rsps.post(CHAT_URL, json=chat_body("ok"))
+    assert client.chat("hi", model="m").content == "ok"
+    assert len(rsps.calls) == 2
+    assert sleeps == [expected]
+
+
+def test_retry_after_http_date_sets_the_sleep(rsps: responses.RequestsMock) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=1, sleep=sleeps, rng=TopOfRange())
+    when = formatdate(time.time() + 3, usegmt=True)
+    rsps.post(CHAT_URL, status=503, json={"error": "busy"}, headers={"Retry-After": when})
+    rsps.post(CHAT_URL, json=chat_body("ok"))
+    assert client.chat("hi", model="m").content == "ok"
+    assert len(rsps.calls) == 2
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 3.5
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "61"},
+        {"Retry-After": "3600"},
+        {"retry-after-ms": "60001"},
+        {"Retry-After": "soon"},
+        {"Retry-After": "-1"},
+        {"Retry-After": "inf"},
+        {"Retry-After": "nan"},
+        {"retry-after-ms": "abc"},
+    ],
+    ids=lambda h: "=".join(next(iter(h.items()))),
+)
+def test_unusable_retry_after_gives_up_at_once(
+    rsps: responses.RequestsMock, status: int, headers: dict[str, str]
+) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=3, sleep=sleeps)
+    rsps.post(CHAT_URL, status=status, json={"error": "busy"}, headers=headers)
+    with pytest.raises(lp.APIError) as info:
+        client.chat("hi", model="m")
+    assert type(info.value) is (lp.RateLimitError if status == 429 else lp.ServerError)
+    message = str(info.value)
+    assert message.startswith(f"busy (HTTP {status})")
+    assert "try again later" in message
+    assert repr(next(iter(headers.values()))) in message  # names what the server asked
+    assert info.value.status_code == status
+    assert len(rsps.calls) == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"content-type": "application/json"}, None),
+        ({"retry-after": "0"}, 0.0),
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after": " 7 "}, 7.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after": "120"}, 120.0),  # the caller decides what is too long
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"retry-after-ms": "0"}, 0.0),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # in the past
+        ({"retry-after": "soon"}, math.inf),
+        ({"retry-after": "-1"}, math.inf),
+        ({"retry-after": "inf"}, math.inf),
+        ({"retry-after": "nan"}, math.inf),
+        ({"retry-after-ms": "-5"}, math.inf),
+        ({"retry-after-ms": "later"}, math.inf),
+    ],
+)
+def test_retry_after_seconds_unit(headers: dict[str, str], expected: float | None) -> None:
+    assert lp.retry_after_seconds(headers) == expected
+
+
+def test_retry_after_seconds_http_date_in_the_future() -> None:
+    delay = lp.retry_after_seconds({"retry-after": formatdate(time.time() + 3, usegmt=True)})
+    assert delay is not None and 0 <= delay <= 3.5
+
+
+def test_retry_after_seconds_reads_response_headers_case_insensitively() -> None:
+    headers = requests.structures.CaseInsensitiveDict({"Retry-After": "4", "X": "y"})
+    assert lp.retry_after_seconds(headers) == 4.0
+    headers = requests.structures.CaseInsensitiveDict({"Retry-After-Ms": "1500"})
+    assert lp.retry_after_seconds(headers) == 1.5
+
+
+# ----------------------------------------------------------------------------
+# retries: read timeouts and dropped connections (real sockets)
+# ----------------------------------------------------------------------------
+
+
+def test_post_read_timeout_is_not_retried_by_default() -> None:
+    release, hits, sleeps = threading.Event(), [], Sleeps()
+    url, stop = silent_server(release, hits)
+    try:
+        client = make_client(base_url=url, timeout=0.3, max_retries=2, sleep=sleeps)
+        with pytest.raises(lp.RequestTimeoutError) as info:
+            client.chat("hi", model="m")
+    finally:
+        release.set()
+        stop()
+    message = str(info.value)
+    assert "POST /v1/chat/completions" in message and "sent nothing for 0.3 s" in message
+    assert "attempts" not in message
+    assert isinstance(info.value, TimeoutError)
+    assert hits == ["POST /v1/chat/completions"]
+    assert sleeps == []
+
+
+def test_post_read_timeout_is_retried_with_retry_on_timeout() -> None:
+    release, hits, sleeps = threading.Event(), [], Sleeps()
+    url, stop = silent_server(release, hits)
+    try:
+        client = make_client(
+            base_url=url, timeout=0.3, max_retries=2, retry_on_timeout=True, sleep=sleeps
+        )
+        with pytest.raises(lp.RequestTimeoutError, match="after 3 attempts"):
+            client.chat("hi", model="m")
+    finally:
+        release.set()
+        stop()
+    assert hits == ["POST /v1/chat/completions"] * 3
+    assert len(sleeps) == 2
+
+
+def test_get_read_timeout_is_retried() -> None:
+    release, hits, sleeps = threading.Event(), [], Sleeps()
+    url, stop = silent_server(release, hits)
+    try:
+        client = make_client(base_url=url, timeout=0.3, max_retries=2, sleep=sleeps)
+        with pytest.raises(lp.RequestTimeoutError, match="after 3 attempts"):
+            client.list_models()
+    finally:
+        release.set()
+        stop()
+    assert hits == ["GET /api/v1/models"] * 3
+    assert len(sleeps) == 2
+
+
+def test_server_that_accepts_and_never_answers_times_out() -> None:
+    release = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    accepted: list[socket.socket] = []
+
+    def accept_forever() -> None:
+        while not release.is_set():
+            try:
+                accepted.append(listener.accept()[0])  # and never read or write
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_forever, daemon=True)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        client = make_client(base_url=f"http://127.0.0.1:{port}", timeout=0.3)
+        with pytest.raises(lp.RequestTimeoutError, match=r"sent nothing for 0\.3 s"):
+            client.chat("hi", model="m")
+    finally:
+        release.set()
+        thread.join(5)
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    assert len(accepted) == 1
+
+
+def test_post_closed_without_an_answer_is_not_retried() -> None:
+    hits: list[str] = []
+    sleeps = Sleeps()
+    url, stop = hanging_up_server(hits)
+    try:
+        client = make_client(base_url=url, max_retries=2, sleep=sleeps)
+        with pytest.raises(lp.ServerUnreachableError) as info:
+            client.chat("hi", model="m")
+    finally:
+        stop()
+    message = str(info.value)
+    assert "POST /v1/chat/completions" in message
+    assert "closed the connection" in message and "attempts" not in message
+    assert hits == ["POST /v1/chat/completions"]
+    assert sleeps == []
+
+
+def test_get_closed_without_an_answer_is_retried() -> None:
+    hits: list[str] = []
+    sleeps = Sleeps()
+    url, stop = hanging_up_server(hits)
+    try:
+        client = make_client(base_url=url, max_retries=2, sleep=sleeps)
+        with pytest.raises(lp.ServerUnreachableError) as info:
+            client.list_models()
+    finally:
+        stop()
+    assert "closed the connection" in str(info.value)
+    assert "after 3 attempts" in str(info.value)
+    assert hits == ["GET /api/v1/models"] * 3
+    assert len(sleeps) == 2
+
+
+# ----------------------------------------------------------------------------
+# retries: streams
+# ----------------------------------------------------------------------------
+
+
+def test_stream_is_retried_before_the_first_byte(rsps: responses.RequestsMock) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=2, sleep=sleeps, rng=TopOfRange())
+    rsps.post(CHAT_URL, status=503, json={"error": "busy"})
+    rsps.post(CHAT_URL, body=SSE_HELLO, content_type="text/event-stream")
+    with client.chat_stream("hi", model="m") as stream:
+        assert [chunk.content for chunk in stream] == ["Hel", "lo", ""]
+    assert stream.response.content == "Hello"
+    assert stream.response.finish_reason == "stop"
+    assert len(rsps.calls) == 2
+    assert sleeps == [0.5]
+
+
+def test_stream_cut_mid_body_is_not_retried() -> None:
+    hits: list[str] = []
+    sleeps = Sleeps()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        hits.append(f"{h.command} {h.path}")
+        read_request_body(h)
+        send_chunked_head(h, "text/event-stream")
+        write_chunk(h, sse(delta("Hel")))
+        h.close_connection = True  # gone, without the last chunk
+
+    url, stop = serve(handler)
+    try:
+        client = make_client(base_url=url, max_retries=2, sleep=sleeps)
+        received = []
+        stream = client.chat_stream("hi", model="m")
+        with pytest.raises(lp.StreamError) as info:
+            for chunk in stream:
+                received.append(chunk.content)
+    finally:
+        stop()
+    assert received == ["Hel"]
+    assert info.value.partial == "Hel"
+    assert "incomplete" in str(info.value)
+    assert hits == ["POST /v1/chat/completions"]
+    assert sleeps == []
+
+
+# ----------------------------------------------------------------------------
+# timeouts and size limits
+# ----------------------------------------------------------------------------
+
+
+class RecordingSession(requests.Session):
+    """Records the ``timeout`` each request was sent with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[Any] = []
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        self.timeouts.append(kwargs.get("timeout"))
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_every_request_carries_connect_and_read_timeouts(rsps: responses.RequestsMock) -> None:
+    session = RecordingSession()
+    client = make_client(session=session, connect_timeout=2.5, timeout=40)
+    mock_v0_models(rsps)
+    rsps.post(CHAT_URL, json=chat_body())
+    rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": "t"}]})
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
+    client.list_models()
+    client.chat("hi", model="m")
+    client.complete("hi", model="m")
+    client.embed("hi", model="e")
+    assert session.timeouts == [(2.5, 40.0)] * 5
+
+
+def test_per_call_timeout_overrides_the_read_timeout(rsps: responses.RequestsMock) -> None:
+    session = RecordingSession()
+    client = make_client(session=session, connect_timeout=2.5, timeout=40)
+    rsps.post(CHAT_URL, json=chat_body())
+    rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": "t"}]})
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
+    client.chat("hi", model="m", timeout=7)
+    client.complete("hi", model="m", timeout=8)
+    client.embed("hi", model="e", timeout=9.5)
+    rsps.replace("POST", CHAT_URL, body=SSE_HELLO, content_type="text/event-stream")
+    assert client.chat_stream("hi", model="m", timeout=11).text() == "Hello"
+    assert session.timeouts == [(2.5, 7.0), (2.5, 8.0), (2.5, 9.5), (2.5, 11.0)]
+    assert [call.request.req_kwargs["timeout"] for call in rsps.calls] == session.timeouts
+
+
+def test_stream_larger_than_the_limit_stops_reading() -> None:
+    sent = {"events": 0}
+    event = sse(delta("x" * 16384))
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_chunked_head(h, "text/event-stream")  # no Content-Length to refuse early
+        try:
+            for _ in range(1000):
+                write_chunk(h, event)
+                sent["events"] += 1
+            write_chunk(h, b"")
+        except OSError:
+            pass
+
+    url, stop = serve(handler)
+    received = []
+    try:
+        client = make_client(base_url=url, max_response_bytes=40_000)
+        stream = client.chat_stream("hi", model="m")
+        with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes=40000"):
+            for chunk in stream:
+                received.append(chunk.content)
+    finally:
+        stop()
+    assert sum(len(text) for text in received) <= 40_000
+    assert sent["events"] < 1000  # it stopped reading long before the end
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            b'data: {"choices":[{"index":0,"delta":{"content":"ab\xff\xfecd"}}]}\n\n'
+            + sse(delta("", "stop"), b"data: [DONE]"),
+            "ab\ufffd\ufffdcd",
+        ),
+        (
+            b"event: \xff\xfe\n" + sse(delta("ok", "stop"), b"data: [DONE]"),
+            "ok",
+        ),
+        (sse(delta("ab"), b"data: \xff\xfe{", delta("", "stop")), lp.MalformedResponseError),
+    ],
+    ids=["in-json-string", "in-event-name", "not-json"],
+)
+def test_invalid_utf8_in_a_stream_never_escapes_as_unicode_error(
+    rsps: responses.RequestsMock, body: bytes, expected: str | type[Exception]
+) -> None:
+    client = make_client()
+    rsps.post(CHAT_URL, body=body, content_type="text/event-stream")
+    stream = client.chat_stream("hi", model="m")
+    if isinstance(expected, str):
+        assert stream.text() == expected
+        return
+    with pytest.raises(expected, match="not JSON"):
+        stream.text()
+
+
+def test_invalid_utf8_instead_of_a_stream_never_escapes_as_unicode_error(
+    rsps: responses.RequestsMock,
+) -> None:
+    client = make_client()
+    rsps.post(CHAT_URL, body=b"\xff\xfe{oops", content_type="application/json")
+    with pytest.raises(lp.MalformedResponseError, match="expected an event stream"):
+        client.chat_stream("hi", model="m")
+    rsps.replace("POST", CHAT_URL, body=b'{"error": "bad \xff\xfe"}', status=500)
+    with pytest.raises(lp.ServerError):
+        client.chat_stream("hi", model="m")
+
+
+# ----------------------------------------------------------------------------
+# hostile servers
+# ----------------------------------------------------------------------------
+
+
+def test_200_carrying_an_error_object_is_an_api_error(rsps: responses.RequestsMock) -> None:
+    client = make_client(max_retries=2)
+    rsps.post(CHAT_URL, json={"error": {"message": "something"}})
+    with pytest.raises(lp.APIError) as info:
+        client.chat("hi", model="m")
+    assert type(info.value) is lp.APIError
+    assert info.value.status_code == 200
+    assert str(info.value) == "something"
+    assert len(rsps.calls) == 1
+
+
+# ----------------------------------------------------------------------------
+# secrets stay out of errors and logs
+# ----------------------------------------------------------------------------
+
+
+def _echo(h: BaseHTTPRequestHandler) -> str:
+    """What a careless server sends back: the Authorization header it received."""
+    return f"bad header Authorization: {h.headers.get('Authorization')}"
+
+
+def _answer_stream(h: BaseHTTPRequestHandler, *events: Any) -> None:
+    send_chunked_head(h, "text/event-stream")
+    write_chunk(h, sse(*events))
+    h.close_connection = True  # cut: no last chunk
+
+
+#: fault -> (how the server answers, what the client raises); the request's
+#: ``model`` names the fault, so one server plays them all.
+SECRET_FAULTS: dict[str, tuple[Callable[[BaseHTTPRequestHandler], None], type[Exception]]] = {
+    "401": (
+        lambda h: send_json(h, {"error": {"message": "bad token"}}, 401),
+        lp.AuthenticationError,
+    ),
+    "401-echo-text": (
+        lambda h: send_json(h, _echo(h).encode(), 401, "text/plain"),
+        lp.AuthenticationError,
+    ),
+    "500-echo": (lambda h: send_json(h, {"error": _echo(h)}, 500), lp.ServerError),
+    "200-error-echo": (lambda h: send_json(h, {"error": _echo(h)}), lp.APIError),
+    "malformed": (lambda h: send_json(h, b"<html>oops</html>"), lp.MalformedResponseError),
+    "malformed-echo": (lambda h: send_json(h, _echo(h).encode()), lp.MalformedResponseError),
+    "timeout": (lambda h: None, lp.RequestTimeoutError),  # the server below stays silent
+    "stream-cut": (lambda h: _answer_stream(h, delta("Hel")), lp.StreamError),
+    "stream-json-echo": (
+        lambda h: send_json(h, {"message": _echo(h)}),
+        lp.MalformedResponseError,
+    ),
+    "stream-error-event-echo": (
+        lambda h: _answer_stream(h, delta("Hel"), {"error": {"message": _echo(h)}}),
+        lp.APIError,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[str]:
+    release = threading.Event()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        fault = read_request_body(h)["model"]
+        if fault == "timeout":
+            release.wait(5)
+            h.close_connection = True
+            return
+        SECRET_FAULTS[fault][0](h)
+
+    url, stop = serve(handler)
+    try:
+        yield url
+    finally:
+        release.set()
+        stop()
+
+
+def _assert_no_secret(exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
+    texts = [str(exc), repr(exc), repr(exc.args), str(getattr(exc, "partial", ""))]
+    if exc.__cause__ is not None:
+        texts += [str(exc.__cause__), repr(exc.__cause__)]
+    for text in texts:
+        assert SECRET not in text
+    ours = [r for r in caplog.records if r.name.startswith(("lmstudio_provider", "urllib3"))]
+    assert any(r.name.startswith("urllib3") for r in ours)  # urllib3 was heard too
+    for record in ours:
+        assert SECRET not in record.getMessage()
+    assert any(
+        r.name == "lmstudio_provider"
+        and r.getMessage().startswith("POST /v1/chat/completions -> ")
+        and "attempt 1/" in r.getMessage()
+        for r in ours
+    )
+
+
+@pytest.mark.parametrize("fault", list(SECRET_FAULTS))
+def test_secret_never_in_errors_or_logs(
+    fault_server: str, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = make_client(base_url=fault_server, api_key=SECRET, timeout=0.3)
+    with pytest.raises(SECRET_FAULTS[fault][1]) as info:
+        if fault.startswith("stream"):
+            client.chat_stream("hi", model=fault).text()
+        else:
+            client.chat("hi", model=fault)
+    _assert_no_secret(info.value, caplog)
+
+
+def test_secret_never_in_errors_or_logs_connection_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"http://127.0.0.1:{free_port()}"
+    client = make_client(base_url=url, api_key=SECRET, max_retries=1)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.chat("hi", model="m")
+    _assert_no_secret(info.value, caplog)
+
+
+def test_debug_log_names_method_path_status_and_attempt(
+    rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lmstudio_provider")
+    client = make_client(max_retries=2, api_key=SECRET)
+    rsps.post(CHAT_URL, status=503, json={"error": "busy"})
+    rsps.post(CHAT_URL, json=chat_body())
+    client.chat("hi", model="m")
+    client = make_client(api_key=SECRET)
+    rsps.replace("POST", CHAT_URL, json=chat_body())
+    client.chat("hi", model="m")
+    lines = [r.getMessage() for r in caplog.records if r.name == "lmstudio_provider"]
+    assert len(lines) == 3
+    assert lines[0].startswith("POST /v1/chat/completions -> 503 in ")
+    assert lines[0].endswith("(attempt 1/3)")
+    assert lines[1].startswith("POST /v1/chat/completions -> 200 in ")
+    assert lines[1].endswith("(attempt 2/3)")
+    assert lines[2].startswith("POST /v1/chat/completions -> 200 in ")
+    assert lines[2].endswith("(attempt 1/1)")
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "lmstudio_provider")
+    assert not any(SECRET in line for line in lines)
+
+
+# ----------------------------------------------------------------------------
+# one client, many threads
+# ----------------------------------------------------------------------------
+
+V1_MODELS = {
+    "models": [
+        {
+            "type": "llm",
+            "key": "m",
+            "loaded_instances": [{"id": "m", "config": {"context_length": 4096}}],
+        }
+    ]
+}
+
+
+def test_one_client_shared_by_eight_threads() -> None:
+    threads, calls = 8, 200
+    model_fetches: list[str] = []
+    models_sent: set[Any] = set()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        if h.command == "GET" and h.path == "/api/v1/models":
+            model_fetches.append(h.path)
+            send_json(h, V1_MODELS)
+            return
+        body = read_request_body(h)
+        models_sent.add(body["model"])
+        send_json(h, chat_body(body["messages"][-1]["content"]))
+
+    url, stop = serve(handler)
+    client = make_client(base_url=url)
+    start = threading.Barrier(threads)
+    results: dict[int, list[tuple[str, str]]] = {t: [] for t in range(threads)}
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        start.wait()  # all threads meet the cold model cache together
+        try:
+            for i in range(calls):
+                sent = f"thread {t} call {i}"
+                results[t].append((sent, client.chat(sent).content))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+    finally:
+        client.close()
+        stop()
+    assert errors == []
+    assert sum(len(r) for r in results.values()) == threads * calls
+    for t in range(threads):
+        assert [sent for sent, _ in results[t]] == [f"thread {t} call {i}" for i in range(calls)]
+        assert all(sent == got for sent, got in results[t])
+    assert model_fetches == ["/api/v1/models"]
+    assert models_sent == {"m"}
 
 
 # ----------------------------------------------------------------------------
