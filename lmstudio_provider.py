@@ -401,7 +401,10 @@ def normalize_base_url(url: str, *, source: str = "base_url") -> str:
         raise ConfigError(f"{source} is empty")
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # "Invalid IPv6 URL": unbalanced brackets
+        raise ConfigError(f"{source}={url!r} is not a valid URL") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ConfigError(f"{source}={url!r} has scheme {scheme!r}; use http:// or https://")
@@ -1625,8 +1628,11 @@ def _response_format(
 def _needs_native_route(error: APIError, path: str, base_url: str, what: str) -> APIError:
     """A 404 on a native route means an older (or non-LM Studio) server."""
     needed = "0.4" if path.startswith("/api/v1") else "0.3.6"
+    detail = str(error)
+    if type(error).hint:  # "the base URL is probably wrong" is wrong here: the server is old
+        detail = detail.replace(f"; {type(error).hint}", "")
     return EndpointNotFoundError(
-        f"{what} needs LM Studio {needed} or newer: {base_url} does not serve {path} ({error})",
+        f"{what} needs LM Studio {needed} or newer: {base_url} does not serve {path} ({detail})",
         status_code=error.status_code,
         code=error.code,
         body=error.body,
@@ -2547,12 +2553,14 @@ def _discovery_candidates(
     """The root URLs to probe, in order, without repeats; and the API key to send."""
     urls = []
     api_key = None
+    env = os.environ if environ is None else environ
+    names = ENV_VARS["base_url"] + ENV_VARS["api_key"]  # another bad setting must not hide them
     try:
-        config = LMStudioConfig.from_env(environ)
+        config = LMStudioConfig.from_env({name: env[name] for name in names if name in env})
         urls.append(config.base_url)
         api_key = config.api_key
     except ConfigError:
-        pass  # a bad setting should not stop the search
+        pass  # a bad URL should not stop the search
     urls.extend(DISCOVERY_URLS)
     for candidate in candidates or ():
         try:

@@ -2089,6 +2089,1455 @@ def test_one_client_shared_by_eight_threads() -> None:
     assert models_sent == {"m"}
 
 
+# ============================================================================
+# LM Studio native features: model routes, load/unload, resolution, discovery, stats,
+# structured output, tool loop, provider interface
+# ============================================================================
+
+
+# ----------------------------------------------------------------------------
+# native features: helpers
+# ----------------------------------------------------------------------------
+
+V1_MODELS_URL = f"{BASE}/api/v1/models"
+LOAD_URL = f"{BASE}/api/v1/models/load"
+UNLOAD_URL = f"{BASE}/api/v1/models/unload"
+NATIVE_CHAT_URL = f"{BASE}/v1/chat/completions"
+
+V1_QWEN: dict[str, Any] = {
+    "type": "llm",
+    "publisher": "lmstudio-community",
+    "key": "qwen/qwen3-8b",
+    "display_name": "Qwen3 8B",
+    "architecture": "qwen3",
+    "quantization": {"name": "Q4_K_M", "bits_per_weight": 4.8},
+    "size_bytes": 5000000000,
+    "params_string": "8B",
+    "loaded_instances": [{"id": "qwen/qwen3-8b", "config": {"context_length": 8192}}],
+    "max_context_length": 40960,
+    "format": "gguf",
+    "capabilities": {
+        "vision": False,
+        "trained_for_tool_use": True,
+        "reasoning": {"allowed_options": ["on", "off"], "default": "on"},
+    },
+}
+V1_NOMIC: dict[str, Any] = {
+    "type": "embedding",
+    "publisher": "nomic-ai",
+    "key": "text-embedding-nomic-embed-text-v1.5",
+    "display_name": "Nomic Embed Text v1.5",
+    "architecture": "nomic-bert",
+    "quantization": {"name": "Q8_0", "bits_per_weight": 8},
+    "size_bytes": 146000000,
+    "params_string": None,
+    "loaded_instances": [],
+    "max_context_length": 2048,
+    "format": "gguf",
+}
+V1_MODEL_LIST = {"models": [V1_QWEN, V1_NOMIC]}
+LLAMACPP_404 = {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}}
+LOAD_ANSWER = {
+    "type": "llm",
+    "instance_id": "qwen/qwen3-8b",
+    "load_time_seconds": 3.21,
+    "status": "loaded",
+}
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+
+
+def v1_models_with(*ids: str) -> dict[str, Any]:
+    """A /api/v1/models body listing downloaded, not loaded LLMs with these keys."""
+    return {"models": [{"type": "llm", "key": i, "loaded_instances": []} for i in ids]}
+
+
+def lms_model_not_found(model: str) -> dict[str, Any]:
+    """LM Studio's answer to an unknown model id."""
+    return {
+        "error": {
+            "message": f'Invalid model identifier "{model}". Please specify a valid '
+            "downloaded model (e.g., qwen2.5-7b-instruct).",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "model_not_found",
+        }
+    }
+
+
+def sent(rsps: responses.RequestsMock, index: int) -> Any:
+    """The JSON body of the index-th request."""
+    body = rsps.calls[index].request.body
+    return json.loads(body) if body else None
+
+
+def paths(rsps: responses.RequestsMock) -> list[str]:
+    return [requests.utils.urlparse(call.request.url).path for call in rsps.calls]
+
+
+def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def tool_answer(*calls: dict[str, Any]) -> dict[str, Any]:
+    body = chat_body("", message={"content": None, "tool_calls": list(calls)})
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    return body
+
+
+def native_reply(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def openai_list_server(hits: list[str]) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A server that lists one model at /v1/models and knows no other route."""
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        hits.append(handler.path)
+        if handler.path == "/v1/models":
+            body = {"object": "list", "data": [{"id": "m", "object": "model"}]}
+        else:
+            body = {"error": f"Unexpected endpoint or method. (GET {handler.path})"}
+        native_reply(handler, 200, json.dumps(body).encode())
+
+    return handle
+
+
+@pytest.fixture
+def closed_discovery(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """An empty discovery cache, and default candidates on closed ports only."""
+    closed = (f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr(lp, "DISCOVERY_URLS", closed)
+    for names in lp.ENV_VARS.values():
+        for name in names:
+            monkeypatch.delenv(name, raising=False)
+    lp._discovered.clear()
+    yield closed
+    lp._discovered.clear()
+
+
+# ----------------------------------------------------------------------------
+# native features: the model list, route by route
+# ----------------------------------------------------------------------------
+
+
+def test_list_models_parses_every_v1_field(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    qwen, nomic = make_client().list_models()
+    assert qwen == lp.ModelInfo(
+        id="qwen/qwen3-8b",
+        type="llm",
+        state="loaded",
+        publisher="lmstudio-community",
+        arch="qwen3",
+        quantization="Q4_K_M",
+        format="gguf",
+        max_context_length=40960,
+        loaded_context_length=8192,
+        capabilities=("tool_use", "reasoning"),
+        display_name="Qwen3 8B",
+        size_bytes=5000000000,
+        params_string="8B",
+        loaded_instances=(("qwen/qwen3-8b", 8192),),
+    )
+    assert qwen.raw == V1_QWEN
+    assert qwen.is_loaded and not qwen.is_embedding
+    assert nomic == lp.ModelInfo(
+        id="text-embedding-nomic-embed-text-v1.5",
+        type="embeddings",
+        state="not-loaded",
+        publisher="nomic-ai",
+        arch="nomic-bert",
+        quantization="Q8_0",
+        format="gguf",
+        max_context_length=2048,
+        loaded_context_length=None,
+        capabilities=(),
+        display_name="Nomic Embed Text v1.5",
+        size_bytes=146000000,
+        params_string=None,
+        loaded_instances=(),
+    )
+    assert nomic.is_embedding and not nomic.is_loaded
+    assert paths(rsps) == ["/api/v1/models"]
+
+
+def test_v1_embedding_and_v0_embeddings_are_one_type() -> None:
+    v1 = lp.ModelInfo.from_v1({"type": "embedding", "key": "e"})
+    v0 = lp.ModelInfo.from_v0({"type": "embeddings", "id": "e"})
+    assert v1.type == v0.type == "embeddings"
+    assert v1.is_embedding and v0.is_embedding
+    assert lp.ModelInfo.from_v1({"type": "vlm", "key": "v"}).type == "vlm"
+
+
+def test_v1_vision_capability_and_instances_without_config() -> None:
+    model = lp.ModelInfo.from_v1(
+        {
+            "type": "llm",
+            "key": "google/gemma-3-4b",
+            "capabilities": {"vision": True, "trained_for_tool_use": False},
+            "loaded_instances": [{"id": "google/gemma-3-4b"}, {"id": "google/gemma-3-4b:2"}],
+        }
+    )
+    assert model.capabilities == ("vision",)
+    assert model.state == "loaded"
+    assert model.loaded_instances == (("google/gemma-3-4b", None), ("google/gemma-3-4b:2", None))
+    assert model.loaded_context_length is None
+
+
+def _v1_server(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+
+
+def _v0_server(rsps: responses.RequestsMock) -> None:
+    mock_v0_models(rsps)
+
+
+def _openai_server(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=LLAMACPP_404, status=404)
+    rsps.get(f"{BASE}/api/v0/models", json=LLAMACPP_404, status=404)
+    rsps.get(f"{BASE}/v1/models", json={"object": "list", "data": [{"id": "smollm2"}]})
+
+
+@pytest.mark.parametrize(
+    ("server", "first_paths", "ids"),
+    [
+        (_v1_server, ["/api/v1/models"], ["qwen/qwen3-8b", "text-embedding-nomic-embed-text-v1.5"]),
+        (
+            _v0_server,
+            ["/api/v1/models", "/api/v0/models"],
+            [m["id"] for m in V0_MODELS["data"]],
+        ),
+        (_openai_server, ["/api/v1/models", "/api/v0/models", "/v1/models"], ["smollm2"]),
+    ],
+    ids=["v1", "v0", "openai"],
+)
+def test_model_list_route_is_remembered_for_refresh(
+    rsps: responses.RequestsMock,
+    server: Callable[[responses.RequestsMock], None],
+    first_paths: list[str],
+    ids: list[str],
+) -> None:
+    server(rsps)
+    client = make_client(clock=FakeClock())
+    assert [m.id for m in client.list_models()] == ids
+    assert paths(rsps) == first_paths
+    assert [m.id for m in client.list_models(refresh=True)] == ids
+    assert paths(rsps) == [*first_paths, first_paths[-1]]  # only the route that answered
+
+
+def test_chat_without_model_picks_the_loaded_v1_llm(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    rsps.post(NATIVE_CHAT_URL, json=chat_body("hi"))
+    make_client().chat("hello")
+    assert sent(rsps, 1)["model"] == "qwen/qwen3-8b"
+
+
+# ----------------------------------------------------------------------------
+# native features: model_capabilities
+# ----------------------------------------------------------------------------
+
+
+def test_model_capabilities_from_the_warm_cache(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    client = make_client()
+    assert client.model_capabilities("qwen/qwen3-8b") == lp.ModelCapabilities(
+        type="llm", context_length=8192, vision=False, tool_use=True, reasoning=True
+    )
+    assert len(rsps.calls) == 1  # the cold cache: one list request
+    assert client.model_capabilities("text-embedding-nomic-embed-text-v1.5") == (
+        lp.ModelCapabilities(type="embeddings", context_length=2048)
+    )
+    assert client.model_capabilities("no-such-model") is None
+    assert client.model_capabilities("qwen") is None
+    assert len(rsps.calls) == 1  # warm: no more requests
+
+
+@pytest.mark.parametrize(
+    "near", ["Qwen/Qwen3-8B", "qwen3-8b", "other-publisher/qwen3-8b", "qwen/qwen3-8b@q4_k_m"]
+)
+def test_model_capabilities_resolves_near_ids(rsps: responses.RequestsMock, near: str) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    capabilities = make_client().model_capabilities(near)
+    assert capabilities is not None
+    assert capabilities.context_length == 8192 and capabilities.tool_use
+    assert len(rsps.calls) == 1
+
+
+def test_model_capabilities_vlm_type_means_vision(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=UNEXPECTED)
+    rsps.get(
+        f"{BASE}/api/v0/models",
+        json={
+            "data": [
+                {
+                    "id": "qwen2-vl-2b-instruct",
+                    "type": "vlm",
+                    "state": "not-loaded",
+                    "max_context_length": 32768,
+                }
+            ]
+        },
+    )
+    assert make_client().model_capabilities("qwen2-vl-2b-instruct") == lp.ModelCapabilities(
+        type="vlm", context_length=32768, vision=True, tool_use=False, reasoning=False
+    )
+
+
+# ----------------------------------------------------------------------------
+# native features: load and unload
+# ----------------------------------------------------------------------------
+
+
+def test_load_model_sends_only_the_given_fields(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        LOAD_URL,
+        json=LOAD_ANSWER,
+        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "context_length": 4096})],
+    )
+    loaded = make_client().load_model("qwen/qwen3-8b", context_length=4096)
+    assert loaded == lp.LoadedModel("qwen/qwen3-8b", 3.21)
+    assert loaded.raw == LOAD_ANSWER
+    assert len(rsps.calls) == 1
+
+
+def test_load_model_with_every_option(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        LOAD_URL,
+        json={"instance_id": "qwen/qwen3-8b:2"},
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "qwen/qwen3-8b",
+                    "context_length": 16384,
+                    "flash_attention": True,
+                    "ttl": 600,
+                }
+            )
+        ],
+    )
+    loaded = make_client().load_model(
+        "qwen/qwen3-8b", context_length=16384, flash_attention=True, ttl=600
+    )
+    assert loaded.instance_id == "qwen/qwen3-8b:2"
+    assert loaded.load_time_seconds is None
+
+
+def test_unload_model_sends_the_instance_id(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        UNLOAD_URL,
+        json={"instance_id": "qwen/qwen3-8b"},
+        match=[matchers.json_params_matcher({"instance_id": "qwen/qwen3-8b"})],
+    )
+    assert make_client().unload_model("qwen/qwen3-8b") is None
+    assert len(rsps.calls) == 1
+
+
+def test_load_and_unload_clear_the_model_cache(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    rsps.post(LOAD_URL, json=LOAD_ANSWER)
+    rsps.post(UNLOAD_URL, json={"instance_id": "qwen/qwen3-8b"})
+    client = make_client(clock=FakeClock())
+    client.list_models()
+    client.list_models()
+    assert len(rsps.calls) == 1
+    client.load_model("qwen/qwen3-8b")
+    client.list_models()
+    assert paths(rsps) == ["/api/v1/models", "/api/v1/models/load", "/api/v1/models"]
+    client.unload_model("qwen/qwen3-8b")
+    client.list_models()
+    assert paths(rsps)[3:] == ["/api/v1/models/unload", "/api/v1/models"]
+
+
+OLD_SERVER_ANSWERS = [
+    ({"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"}, 200),
+    (LLAMACPP_404, 404),
+    ({"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"}, 404),
+]
+
+
+@pytest.mark.parametrize(("body", "status"), OLD_SERVER_ANSWERS)
+def test_load_on_an_old_server_needs_0_4(
+    rsps: responses.RequestsMock, body: dict[str, Any], status: int
+) -> None:
+    rsps.post(LOAD_URL, json=body, status=status)
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        make_client().load_model("qwen/qwen3-8b")
+    message = str(info.value)
+    assert "loading models over HTTP needs LM Studio 0.4 or newer" in message
+    assert f"{BASE} does not serve /api/v1/models/load" in message
+    assert info.value.status_code == status
+    assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize(("body", "status"), OLD_SERVER_ANSWERS)
+def test_unload_on_an_old_server_needs_0_4(
+    rsps: responses.RequestsMock, body: dict[str, Any], status: int
+) -> None:
+    rsps.post(UNLOAD_URL, json=body, status=status)
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        make_client().unload_model("qwen/qwen3-8b")
+    assert "unloading models over HTTP needs LM Studio 0.4 or newer" in str(info.value)
+    assert "/api/v1/models/unload" in str(info.value)
+    assert len(rsps.calls) == 1
+
+
+def test_load_on_an_old_server_does_not_blame_the_base_url(
+    rsps: responses.RequestsMock,
+) -> None:
+    # The URL is right (the server answered); only its version is too old.
+    rsps.post(LOAD_URL, json={"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"})
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        make_client().load_model("qwen/qwen3-8b")
+    assert "LM Studio 0.4 or newer" in str(info.value)
+    assert "base URL is probably wrong" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 4096.0, "4096", True])
+def test_load_with_a_bad_context_length_sends_nothing(
+    rsps: responses.RequestsMock, bad: Any
+) -> None:
+    with pytest.raises(ValueError, match="context_length must be a positive integer"):
+        make_client().load_model("qwen/qwen3-8b", context_length=bad)
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize("model", ["", "  ", None])
+def test_load_with_no_model_name_sends_nothing(rsps: responses.RequestsMock, model: Any) -> None:
+    with pytest.raises(ValueError, match="model must be a non-empty string"):
+        make_client().load_model(model)
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize(
+    "answer", [{"status": "loaded"}, {"instance_id": 7}, [LOAD_ANSWER], {"instance_id": None}]
+)
+def test_load_answer_without_instance_id_is_malformed(
+    rsps: responses.RequestsMock, answer: Any
+) -> None:
+    rsps.post(LOAD_URL, json=answer)
+    with pytest.raises(lp.MalformedResponseError, match="model load: no instance_id"):
+        make_client().load_model("qwen/qwen3-8b")
+
+
+def test_load_unknown_model_names_the_closest_ids(rsps: responses.RequestsMock) -> None:
+    rsps.post(LOAD_URL, json=lms_model_not_found("qwen/qwen3-8"), status=404)
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        make_client().load_model("qwen/qwen3-8")
+    assert "did you mean 'qwen/qwen3-8b'" in str(info.value)
+    assert not isinstance(info.value, lp.EndpointNotFoundError)
+
+
+# ----------------------------------------------------------------------------
+# native features: resolve_model
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ids", "name", "expected"),
+    [
+        # the exact id wins, even over a case-insensitive duplicate
+        (["Qwen/Qwen3-8B", "qwen/qwen3-8b"], "qwen/qwen3-8b", "qwen/qwen3-8b"),
+        (["Qwen/Qwen3-8B", "qwen/qwen3-8b"], "Qwen/Qwen3-8B", "Qwen/Qwen3-8B"),
+        # case-insensitive
+        (["qwen/qwen3-8b", "llama-3.2-1b"], "QWEN/Qwen3-8B", "qwen/qwen3-8b"),
+        # a publisher prefix ignored on either side
+        (
+            ["lmstudio-community/qwen2.5-7b-instruct", "llama-3.2-1b"],
+            "qwen2.5-7b-instruct",
+            "lmstudio-community/qwen2.5-7b-instruct",
+        ),
+        (
+            ["qwen2.5-7b-instruct", "llama-3.2-1b"],
+            "lmstudio-community/qwen2.5-7b-instruct",
+            "qwen2.5-7b-instruct",
+        ),
+        (["qwen2.5-7b-instruct"], "Qwen2.5-7B-Instruct", "qwen2.5-7b-instruct"),
+        # a variant suffix ignored on either side
+        (["qwen2.5-7b-instruct"], "qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct"),
+        (["qwen2.5-7b-instruct@q4_k_m"], "qwen2.5-7b-instruct", "qwen2.5-7b-instruct@q4_k_m"),
+        (
+            ["lmstudio-community/qwen2.5-7b-instruct@q8_0"],
+            "Qwen2.5-7B-Instruct@Q4_K_M",
+            "lmstudio-community/qwen2.5-7b-instruct@q8_0",
+        ),
+        # an earlier, stricter rule beats a later, looser one
+        (
+            ["qwen2.5-7b-instruct", "qwen2.5-7b-instruct@q8_0"],
+            "QWEN2.5-7B-INSTRUCT",
+            "qwen2.5-7b-instruct",
+        ),
+    ],
+)
+def test_resolve_model_rules(
+    rsps: responses.RequestsMock, ids: list[str], name: str, expected: str
+) -> None:
+    rsps.get(V1_MODELS_URL, json=v1_models_with(*ids))
+    client = make_client()
+    assert client.resolve_model(name) == expected
+    assert client.resolve_model(name) == expected
+    assert len(rsps.calls) == 1  # the list comes from the cache the second time
+
+
+@pytest.mark.parametrize(
+    ("ids", "name"),
+    [
+        (
+            ["lmstudio-community/qwen2.5-7b-instruct", "bartowski/qwen2.5-7b-instruct"],
+            "qwen2.5-7b-instruct",
+        ),
+        (["Qwen/Qwen3-8B", "qwen/qwen3-8b"], "QWEN/QWEN3-8B"),
+        (["qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct@q8_0"], "qwen2.5-7b-instruct"),
+    ],
+)
+def test_resolve_model_ambiguity_lists_every_candidate(
+    rsps: responses.RequestsMock, ids: list[str], name: str
+) -> None:
+    rsps.get(V1_MODELS_URL, json=v1_models_with(*ids))
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        make_client().resolve_model(name)
+    message = str(info.value)
+    assert "ambiguous" in message
+    assert all(i in message for i in ids)
+    assert info.value.code == "model_not_found"
+
+
+def test_resolve_model_without_a_match_suggests_close_ids(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=v1_models_with("qwen2.5-7b-instruct", "llama-3.2-1b-instruct"))
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        make_client().resolve_model("qwen2.5-7b-instrct")
+    message = str(info.value)
+    assert "'qwen2.5-7b-instrct' is not on the server" in message
+    assert "did you mean 'qwen2.5-7b-instruct'" in message
+    assert "ambiguous" not in message
+
+
+def test_resolve_model_with_an_empty_name_is_a_value_error(rsps: responses.RequestsMock) -> None:
+    with pytest.raises(ValueError, match="model must be a non-empty string"):
+        make_client().resolve_model("")
+    assert len(rsps.calls) == 0
+
+
+# ----------------------------------------------------------------------------
+# native features: the server does not know the model
+# ----------------------------------------------------------------------------
+
+WRONG = "qwen2.5-7b-instruc"
+MISSING_MODEL_ANSWERS = [
+    (lms_model_not_found(WRONG), 400),
+    (lms_model_not_found(WRONG), 404),
+    ({"error": f'Model "{WRONG}" not found'}, 404),
+]
+GENERATION_CALLS: dict[str, tuple[str, Callable[[lp.LMStudioClient, str], Any]]] = {
+    "chat": ("/v1/chat/completions", lambda c, m: c.chat("hi", model=m)),
+    "complete": ("/v1/completions", lambda c, m: c.complete("hi", model=m)),
+    "embed": ("/v1/embeddings", lambda c, m: c.embed("hi", model=m)),
+    "chat stats": ("/api/v0/chat/completions", lambda c, m: c.chat("hi", model=m, stats=True)),
+}
+
+
+@pytest.mark.parametrize("kind", list(GENERATION_CALLS))
+@pytest.mark.parametrize(("body", "status"), MISSING_MODEL_ANSWERS)
+def test_server_model_not_found_names_the_closest_ids(
+    rsps: responses.RequestsMock, kind: str, body: dict[str, Any], status: int
+) -> None:
+    path, call = GENERATION_CALLS[kind]
+    rsps.post(f"{BASE}{path}", json=body, status=status)
+    mock_v0_models(rsps)
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        call(make_client(), WRONG)
+    message = str(info.value)
+    assert WRONG in message
+    assert "did you mean 'qwen2.5-7b-instruct'" in message
+    assert info.value.status_code == status
+    assert not isinstance(info.value, lp.EndpointNotFoundError)
+    assert paths(rsps) == [path, "/api/v1/models", "/api/v0/models"]
+
+
+def test_server_model_not_found_without_a_model_list_keeps_the_server_message(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=lms_model_not_found(WRONG), status=400)
+    rsps.get(V1_MODELS_URL, json={"error": "token required"}, status=401)
+    with pytest.raises(lp.ModelNotFoundError, match="Invalid model identifier") as info:
+        make_client().chat("hi", model=WRONG)
+    assert "did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize(("body", "status"), MISSING_MODEL_ANSWERS)
+def test_chat_stream_model_not_found_raises_from_chat_stream(
+    rsps: responses.RequestsMock, body: dict[str, Any], status: int
+) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=body, status=status)
+    mock_v0_models(rsps)
+    client = make_client()
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        client.chat_stream("hi", model=WRONG)  # raises before any iteration
+    assert "did you mean 'qwen2.5-7b-instruct'" in str(info.value)
+    assert len(rsps.calls) == 3
+
+
+def test_chat_stream_model_not_found_in_a_200_json_body(rsps: responses.RequestsMock) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=lms_model_not_found(WRONG))
+    mock_v0_models(rsps)
+    with pytest.raises(lp.ModelNotFoundError, match=r"did you mean 'qwen2\.5-7b-instruct'"):
+        make_client().chat_stream("hi", model=WRONG)
+
+
+def test_explicit_model_makes_no_model_list_request(rsps: responses.RequestsMock) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=chat_body())
+    rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": " world"}]})
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [0.5]}]})
+    rsps.post(
+        NATIVE_CHAT_URL,
+        body=b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+        b"data: [DONE]\n\n",
+        content_type="text/event-stream",
+    )
+    client = make_client()
+    client.chat("hi", model="qwen2.5-7b-instruct")
+    client.complete("hi", model="qwen2.5-7b-instruct")
+    client.embed("hi", model="text-embedding-nomic-embed-text-v1.5")
+    assert client.chat_stream("hi", model="m").text() == "hi"
+    assert paths(rsps) == [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/chat/completions",
+    ]
+
+
+# ----------------------------------------------------------------------------
+# native features: discovery
+# ----------------------------------------------------------------------------
+
+
+def test_discover_with_closed_ports_only_is_none(closed_discovery: tuple[str, str]) -> None:
+    environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    candidates = [f"http://127.0.0.1:{free_port()}", "ftp://x", "", "http://", "http://h:99999"]
+    assert lp.discover(candidates, timeout=0.5, environ=environ) is None
+    assert lp.discover(environ=environ) is None
+
+
+def test_discover_skips_servers_that_are_not_lm_studio(
+    closed_discovery: tuple[str, str],
+) -> None:
+    hits: list[str] = []
+
+    def html(handler: BaseHTTPRequestHandler) -> None:
+        hits.append("html")
+        native_reply(handler, 200, b"<html><body>router login</body></html>", "text/html")
+
+    def unexpected(handler: BaseHTTPRequestHandler) -> None:
+        hits.append("unexpected")
+        body = {"error": "Unexpected endpoint or method. (GET /v1/models)"}
+        native_reply(handler, 200, json.dumps(body).encode())
+
+    def good(handler: BaseHTTPRequestHandler) -> None:
+        hits.append(f"good {handler.command} {handler.path}")
+        native_reply(handler, 200, json.dumps({"object": "list", "data": [{"id": "m"}]}).encode())
+
+    servers = [serve(handler) for handler in (html, unexpected, good)]
+    try:
+        html_url, unexpected_url, good_url = (url for url, _ in servers)
+        environ = {"LMSTUDIO_BASE_URL": html_url}
+        candidates = ["ftp://x", unexpected_url + "/v1/", good_url]
+        assert lp.discover(candidates, environ=environ) == good_url
+        assert hits == ["html", "unexpected", "good GET /v1/models"]
+    finally:
+        for _, stop in servers:
+            stop()
+
+
+def test_discover_caches_per_candidate_list(closed_discovery: tuple[str, str]) -> None:
+    hits: list[str] = []
+    url, stop = serve(openai_list_server(hits))
+    try:
+        environ = {"LMSTUDIO_BASE_URL": url}
+        assert lp.discover(environ=environ) == url
+        assert lp.discover(environ=environ) == url
+        assert hits == ["/v1/models"]  # the second answer came from the cache
+        other = [f"http://127.0.0.1:{free_port()}"]
+        assert lp.discover(other, environ=environ) == url  # another list: probed again
+        assert len(hits) == 2
+        assert lp.DISCOVERY_TTL == 30.0
+        for key, (_, found) in list(lp._discovered.items()):
+            lp._discovered[key] = (0.0, found)  # as if 30 s had passed
+        assert lp.discover(environ=environ) == url
+        assert len(hits) == 3
+    finally:
+        stop()
+
+
+def test_discover_caches_a_miss_too(closed_discovery: tuple[str, str]) -> None:
+    environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    assert lp.discover(environ=environ) is None
+    assert next(iter(lp._discovered.values()))[1] is None
+    assert len(lp._discovered) == 1
+
+
+def test_discover_never_raises_for_a_malformed_candidate(
+    closed_discovery: tuple[str, str],
+) -> None:
+    environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    assert lp.discover(["http://[::1", "http://[oops]:80"], environ=environ) is None
+    assert lp.discover(environ={"LMSTUDIO_BASE_URL": "http://[::1"}) is None
+
+
+def test_discover_probes_the_configured_url_despite_an_unrelated_bad_setting(
+    closed_discovery: tuple[str, str],
+) -> None:
+    hits: list[str] = []
+    url, stop = serve(openai_list_server(hits))
+    try:
+        environ = {"LMSTUDIO_BASE_URL": url, "LMSTUDIO_TIMEOUT": "soon"}
+        assert lp.discover(environ=environ) == url
+    finally:
+        stop()
+
+
+def test_discover_sends_the_configured_api_key(closed_discovery: tuple[str, str]) -> None:
+    seen: list[str | None] = []
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        seen.append(handler.headers.get("Authorization"))
+        native_reply(handler, 200, b'{"data": []}')
+
+    url, stop = serve(handle)
+    try:
+        environ = {"LMSTUDIO_BASE_URL": url, "LM_API_TOKEN": "sk-lm-abcdefgh:0123456789abcdefghij"}
+        assert lp.discover(environ=environ) == url
+        assert seen == ["Bearer sk-lm-abcdefgh:0123456789abcdefghij"]
+    finally:
+        stop()
+
+
+def test_cli_health_without_base_url_discovers_the_server(
+    closed_discovery: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hits: list[str] = []
+    url, stop = serve(openai_list_server(hits))
+    try:
+        monkeypatch.setattr(lp, "DISCOVERY_URLS", (closed_discovery[0], url))
+        monkeypatch.setenv("LMSTUDIO_BASE_URL", closed_discovery[1])
+        monkeypatch.setenv("LMSTUDIO_MAX_RETRIES", "0")
+        assert lp.main(["health"]) == 0
+    finally:
+        stop()
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"ok: LM Studio answers at {url} (1 model(s)); set LMSTUDIO_BASE_URL={url} to use it"
+    ]
+    assert captured.err == ""
+    assert hits == ["/v1/models", "/api/v1/models", "/api/v0/models", "/v1/models"]
+
+
+def test_cli_health_finds_the_configured_server(
+    closed_discovery: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(lp, "discover", lambda *a, **k: BASE)
+    monkeypatch.setenv("LMSTUDIO_BASE_URL", BASE)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+        assert lp.main(["health"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"ok: LM Studio answers at {BASE} (2 model(s), 1 loaded)"
+    ]
+
+
+def test_cli_health_with_nothing_found_names_the_probed_urls(
+    closed_discovery: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configured = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("LMSTUDIO_BASE_URL", configured)
+    assert lp.main(["health"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("lmstudio-provider: error: no LM Studio server answers at ")
+    for url in (configured, *closed_discovery):
+        assert url in lines[0]
+    assert "lms server start" in lines[0]
+
+
+# ----------------------------------------------------------------------------
+# native features: stats and elapsed
+# ----------------------------------------------------------------------------
+
+STATS = {
+    "tokens_per_second": 51.2,
+    "time_to_first_token": 0.12,
+    "generation_time": 0.04,
+    "stop_reason": "eosFound",
+}
+MODEL_INFO = {"arch": "qwen2", "quant": "Q4_K_M", "format": "gguf", "context_length": 4096}
+
+
+def test_chat_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        f"{BASE}/api/v0/chat/completions",
+        json=chat_body("4", stats=STATS, model_info=MODEL_INFO, runtime={"name": "llama.cpp"}),
+        match=[
+            matchers.json_params_matcher(
+                {"model": "m", "messages": [{"role": "user", "content": "2+2?"}]}
+            )
+        ],
+    )
+    reply = make_client().chat("2+2?", model="m", stats=True)
+    assert reply.content == "4"
+    assert reply.stats == lp.Stats(51.2, 0.12, 0.04, "eosFound")
+    assert reply.model_info == MODEL_INFO
+    assert isinstance(reply.elapsed, float) and reply.elapsed >= 0
+    assert paths(rsps) == ["/api/v0/chat/completions"]
+
+
+def test_chat_without_stats_uses_the_openai_route(rsps: responses.RequestsMock) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=chat_body("4"))
+    reply = make_client().chat("2+2?", model="m")
+    assert reply.stats is None and reply.model_info is None
+    assert paths(rsps) == ["/v1/chat/completions"]
+
+
+def test_complete_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        f"{BASE}/api/v0/completions",
+        json={
+            "choices": [{"text": " world", "finish_reason": "stop"}],
+            "stats": {**STATS, "tokens_per_second": 80},
+            "model_info": MODEL_INFO,
+        },
+        match=[matchers.json_params_matcher({"model": "m", "prompt": "hello", "max_tokens": 4})],
+    )
+    done = make_client().complete("hello", model="m", max_tokens=4, stats=True)
+    assert done.text == " world"
+    assert done.stats == lp.Stats(80.0, 0.12, 0.04, "eosFound")
+    assert done.model_info == MODEL_INFO
+    assert paths(rsps) == ["/api/v0/completions"]
+
+
+@pytest.mark.parametrize(
+    ("path", "call"),
+    [
+        ("/api/v0/chat/completions", lambda c: c.chat("hi", model="m", stats=True)),
+        ("/api/v0/completions", lambda c: c.complete("hi", model="m", stats=True)),
+    ],
+)
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(LLAMACPP_404, 404), ({"error": "Unexpected endpoint or method. (POST /x)"}, 200)],
+)
+def test_stats_without_v0_needs_0_3_6(
+    rsps: responses.RequestsMock,
+    path: str,
+    call: Callable[[lp.LMStudioClient], Any],
+    body: dict[str, Any],
+    status: int,
+) -> None:
+    rsps.post(f"{BASE}{path}", json=body, status=status)
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        call(make_client())
+    assert "stats=True needs LM Studio 0.3.6 or newer" in str(info.value)
+    assert path in str(info.value)
+    assert len(rsps.calls) == 1
+
+
+def _advancing(
+    clock: FakeClock, seconds: float, body: Any
+) -> Callable[[Any], tuple[int, dict[str, str], str]]:
+    """A responses callback that takes ``seconds`` of fake time to answer."""
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        clock.advance(seconds)
+        return 200, {}, json.dumps(body)
+
+    return callback
+
+
+def test_every_response_has_the_elapsed_time(rsps: responses.RequestsMock) -> None:
+    clock = FakeClock()
+    client = make_client(clock=clock)
+    rsps.add_callback(
+        "POST", NATIVE_CHAT_URL, callback=_advancing(clock, 1.5, chat_body()), content_type=None
+    )
+    rsps.add_callback(
+        "POST",
+        f"{BASE}/api/v0/completions",
+        callback=_advancing(clock, 0.25, {"choices": [{"text": "x"}], "stats": STATS}),
+    )
+    rsps.add_callback(
+        "POST",
+        f"{BASE}/v1/embeddings",
+        callback=_advancing(clock, 2.0, {"data": [{"index": 0, "embedding": [1.0]}]}),
+    )
+    assert client.chat("hi", model="m").elapsed == 1.5
+    assert client.complete("hi", model="m", stats=True).elapsed == 0.25
+    assert client.embed("hi", model="e").elapsed == 2.0
+
+
+def test_stream_responses_have_the_elapsed_time(rsps: responses.RequestsMock) -> None:
+    clock = FakeClock()
+    client = make_client(clock=clock)
+    sse = (
+        b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    )
+
+    def callback(request: Any) -> tuple[int, dict[str, str], bytes]:
+        clock.advance(0.75)
+        return 200, {"Content-Type": "text/event-stream"}, sse
+
+    rsps.add_callback("POST", NATIVE_CHAT_URL, callback=callback)
+    stream = client.chat_stream("hi", model="m")
+    clock.advance(0.25)  # reading takes time too
+    assert stream.text() == "hi"
+    assert stream.response.elapsed == 1.0
+
+
+# ----------------------------------------------------------------------------
+# native features: structured output
+# ----------------------------------------------------------------------------
+
+
+def _json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
+
+
+def test_json_schema_is_sent_and_the_answer_parsed(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        NATIVE_CHAT_URL,
+        json=chat_body('{"name": "Ada", "age": 36}'),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "m",
+                    "messages": [{"role": "user", "content": "Who?"}],
+                    "response_format": _json_schema_format("person", PERSON_SCHEMA),
+                }
+            )
+        ],
+    )
+    reply = make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA, schema_name="person")
+    assert reply.parsed == {"name": "Ada", "age": 36}
+    assert reply.content == '{"name": "Ada", "age": 36}'
+
+
+@pytest.mark.parametrize(
+    ("schema", "name"),
+    [(PERSON_SCHEMA, "response"), ({**PERSON_SCHEMA, "title": "Person"}, "Person")],
+)
+def test_json_schema_default_name(
+    rsps: responses.RequestsMock, schema: dict[str, Any], name: str
+) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
+    make_client().chat("Who?", model="m", json_schema=schema)
+    assert sent(rsps, 0)["response_format"] == _json_schema_format(name, schema)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '```json\n{"name": "Ada", "age": 36}\n```',
+        '```\n{"name": "Ada", "age": 36}\n```\n',
+        '  \n{"name": "Ada", "age": 36}\n',
+    ],
+)
+def test_json_in_a_fence_is_parsed(rsps: responses.RequestsMock, content: str) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=chat_body(content))
+    reply = make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
+    assert reply.parsed == {"name": "Ada", "age": 36}
+    assert reply.content == content
+
+
+def test_invalid_json_answer_is_malformed_and_quoted(rsps: responses.RequestsMock) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=chat_body("Sure! Ada is 36."))
+    with pytest.raises(lp.MalformedResponseError) as info:
+        make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
+    assert "not the JSON asked for" in str(info.value)
+    assert "Sure! Ada is 36." in str(info.value)
+    assert "max_tokens" not in str(info.value)
+
+
+def test_json_cut_by_max_tokens_says_so(rsps: responses.RequestsMock) -> None:
+    body = chat_body('{"name": "Ad')
+    body["choices"][0]["finish_reason"] = "length"
+    rsps.post(NATIVE_CHAT_URL, json=body)
+    with pytest.raises(lp.MalformedResponseError) as info:
+        make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA, max_tokens=5)
+    assert "cut by max_tokens" in str(info.value)
+    assert '{"name": "Ad' in str(info.value)
+
+
+def test_parse_json_content_unit() -> None:
+    assert lp._parse_json_content("```json\n[1, 2]\n```", "stop") == [1, 2]
+    assert lp._parse_json_content("42", None) == 42
+    with pytest.raises(lp.MalformedResponseError, match="max_tokens"):
+        lp._parse_json_content("[1, 2", "length")
+
+
+def test_json_object_is_translated_to_a_schema(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        NATIVE_CHAT_URL,
+        json=chat_body('{"ok": true}'),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "m",
+                    "messages": [{"role": "user", "content": "JSON please"}],
+                    "response_format": _json_schema_format("json_object", {"type": "object"}),
+                }
+            )
+        ],
+    )
+    reply = make_client().chat("JSON please", model="m", response_format={"type": "json_object"})
+    assert reply.parsed == {"ok": True}
+
+
+def test_response_format_json_schema_given_as_is_is_parsed(rsps: responses.RequestsMock) -> None:
+    given = _json_schema_format("person", PERSON_SCHEMA)
+    rsps.post(NATIVE_CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
+    reply = make_client().chat("Who?", model="m", response_format=given)
+    assert sent(rsps, 0)["response_format"] == given
+    assert reply.parsed == {"name": "Ada", "age": 36}
+
+
+def test_response_format_text_is_not_parsed(rsps: responses.RequestsMock) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=chat_body("plain words"))
+    reply = make_client().chat("Hi", model="m", response_format={"type": "text"})
+    assert sent(rsps, 0)["response_format"] == {"type": "text"}
+    assert reply.parsed is None
+
+
+def test_response_format_unit() -> None:
+    assert lp._response_format(None, None, "ignored") is None
+    assert lp._response_format(None, PERSON_SCHEMA, "p") == _json_schema_format("p", PERSON_SCHEMA)
+    with pytest.raises(ValueError, match="JSON Schema dict"):
+        lp._response_format(None, ["not", "a", "dict"], None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("call", ["chat", "chat_stream"])
+def test_json_schema_and_response_format_together_is_a_value_error(
+    rsps: responses.RequestsMock, call: str
+) -> None:
+    method = getattr(make_client(), call)
+    with pytest.raises(ValueError, match="json_schema or response_format, not both"):
+        method("Who?", model="m", json_schema=PERSON_SCHEMA, response_format={"type": "text"})
+    assert len(rsps.calls) == 0
+
+
+def test_chat_stream_with_json_schema_fills_response_parsed(
+    rsps: responses.RequestsMock,
+) -> None:
+    sse = (
+        b'data: {"choices":[{"delta":{"content":"{\\"name\\": \\"Ada\\","}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":" \\"age\\": 36}"}}]}\n\n'
+        b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    rsps.post(NATIVE_CHAT_URL, body=sse, content_type="text/event-stream")
+    with make_client().chat_stream(
+        "Who?", model="m", json_schema=PERSON_SCHEMA, schema_name="person"
+    ) as stream:
+        assert [chunk.content for chunk in stream] == ['{"name": "Ada",', ' "age": 36}', ""]
+    assert stream.response.parsed == {"name": "Ada", "age": 36}
+    payload = sent(rsps, 0)
+    assert payload["response_format"] == _json_schema_format("person", PERSON_SCHEMA)
+    assert payload["stream"] is True
+
+
+# ----------------------------------------------------------------------------
+# native features: the tool loop
+# ----------------------------------------------------------------------------
+
+
+def get_weather(city: str, days: int = 1) -> dict[str, Any]:
+    """Current weather of a city.
+
+    Only used in tests.
+    """
+    return {"city": city, "temp": 21, "days": days}
+
+
+def test_run_tools_single_call(rsps: responses.RequestsMock) -> None:
+    call = tool_call("123", "get_weather", '{"city": "Paris"}')
+    rsps.post(NATIVE_CHAT_URL, json=tool_answer(call))
+    rsps.post(NATIVE_CHAT_URL, json=chat_body("It is 21 degrees in Paris."))
+    reply = make_client().run_tools(
+        "Weather in Paris?", {"get_weather": get_weather}, model="m", temperature=0
+    )
+    assert reply.content == "It is 21 degrees in Paris."
+    assert len(rsps.calls) == 2
+    first, second = sent(rsps, 0), sent(rsps, 1)
+    assert first["tools"] == [lp.tool_schema(get_weather)]
+    assert first["temperature"] == 0 and first["model"] == "m"
+    assert first["messages"] == [{"role": "user", "content": "Weather in Paris?"}]
+    assert second["tools"] == first["tools"]
+    assert second["messages"] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {
+            "role": "tool",
+            "tool_call_id": "123",
+            "content": '{"city": "Paris", "temp": 21, "days": 1}',
+        },
+    ]
+
+
+def test_run_tools_parallel_calls_run_in_order(rsps: responses.RequestsMock) -> None:
+    order: list[str] = []
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        order.append(f"add {a} {b}")
+        return a + b
+
+    def shout(text: str) -> str:
+        """Upper-case a text."""
+        order.append(f"shout {text}")
+        return text.upper()
+
+    calls = [
+        tool_call("1", "shout", '{"text": "hi"}'),
+        tool_call("2", "add", '{"a": 2, "b": 3}'),
+        tool_call("3", "shout", '{"text": "bye"}'),
+    ]
+    rsps.post(NATIVE_CHAT_URL, json=tool_answer(*calls))
+    rsps.post(NATIVE_CHAT_URL, json=chat_body("done"))
+    reply = make_client().run_tools("go", {"add": add, "shout": shout}, model="m")
+    assert reply.content == "done"
+    assert order == ["shout hi", "add 2 3", "shout bye"]
+    messages = sent(rsps, 1)["messages"]
+    assert messages[1] == {"role": "assistant", "content": "", "tool_calls": calls}
+    assert messages[2:] == [
+        {"role": "tool", "tool_call_id": "1", "content": "HI"},
+        {"role": "tool", "tool_call_id": "2", "content": "5"},
+        {"role": "tool", "tool_call_id": "3", "content": "BYE"},
+    ]
+
+
+def test_run_tools_failures_go_back_to_the_model(rsps: responses.RequestsMock) -> None:
+    def divide(a: int, b: int) -> float:
+        """Divide a by b."""
+        return a / b
+
+    calls = [
+        tool_call("1", "divide", '{"a": 1, "b": '),  # cut JSON
+        tool_call("2", "fly", "{}"),  # no such tool
+        tool_call("3", "divide", '{"a": 1, "b": 0}'),  # the tool raises
+        tool_call("4", "divide", "[1, 0]"),  # not an object
+        tool_call("5", "divide", '{"a": 1, "c": 2}'),  # wrong argument names
+    ]
+    rsps.post(NATIVE_CHAT_URL, json=tool_answer(*calls))
+    rsps.post(NATIVE_CHAT_URL, json=chat_body("sorry"))
+    reply = make_client().run_tools("go", {"divide": divide}, model="m")
+    assert reply.content == "sorry"
+    results = [m["content"] for m in sent(rsps, 1)["messages"][2:]]
+    assert len(results) == 5
+    assert all(result.startswith("error:") for result in results)
+    assert "not valid JSON" in results[0] and '{"a": 1, "b":' in results[0]
+    assert "no tool named 'fly'" in results[1] and "divide" in results[1]
+    assert "divide raised ZeroDivisionError: division by zero" in results[2]
+    assert "must be a JSON object" in results[3]
+    assert "divide raised TypeError" in results[4]
+
+
+def test_run_tools_gives_ids_to_calls_without_one(rsps: responses.RequestsMock) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=tool_answer({"function": {"name": "get_weather"}}))
+    rsps.post(NATIVE_CHAT_URL, json=chat_body("ok"))
+    make_client().run_tools("go", {"get_weather": get_weather}, model="m")
+    assistant, tool = sent(rsps, 1)["messages"][1:]
+    call_id = assistant["tool_calls"][0]["id"]
+    assert isinstance(call_id, str) and call_id
+    assert tool["tool_call_id"] == call_id
+    assert tool["content"].startswith("error: get_weather raised TypeError")
+
+
+def test_run_tools_max_rounds_is_a_tool_loop_error(rsps: responses.RequestsMock) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
+    with pytest.raises(lp.ToolLoopError, match="max_rounds=2") as info:
+        make_client().run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=2)
+    assert len(rsps.calls) == 2
+    messages = info.value.messages
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool"]
+    assert messages[2]["content"] == '{"city": "X", "temp": 21, "days": 1}'
+
+
+@pytest.mark.parametrize(
+    ("tools", "max_rounds", "words"),
+    [
+        ({"get_weather": get_weather}, 0, "max_rounds must be an integer >= 1"),
+        ({"get_weather": get_weather}, True, "max_rounds must be an integer >= 1"),
+        ({}, 3, "tools must be a non-empty dict"),
+        ({"x": 42}, 3, "tools['x'] must be a function"),
+        ({"x": (42, {"type": "object"})}, 3, "tools['x'] is not callable"),
+    ],
+)
+def test_run_tools_bad_arguments_send_nothing(
+    rsps: responses.RequestsMock, tools: Any, max_rounds: Any, words: str
+) -> None:
+    with pytest.raises(ValueError, match=words.replace("[", r"\[")):
+        make_client().run_tools("go", tools, model="m", max_rounds=max_rounds)
+    assert len(rsps.calls) == 0
+
+
+def plan_trip(city: str, days: int, budget: float = 1000.0, hostel: bool = False) -> str:
+    """Plan a trip to a city
+    within a budget.
+
+    This second paragraph is not sent to the model.
+    """
+    return city
+
+
+def test_tool_schema_from_a_function() -> None:
+    assert lp.tool_schema(plan_trip) == {
+        "type": "function",
+        "function": {
+            "name": "plan_trip",
+            "description": "Plan a trip to a city within a budget.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "days": {"type": "integer"},
+                    "budget": {"type": "number"},
+                    "hostel": {"type": "boolean"},
+                },
+                "required": ["city", "days"],
+            },
+        },
+    }
+    assert lp.tool_schema(plan_trip, "trip")["function"]["name"] == "trip"
+
+
+def test_tool_schema_with_real_annotation_objects_and_no_docstring() -> None:
+    def count(word, times=2):  # type: ignore[no-untyped-def]
+        return word * times
+
+    count.__annotations__ = {"word": str, "times": int}
+    assert lp.tool_schema(count)["function"] == {
+        "name": "count",
+        "description": "",
+        "parameters": {
+            "type": "object",
+            "properties": {"word": {"type": "string"}, "times": {"type": "integer"}},
+            "required": ["word"],
+        },
+    }
+
+
+def _tags(city: str, tags: list[str]) -> str:
+    return city
+
+
+def _untyped(city: str, size) -> str:  # type: ignore[no-untyped-def]
+    return city
+
+
+def _star(city: str, *rest: str) -> str:
+    return city
+
+
+@pytest.mark.parametrize(
+    ("function", "parameter"), [(_tags, "tags"), (_untyped, "size"), (_star, "rest")]
+)
+def test_tool_schema_unsupported_parameter_is_named(
+    function: Callable[..., Any], parameter: str
+) -> None:
+    with pytest.raises(ValueError, match=f"parameter '{parameter}' is not a plain") as info:
+        lp.tool_schema(function)
+    assert "(function, schema)" in str(info.value)
+
+
+def test_run_tools_explicit_schemas_in_three_shapes(rsps: responses.RequestsMock) -> None:
+    ran: list[str] = []
+    params = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+    def tool(label: str) -> Callable[..., str]:
+        def run(**arguments: Any) -> str:
+            ran.append(f"{label} {arguments['n']}")
+            return label
+
+        return run
+
+    tools = {
+        "a": (tool("a"), {"type": "function", "function": {"name": "old", "parameters": params}}),
+        "b": (tool("b"), {"description": "Tool B.", "parameters": params}),
+        "c": (tool("c"), params),
+    }
+    calls = [tool_call(str(i), name, f'{{"n": {i}}}') for i, name in enumerate("abc")]
+    rsps.post(NATIVE_CHAT_URL, json=tool_answer(*calls))
+    rsps.post(NATIVE_CHAT_URL, json=chat_body("ok"))
+    make_client().run_tools("go", tools, model="m")
+    assert sent(rsps, 0)["tools"] == [
+        {"type": "function", "function": {"name": "a", "parameters": params}},
+        {
+            "type": "function",
+            "function": {"description": "Tool B.", "parameters": params, "name": "b"},
+        },
+        {"type": "function", "function": {"parameters": params, "name": "c"}},
+    ]
+    assert ran == ["a 0", "b 1", "c 2"]
+    assert [m["content"] for m in sent(rsps, 1)["messages"][2:]] == ["a", "b", "c"]
+
+
+# ----------------------------------------------------------------------------
+# native features: the provider interface
+# ----------------------------------------------------------------------------
+
+
+class FakeProvider:
+    name = "fake"
+
+    def list_models(self, *, refresh: bool = False) -> list[lp.ModelInfo]:
+        return [lp.ModelInfo(id="fake-model")]
+
+    def supports_model(self, model_id: str) -> bool:
+        return model_id == "fake-model"
+
+    def model_capabilities(self, model_id: str) -> lp.ModelCapabilities | None:
+        return None
+
+    def chat(self, messages: Any, *, model: str | None = None, **options: Any) -> lp.ChatResponse:
+        return lp.ChatResponse(id=None, model=model, content="fake")
+
+    def chat_stream(
+        self, messages: Any, *, model: str | None = None, **options: Any
+    ) -> Iterator[lp.ChatChunk]:
+        yield lp.ChatChunk(content="fake")
+
+    def embed(self, input: Any, *, model: str | None = None) -> lp.EmbeddingResponse:
+        return lp.EmbeddingResponse(embeddings=[[0.0]])
+
+
+class ProviderWithoutEmbed:
+    name = "half"
+
+    def list_models(self, *, refresh: bool = False) -> list[lp.ModelInfo]:
+        return []
+
+    def supports_model(self, model_id: str) -> bool:
+        return False
+
+    def model_capabilities(self, model_id: str) -> lp.ModelCapabilities | None:
+        return None
+
+    def chat(self, messages: Any, *, model: str | None = None, **options: Any) -> lp.ChatResponse:
+        return lp.ChatResponse(id=None, model=model, content="")
+
+    def chat_stream(
+        self, messages: Any, *, model: str | None = None, **options: Any
+    ) -> Iterator[lp.ChatChunk]:
+        yield lp.ChatChunk()
+
+
+def test_model_provider_protocol() -> None:
+    with lp.LMStudioClient(lp.LMStudioConfig.from_env(environ={})) as client:
+        assert isinstance(client, lp.ModelProvider)
+        assert client.name == "lmstudio"
+    assert isinstance(FakeProvider(), lp.ModelProvider)
+    assert not isinstance(ProviderWithoutEmbed(), lp.ModelProvider)
+    assert not isinstance(object(), lp.ModelProvider)
+
+
+# ----------------------------------------------------------------------------
+# native features: the command line
+# ----------------------------------------------------------------------------
+
+
+def test_cli_models_table_from_v1(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    assert lp.main(["models", "--base-url", BASE]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines] == [
+        ["ID", "TYPE", "STATE", "CONTEXT", "QUANT"],
+        ["qwen/qwen3-8b", "llm", "loaded", "8192", "Q4_K_M"],
+        ["text-embedding-nomic-embed-text-v1.5", "embeddings", "not-loaded", "2048", "Q8_0"],
+    ]
+    assert lines[1].index("llm") == lines[0].index("TYPE")  # the columns line up
+    assert len(rsps.calls) == 1
+
+
+def test_cli_load_prints_the_instance_and_time(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(
+        LOAD_URL,
+        json=LOAD_ANSWER,
+        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "context_length": 4096})],
+    )
+    code = lp.main(["load", "qwen/qwen3-8b", "--context-length", "4096", "--base-url", BASE])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert captured.out == "loaded qwen/qwen3-8b as qwen/qwen3-8b in 3.2 s\n"
+    assert captured.err == ""  # no progress counter when stderr is not a terminal
+
+
+def test_cli_load_without_a_load_time(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(
+        LOAD_URL,
+        json={"instance_id": "qwen/qwen3-8b:2"},
+        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b"})],
+    )
+    assert lp.main(["--base-url", BASE, "load", "qwen/qwen3-8b"]) == 0
+    assert capsys.readouterr().out == "loaded qwen/qwen3-8b as qwen/qwen3-8b:2\n"
+
+
+def test_cli_unload(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    rsps.post(
+        UNLOAD_URL,
+        json={"instance_id": "qwen/qwen3-8b"},
+        match=[matchers.json_params_matcher({"instance_id": "qwen/qwen3-8b"})],
+    )
+    assert lp.main(["unload", "qwen/qwen3-8b", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "unloaded qwen/qwen3-8b\n"
+
+
+@pytest.mark.parametrize("command", [["load", "qwen/qwen3-8b"], ["unload", "qwen/qwen3-8b"]])
+def test_cli_load_and_unload_on_an_old_server(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    rsps.post(LOAD_URL, json={"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"})
+    rsps.post(UNLOAD_URL, json=LLAMACPP_404, status=404)
+    assert lp.main([*command, "--base-url", BASE]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("lmstudio-provider: error: ")
+    assert "needs LM Studio 0.4 or newer" in lines[0]
+
+
+def test_cli_load_bad_context_length_is_a_usage_error(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lp.main(["load", "m", "--context-length", "big", "--base-url", BASE]) == 2
+    assert "--context-length" in capsys.readouterr().err
+    assert len(rsps.calls) == 0
+
+
 # ----------------------------------------------------------------------------
 # integration: a real llama.cpp server (xllamacpp + SmolLM2), see README
 # ----------------------------------------------------------------------------
