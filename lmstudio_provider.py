@@ -30,6 +30,7 @@ import math
 import os
 import random
 import re
+import socket
 import sys
 import threading
 import time
@@ -1133,11 +1134,18 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
         yield event or "message", "\n".join(data)
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    """True for socket, urllib3 and requests read timeouts alike."""
-    return isinstance(exc, (TimeoutError, requests.Timeout)) or any(
-        "Timeout" in cls.__name__ for cls in type(exc).__mro__
-    )
+def _is_timeout(exc: BaseException | None) -> bool:
+    """True for socket, urllib3 and requests read timeouts alike, also when wrapped:
+    requests re-raises urllib3's ReadTimeoutError as a ConnectionError in iter_content."""
+    for _ in range(4):
+        if exc is None:
+            return False
+        if isinstance(exc, (TimeoutError, socket.timeout, requests.Timeout)) or any(
+            "Timeout" in cls.__name__ for cls in type(exc).__mro__
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 ChunkT = TypeVar("ChunkT")
@@ -1245,11 +1253,18 @@ class _Stream(Generic[ChunkT, ResultT]):
             def read() -> bytes:
                 return read1(65536, decode_content=True)  # type: ignore[no-any-return]
 
-        else:  # older urllib3: yields each HTTP chunk as it arrives
+        elif raw.chunked or self._response.headers.get("Content-Encoding"):
+            # older urllib3: yields each HTTP chunk as it arrives
             pieces = self._response.iter_content(None)
 
             def read() -> bytes:
                 return next(pieces, b"")
+
+        else:  # older urllib3, no chunks: its stream() would wait for the body's end
+            fp: Any = raw._fp  # the http.client response; read1 returns what has arrived
+
+            def read() -> bytes:
+                return fp.read1(65536)  # type: ignore[no-any-return]
 
         total = 0
         while True:
@@ -2708,24 +2723,35 @@ def _run_generation(client: LMStudioClient, args: Any) -> None:
             print(reply.content)
             return
         with client.chat_stream(messages, **options) as stream:
-            for chunk in stream:
-                if args.show_reasoning and chunk.reasoning:
-                    sys.stderr.write(chunk.reasoning)
-                    sys.stderr.flush()
-                if chunk.content:
-                    sys.stdout.write(chunk.content)
-                    sys.stdout.flush()
-        print()
+            _print_stream((c.content, c.reasoning if args.show_reasoning else "") for c in stream)
         return
     if args.json or args.no_stream:
         done = client.complete(args.prompt, **options)
         print(json.dumps(done.raw, indent=2) if args.json else done.text)
         return
     with client.complete_stream(args.prompt, **options) as pieces:
-        for piece in pieces:
-            sys.stdout.write(piece.text)
-            sys.stdout.flush()
-    print()
+        _print_stream((piece.text, "") for piece in pieces)
+
+
+def _print_stream(parts: Iterable[tuple[str, str]]) -> None:
+    """Text to stdout and reasoning to stderr as they arrive, each ending its line."""
+    thinking = False
+    try:
+        for content, reasoning in parts:
+            if reasoning:
+                sys.stderr.write(reasoning)
+                sys.stderr.flush()
+                thinking = True
+            if content:
+                if thinking:  # the answer starts on a line of its own
+                    sys.stderr.write("\n")
+                    thinking = False
+                sys.stdout.write(content)
+                sys.stdout.flush()
+    finally:  # also when the stream breaks: the error line must not trail the text
+        if thinking:
+            sys.stderr.write("\n")
+        print(flush=True)
 
 
 def _health(client: LMStudioClient, explicit_url: str | None) -> None:

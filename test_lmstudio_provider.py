@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
 import random
 import socket
+import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ from typing import Any, Callable
 import pytest
 import requests
 import responses
+import urllib3
 from responses import matchers
 
 import lmstudio_provider as lp
@@ -3536,6 +3540,1138 @@ def test_cli_load_bad_context_length_is_a_usage_error(
     assert lp.main(["load", "m", "--context-length", "big", "--base-url", BASE]) == 2
     assert "--context-length" in capsys.readouterr().err
     assert len(rsps.calls) == 0
+
+
+# ============================================================================
+# streaming: the wire, aggregates, failures, closing, the CLI
+# ============================================================================
+
+
+# ----------------------------------------------------------------------------
+# streaming helpers
+# ----------------------------------------------------------------------------
+
+COMPLETIONS_URL = f"{BASE}/v1/completions"
+STREAM_USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+CONTEXT_MESSAGE = (
+    "Input does not fit in context length. The input has 9000 tokens, "
+    "but the context length only supports 4096 tokens."
+)
+
+
+def sse_event(event: Any) -> bytes:
+    """One `data:` frame; a dict goes as JSON, a string as it is."""
+    data = event if isinstance(event, str) else json.dumps(event)
+    return f"data: {data}\n\n".encode()
+
+
+def sse_stream(*events: Any, done: bool = True) -> bytes:
+    return b"".join(sse_event(e) for e in events) + (b"data: [DONE]\n\n" if done else b"")
+
+
+def delta_chunk(delta: dict[str, Any] | None = None, finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-9",
+        "object": "chat.completion.chunk",
+        "model": "qwen2.5-7b-instruct",
+        "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
+    }
+
+
+def usage_chunk() -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-9",
+        "object": "chat.completion.chunk",
+        "model": "qwen2.5-7b-instruct",
+        "choices": [],
+        "usage": STREAM_USAGE,
+    }
+
+
+def content_stream(*pieces: str, finish: str | None = "stop", usage: bool = True) -> bytes:
+    """A chat stream as LM Studio sends it: role, content pieces, finish, usage, [DONE]."""
+    events = [delta_chunk({"role": "assistant", "content": None})]
+    events += [delta_chunk({"content": piece}) for piece in pieces]
+    if finish is not None:
+        events.append(delta_chunk({}, finish))
+    if usage:
+        events.append(usage_chunk())
+    return sse_stream(*events)
+
+
+def mock_sse(rsps: responses.RequestsMock, body: bytes, url: str = CHAT_URL) -> None:
+    rsps.post(url, body=body, content_type="text/event-stream")
+
+
+def sent_json(rsps: responses.RequestsMock, index: int = -1) -> Any:
+    return json.loads(rsps.calls[index].request.body)
+
+
+def without_read1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make urllib3 look older than 2.3, which has no HTTPResponse.read1()."""
+    for cls in (urllib3.response.HTTPResponse, urllib3.response.BaseHTTPResponse):
+        monkeypatch.delattr(cls, "read1")
+
+
+# ----------------------------------------------------------------------------
+# iter_sse: the wire rules
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_iter_sse_accepts_lf_and_crlf_line_endings(newline: bytes) -> None:
+    raw = b"data: a" + newline + newline + b"data: b" + newline + newline
+    assert list(lp.iter_sse([raw])) == [("message", "a"), ("message", "b")]
+
+
+def test_iter_sse_crlf_split_between_chunks() -> None:
+    chunks = [b"data: a\r", b"\n\r", b"\ndata: b\r\n", b"\r\n"]
+    assert list(lp.iter_sse(chunks)) == [("message", "a"), ("message", "b")]
+
+
+def test_iter_sse_multibyte_character_split_across_chunks_survives() -> None:
+    raw = 'data: {"c": "café 🙂"}\n\n'.encode()
+    expected = [("message", '{"c": "café 🙂"}')]
+    for cut in range(1, len(raw)):  # every cut, including inside "é" and the emoji
+        assert list(lp.iter_sse([raw[:cut], raw[cut:]])) == expected, cut
+    assert list(lp.iter_sse([raw[i : i + 1] for i in range(len(raw))])) == expected
+
+
+def test_iter_sse_skips_comment_lines() -> None:
+    raw = b": keep-alive\n\ndata: x\n: in the middle\ndata: y\n\n:bye\n\n"
+    assert list(lp.iter_sse([raw])) == [("message", "x\ny")]
+
+
+def test_iter_sse_event_name_applies_to_its_event_only() -> None:
+    raw = b'event: error\ndata: {"error": "boom"}\n\ndata: next\n\n'
+    assert list(lp.iter_sse([raw])) == [("error", '{"error": "boom"}'), ("message", "next")]
+
+
+def test_iter_sse_joins_multi_line_data_with_newlines() -> None:
+    raw = b"data: first\ndata:second\ndata:  third\n\n"
+    assert list(lp.iter_sse([raw])) == [("message", "first\nsecond\n third")]
+
+
+@pytest.mark.parametrize("tail", [b"data: last", b"data: last\n", b"data: last\r\n"])
+def test_iter_sse_delivers_a_final_event_without_a_blank_line(tail: bytes) -> None:
+    assert list(lp.iter_sse([b"data: a\n\n", tail])) == [("message", "a"), ("message", "last")]
+
+
+def test_iter_sse_yields_each_event_before_reading_further() -> None:
+    consumed: list[bytes] = []
+
+    def chunks() -> Iterator[bytes]:
+        for chunk in (b"data: one\n\n", b"data: two\n\n"):
+            consumed.append(chunk)
+            yield chunk
+
+    events = lp.iter_sse(chunks())
+    assert next(events) == ("message", "one")
+    assert consumed == [b"data: one\n\n"]
+    assert list(events) == [("message", "two")]
+
+
+# ----------------------------------------------------------------------------
+# chat_stream through the client
+# ----------------------------------------------------------------------------
+
+
+def test_chat_stream_yields_chunks_and_stops_at_done(rsps: responses.RequestsMock) -> None:
+    body = content_stream("Hel", "lo") + sse_stream(delta_chunk({"content": " AFTER DONE"}))
+    mock_sse(rsps, body)
+    stream = make_client().chat_stream("hi", model="m")
+    assert isinstance(stream, lp.ChatStream)
+    chunks = list(stream)
+    assert all(type(c) is lp.ChatChunk for c in chunks)
+    assert [c.content for c in chunks] == ["", "Hel", "lo", "", ""]
+    assert [c.finish_reason for c in chunks] == [None, None, None, "stop", None]
+    assert stream.response.content == "Hello"
+    assert stream.text() == "Hello"
+    assert rsps.calls[0].request.headers["Accept"] == "text/event-stream"
+
+
+def test_chat_stream_response_equals_the_plain_chat_answer(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, content_stream("Hel", "lo"))
+    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body("Hello"))
+    client = make_client()
+    stream = client.chat_stream("hi", model="m")
+    for _ in stream:
+        pass
+    streamed = stream.response
+    plain = client.chat("hi", model="m")
+    assert type(streamed) is lp.ChatResponse
+    assert streamed == plain
+    assert (streamed.id, plain.id) == ("chatcmpl-9", "chatcmpl-1")  # ids differ, yet equal
+    assert streamed.usage == lp.Usage(5, 2, 7)
+    assert streamed.finish_reason == "stop"
+    assert streamed.message == {"role": "assistant", "content": "Hello"}
+
+
+def test_chat_stream_response_before_the_end_is_a_runtime_error(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream("Hel", "lo"))
+    stream = make_client().chat_stream("hi", model="m")
+    with pytest.raises(RuntimeError, match="stream is not finished"):
+        _ = stream.response
+    next(stream)
+    next(stream)
+    with pytest.raises(RuntimeError, match="iterate it to the end or call text"):
+        _ = stream.response
+
+
+def test_chat_stream_long_answer_is_assembled_exactly(rsps: responses.RequestsMock) -> None:
+    """Thousands of tiny deltas (more than any internal batching) lose nothing."""
+    pieces = [f"{i % 10}" if i % 7 else " é" for i in range(3001)]
+    mock_sse(rsps, content_stream(*pieces))
+    stream = make_client().chat_stream("hi", model="m")
+    assert "".join(chunk.content for chunk in stream) == "".join(pieces)
+    assert stream.response.content == "".join(pieces)
+
+
+def test_chat_stream_long_cut_answer_keeps_the_whole_partial(
+    rsps: responses.RequestsMock,
+) -> None:
+    pieces = [f"<{i}>" for i in range(2500)]
+    mock_sse(rsps, sse_stream(*(delta_chunk({"content": p}) for p in pieces), done=False))
+    with pytest.raises(lp.StreamError) as info:
+        make_client().chat_stream("hi", model="m").text()
+    assert info.value.partial == "".join(pieces)
+    assert f"after {len(''.join(pieces))} characters" in str(info.value)
+
+
+def test_chat_stream_times_first_token_and_whole_answer(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, content_stream("Hel", "lo"))
+    clock = FakeClock()
+    stream = make_client(clock=clock).chat_stream("hi", model="m")
+    assert next(stream).content == ""  # the role chunk carries no text
+    assert stream.time_to_first_token is None
+    clock.advance(2.5)
+    assert next(stream).content == "Hel"
+    assert stream.time_to_first_token == 2.5
+    clock.advance(1.0)
+    stream.text()
+    assert stream.time_to_first_token == 2.5
+    assert stream.response.elapsed == 3.5
+
+
+def test_chat_stream_text_reads_the_rest_and_returns_everything(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream("Hel", "lo", ", world"))
+    stream = make_client().chat_stream("hi", model="m")
+    next(stream)
+    assert next(stream).content == "Hel"
+    assert stream.text() == "Hello, world"
+    assert stream.response.content == "Hello, world"
+    assert list(stream) == []
+
+
+def test_chat_stream_include_usage_is_requested_and_reported(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream("Hi"))
+    stream = make_client().chat_stream("hi", model="m", max_tokens=9)
+    chunks = list(stream)
+    assert sent_json(rsps) == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 9,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    last = chunks[-1]
+    assert (last.content, last.finish_reason, last.tool_calls) == ("", None, [])
+    assert last.usage == lp.Usage(5, 2, 7)
+    assert all(c.usage is None for c in chunks[:-1])
+    assert stream.response.usage == lp.Usage(5, 2, 7)
+
+
+def test_chat_stream_without_usage_sends_no_stream_options(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, content_stream("Hi", usage=False))
+    stream = make_client().chat_stream("hi", model="m", include_usage=False)
+    assert stream.text() == "Hi"
+    assert sent_json(rsps) == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+    }
+    assert stream.response.usage is None
+
+
+def test_chat_stream_keeps_caller_stream_options(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, content_stream("Hi"))
+    make_client().chat_stream(
+        "hi", model="m", extra_body={"stream_options": {"include_usage": False}}
+    ).text()
+    assert sent_json(rsps)["stream_options"] == {"include_usage": False}
+
+
+def test_chat_stream_done_without_a_trailing_newline_is_complete(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, sse_stream(delta_chunk({"content": "Hi"}), done=False) + b"data: [DONE]")
+    stream = make_client().chat_stream("hi", model="m")
+    assert stream.text() == "Hi"
+    assert stream.response.finish_reason is None
+
+
+def test_chat_stream_json_schema_fills_parsed(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, content_stream('{"answer": ', "42}"))
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}}
+    stream = make_client().chat_stream("q", model="m", json_schema=schema)
+    assert stream.text() == '{"answer": 42}'
+    assert stream.response.parsed == {"answer": 42}
+    assert sent_json(rsps)["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "strict": True, "schema": schema},
+    }
+
+
+def test_chat_stream_json_schema_with_a_cut_answer_is_malformed(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream('{"answer": ', finish="length"))
+    stream = make_client().chat_stream("q", model="m", json_schema={"type": "object"})
+    with pytest.raises(lp.MalformedResponseError, match="cut by max_tokens"):
+        stream.text()
+
+
+def test_chat_stream_larger_than_max_response_bytes_stops_reading(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream(*["x" * 1000] * 20))
+    stream = make_client(max_response_bytes=5000).chat_stream("hi", model="m")
+    with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes=5000"):
+        stream.text()
+
+
+# ----------------------------------------------------------------------------
+# tool calls
+# ----------------------------------------------------------------------------
+
+
+def tool_piece(index: int, arguments: str, **first: str) -> dict[str, Any]:
+    piece: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
+    if first:
+        piece.update(id=first["id"], type="function")
+        piece["function"]["name"] = first["name"]
+    return piece
+
+
+def test_chat_stream_assembles_parallel_tool_calls_by_index(
+    rsps: responses.RequestsMock,
+) -> None:
+    pieces = [
+        [tool_piece(1, "", id="102", name="get_time")],  # index 1 starts first
+        [tool_piece(0, "", id="101", name="get_weather")],
+        [tool_piece(0, '{"city": ')],
+        [tool_piece(1, '{"tz": ')],
+        [tool_piece(0, '"Paris"}')],
+        [tool_piece(1, '"CET"}')],
+    ]
+    events = [delta_chunk({"role": "assistant", "content": None})]
+    events += [delta_chunk({"tool_calls": p}) for p in pieces]
+    events += [delta_chunk({}, "tool_calls"), usage_chunk()]
+    mock_sse(rsps, sse_stream(*events))
+    expected = [
+        {
+            "id": "101",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        },
+        {
+            "id": "102",
+            "type": "function",
+            "function": {"name": "get_time", "arguments": '{"tz": "CET"}'},
+        },
+    ]
+    plain = chat_body(message={"content": None, "tool_calls": expected})
+    plain["choices"][0]["finish_reason"] = "tool_calls"
+    rsps.post(CHAT_URL, json=plain)
+    client = make_client()
+
+    stream = client.chat_stream("weather and time?", model="m")
+    chunks = list(stream)
+    assert [c.tool_calls for c in chunks[1:7]] == pieces  # the raw deltas, untouched
+    assert chunks[0].tool_calls == [] and chunks[-1].tool_calls == []
+    reply = stream.response
+    assert reply.tool_calls == expected
+    assert [json.loads(c["function"]["arguments"]) for c in reply.tool_calls] == [
+        {"city": "Paris"},
+        {"tz": "CET"},
+    ]
+    assert reply.finish_reason == "tool_calls"
+    assert reply.content == ""
+    assert reply == client.chat("weather and time?", model="m")
+
+
+# ----------------------------------------------------------------------------
+# reasoning
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_chat_stream_reasoning_fields(rsps: responses.RequestsMock, field: str) -> None:
+    events = [
+        delta_chunk({"role": "assistant", field: "Let me "}),
+        delta_chunk({field: "think."}),
+        delta_chunk({"content": "4"}),
+        delta_chunk({"content": "2"}),
+        delta_chunk({}, "stop"),
+        usage_chunk(),
+    ]
+    mock_sse(rsps, sse_stream(*events))
+    rsps.post(CHAT_URL, json=chat_body("42", message={field: "Let me think."}))
+    client = make_client()
+    stream = client.chat_stream("q", model="m")
+    chunks = list(stream)
+    assert [c.reasoning for c in chunks] == ["Let me ", "think.", "", "", "", ""]
+    assert [c.content for c in chunks] == ["", "", "4", "2", "", ""]
+    reply = stream.response
+    assert (reply.reasoning, reply.content) == ("Let me think.", "42")
+    assert reply == client.chat("q", model="m")
+
+
+THINK_PIECES = ("<thi", "nk>I am thin", "king</th", "ink>\n\nAnswer")
+
+
+def test_chat_stream_split_think_with_tags_cut_across_chunks(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream(*THINK_PIECES))
+    rsps.post(CHAT_URL, json=chat_body("".join(THINK_PIECES)))
+    client = make_client()
+    stream = client.chat_stream("q", model="m", split_think=True)
+    chunks = list(stream)
+    reply = stream.response
+    assert (reply.reasoning, reply.content) == ("I am thinking", "Answer")
+    assert "".join(c.content for c in chunks) == "Answer"
+    assert "".join(c.reasoning for c in chunks) == "I am thinking"
+    assert not any("<" in c.content or "<" in c.reasoning for c in chunks)
+    assert reply == client.chat("q", model="m", split_think=True)
+
+
+def test_chat_stream_without_split_think_keeps_the_tags(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, content_stream(*THINK_PIECES))
+    stream = make_client().chat_stream("q", model="m")
+    chunks = list(stream)
+    assert [c.content for c in chunks[1:5]] == list(THINK_PIECES)
+    assert stream.response.content == "<think>I am thinking</think>\n\nAnswer"
+    assert stream.response.reasoning == ""
+
+
+def test_chat_stream_split_think_from_client_config(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, content_stream(*THINK_PIECES))
+    client = make_client(split_think=True)
+    reply = client.chat_stream("q", model="m")
+    assert reply.text() == "Answer"
+    assert reply.response.reasoning == "I am thinking"
+    kept = client.chat_stream("q", model="m", split_think=False)
+    assert kept.text() == "<think>I am thinking</think>\n\nAnswer"
+
+
+@pytest.mark.parametrize(
+    ("pieces", "finish", "content", "reasoning"),
+    [
+        (("<think>", "still go", "ing"), "length", "", "still going"),  # cut while thinking
+        (("<think>", "still going"), None, "", "still going"),  # ... and only [DONE] ends it
+        (("<", "3 you"), "stop", "<3 you", ""),  # looked like a tag, was not
+        (("  <think>x</think>", "\n\n", "A"), "stop", "A", "x"),
+        (("<think>x</think>\n\n",), "stop", "", "x"),  # nothing after the thought
+    ],
+)
+def test_chat_stream_split_think_edges_match_the_plain_answer(
+    rsps: responses.RequestsMock,
+    pieces: tuple[str, ...],
+    finish: str | None,
+    content: str,
+    reasoning: str,
+) -> None:
+    events = [delta_chunk({"content": p}) for p in pieces]
+    if finish:
+        events.append(delta_chunk({}, finish))
+    mock_sse(rsps, sse_stream(*events))
+    stream = make_client(split_think=True).chat_stream("q", model="m", include_usage=False)
+    chunks = list(stream)
+    assert (stream.response.content, stream.response.reasoning) == (content, reasoning)
+    assert "".join(c.content for c in chunks) == content
+    assert "".join(c.reasoning for c in chunks) == reasoning
+    assert lp._split_think("".join(pieces), "") == (content, reasoning)
+
+
+# ----------------------------------------------------------------------------
+# errors: in the stream, and before it
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event_line", [b"event: error\n", b""])
+def test_chat_stream_error_event_raises_the_mapped_error(
+    rsps: responses.RequestsMock, event_line: bytes
+) -> None:
+    error = {"error": {"message": CONTEXT_MESSAGE}, "message": CONTEXT_MESSAGE}
+    body = sse_stream(delta_chunk({"content": "Hel"}), done=False)
+    body += event_line + b"data: " + json.dumps(error).encode() + b"\n\n"
+    mock_sse(rsps, body)
+    stream = make_client().chat_stream("long text", model="m")
+    received = []
+    with pytest.raises(lp.ContextLengthExceededError) as info:
+        for chunk in stream:
+            received.append(chunk.content)
+    assert received == ["Hel"]
+    assert "Input does not fit in context length" in str(info.value)
+    assert "shorten the input" in str(info.value)
+    assert info.value.status_code == 200
+    assert info.value.body == error
+
+
+def test_chat_stream_event_error_with_a_plain_message(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, b'event: error\ndata: {"message": "Model is unloaded."}\n\n')
+    stream = make_client().chat_stream("hi", model="m")
+    with pytest.raises(lp.ModelLoadError, match="Model is unloaded"):
+        next(stream)
+
+
+def test_chat_stream_unexpected_endpoint_raises_before_iterating(
+    rsps: responses.RequestsMock,
+) -> None:
+    unexpected = {"error": "Unexpected endpoint or method. (POST /v1/v1/chat/completions)"}
+    rsps.post(CHAT_URL, json=unexpected, status=200)
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        make_client().chat_stream("hi", model="m")
+    assert "Unexpected endpoint or method" in str(info.value)
+    assert "base URL is probably wrong" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "words"),
+    [
+        (
+            400,
+            {"error": "'response_format.type' must be 'json_schema' or 'text'"},
+            lp.BadRequestError,
+            "must be 'json_schema' or 'text' (HTTP 400)",
+        ),
+        (
+            404,
+            {"error": {"message": 'Model "x" not found', "code": "model_not_found"}},
+            lp.ModelNotFoundError,
+            'Model "x" not found (HTTP 404)',
+        ),
+        (
+            400,
+            {"error": "No models loaded. Please load a model in the developer page."},
+            lp.NoModelLoadedError,
+            "No models loaded",
+        ),
+        (
+            400,
+            {"error": "The number of tokens to keep ... is greater than the context length"},
+            lp.ContextLengthExceededError,
+            "greater than the context length (HTTP 400)",
+        ),
+        (404, {"error": "nope"}, lp.NotFoundError, "nope (HTTP 404)"),
+    ],
+)
+def test_chat_stream_http_error_raises_before_iterating(
+    rsps: responses.RequestsMock, status: int, body: Any, cls: type, words: str
+) -> None:
+    rsps.post(CHAT_URL, json=body, status=status)
+    with pytest.raises(cls) as info:
+        make_client().chat_stream("hi", model="m")
+    assert type(info.value) is cls
+    assert words in str(info.value)
+    assert info.value.status_code == status
+
+
+def test_chat_stream_unknown_model_names_the_close_ids(rsps: responses.RequestsMock) -> None:
+    mock_v0_models(rsps)
+    error = {"error": {"message": 'Model "qwen2.5-7b" not found', "code": "model_not_found"}}
+    rsps.post(CHAT_URL, json=error, status=404)
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        make_client().chat_stream("hi", model="qwen2.5-7b")
+    assert 'Model "qwen2.5-7b" not found (HTTP 404)' in str(info.value)
+    assert "did you mean 'qwen2.5-7b-instruct'" in str(info.value)
+
+
+def test_chat_stream_json_answer_to_a_stream_request_is_malformed(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body("whole"))
+    with pytest.raises(lp.MalformedResponseError, match="expected an event stream") as info:
+        make_client().chat_stream("hi", model="m")
+    assert "application/json" in str(info.value) and "whole" in str(info.value)
+
+
+def test_chat_stream_refused_connection_raises_before_iterating() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        make_client(base_url=url, max_retries=0).chat_stream("hi", model="m")
+    assert f"cannot reach LM Studio at {url}" in str(info.value)
+    assert "connection refused" in str(info.value)
+
+
+# ----------------------------------------------------------------------------
+# streams that fail
+# ----------------------------------------------------------------------------
+
+
+def test_chat_stream_without_done_or_finish_is_a_stream_error(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(
+        rsps,
+        sse_stream(delta_chunk({"content": "Hel"}), delta_chunk({"content": "lo"}), done=False),
+    )
+    stream = make_client().chat_stream("hi", model="m")
+    received = []
+    with pytest.raises(lp.StreamError) as info:
+        for chunk in stream:
+            received.append(chunk.content)
+    assert received == ["Hel", "lo"]
+    assert info.value.partial == "Hello"
+    assert "incomplete" in str(info.value)
+    assert "without [DONE] or a finish_reason after 5 characters" in str(info.value)
+    with pytest.raises(RuntimeError):
+        _ = stream.response
+
+
+def test_chat_stream_text_raises_stream_error_for_a_cut_stream(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, sse_stream(delta_chunk({"content": "partial"}), done=False))
+    with pytest.raises(lp.StreamError, match="incomplete") as info:
+        make_client().chat_stream("hi", model="m").text()
+    assert info.value.partial == "partial"
+
+
+def test_chat_stream_finish_reason_without_done_is_complete(
+    rsps: responses.RequestsMock,
+) -> None:
+    events = [delta_chunk({"content": "Hel"}), delta_chunk({"content": "lo"}, "length")]
+    mock_sse(rsps, sse_stream(*events, done=False))
+    stream = make_client().chat_stream("hi", model="m")
+    assert stream.text() == "Hello"
+    assert stream.response.finish_reason == "length"
+    assert stream.response.content == "Hello"
+
+
+def test_chat_stream_malformed_json_is_quoted(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, sse_stream(delta_chunk({"content": "ok"}), "{not json"))
+    stream = make_client().chat_stream("hi", model="m")
+    assert next(stream).content == "ok"
+    with pytest.raises(lp.MalformedResponseError) as info:
+        next(stream)
+    assert str(info.value) == "chat stream: a data line is not JSON: {not json"
+
+
+def test_chat_stream_huge_malformed_line_gives_a_short_message(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, sse_stream('{"choices": "' + "x" * 200_000))
+    with pytest.raises(lp.MalformedResponseError, match="not JSON") as info:
+        make_client().chat_stream("hi", model="m").text()
+    message = str(info.value)
+    assert '{"choices": "xxx' in message
+    assert len(message) <= 250
+
+
+def test_chat_stream_json_that_is_not_an_object_is_malformed(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, sse_stream("[1, 2]"))
+    with pytest.raises(lp.MalformedResponseError, match=r"not a JSON object: \[1, 2\]"):
+        make_client().chat_stream("hi", model="m").text()
+
+
+def two_events_then(cut: Callable[[BaseHTTPRequestHandler], None], go: threading.Event) -> Any:
+    """A handler: two content events, then (once the client read them) ``cut``."""
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_chunked_head(h, "text/event-stream")
+        write_chunk(h, sse_event(delta_chunk({"content": "Hel"})))
+        write_chunk(h, sse_event(delta_chunk({"content": "lo"})))
+        go.wait(3.0)
+        h.close_connection = True
+        cut(h)
+
+    return handler
+
+
+def cut_mid_chunk(h: BaseHTTPRequestHandler) -> None:
+    h.wfile.write(b'100\r\ndata: {"choices": [{"del')  # promises 256 bytes, sends 30
+    h.wfile.flush()
+    h.connection.shutdown(socket.SHUT_RDWR)
+
+
+def cut_between_chunks(h: BaseHTTPRequestHandler) -> None:
+    h.connection.shutdown(socket.SHUT_RDWR)  # no terminating zero-size chunk
+
+
+def cut_with_reset(h: BaseHTTPRequestHandler) -> None:
+    h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    h.connection.close()
+
+
+@pytest.mark.parametrize("cut", [cut_mid_chunk, cut_between_chunks, cut_with_reset])
+def test_chat_stream_socket_cut_is_a_stream_error_with_the_partial_text(
+    cut: Callable[[BaseHTTPRequestHandler], None],
+) -> None:
+    go = threading.Event()
+    url, stop = serve(two_events_then(cut, go))
+    received = []
+    try:
+        stream = make_client(base_url=url).chat_stream("hi", model="m")
+        with pytest.raises(lp.StreamError) as info:
+            for chunk in stream:
+                received.append(chunk.content)
+                if len(received) == 2:
+                    go.set()
+    finally:
+        go.set()
+        stop()
+    assert received == ["Hel", "lo"]
+    assert info.value.partial == "Hello"
+    assert "the connection broke after 5 characters" in str(info.value)
+    assert "incomplete" in str(info.value)
+
+
+@pytest.mark.parametrize("urllib3_read1", [True, False], ids=["read1", "no-read1"])
+def test_chat_stream_silent_server_is_a_read_timeout(
+    urllib3_read1: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not urllib3_read1:
+        without_read1(monkeypatch)
+    release = threading.Event()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_chunked_head(h, "text/event-stream")
+        write_chunk(h, sse_event(delta_chunk({"content": "Hello"})))
+        release.wait(3.0)
+
+    url, stop = serve(handler)
+    try:
+        stream = make_client(base_url=url, timeout=0.5).chat_stream("hi", model="m")
+        assert next(stream).content == "Hello"
+        with pytest.raises(lp.RequestTimeoutError) as info:
+            next(stream)
+    finally:
+        release.set()
+        stop()
+    assert isinstance(info.value, TimeoutError)
+    assert "no data from the server for 0.5 s after 5 characters" in str(info.value)
+    assert "LMSTUDIO_TIMEOUT" in str(info.value)
+
+
+def test_chat_stream_ends_at_done_without_waiting_for_the_socket() -> None:
+    """After [DONE] the client must not wait for the server to close the body."""
+    release = threading.Event()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_chunked_head(h, "text/event-stream")
+        write_chunk(h, content_stream("Hi"))
+        release.wait(3.0)  # no terminating chunk, no close
+
+    url, stop = serve(handler)
+    try:
+        stream = make_client(base_url=url, timeout=0.5).chat_stream("hi", model="m")
+        assert stream.text() == "Hi"  # a read past [DONE] would time out here
+    finally:
+        release.set()
+        stop()
+    assert stream.response.usage == lp.Usage(5, 2, 7)
+
+
+def test_chat_body_stall_is_a_read_timeout() -> None:
+    """Not a stream, same cause: a body that stops mid-way is a timeout, not a lost server."""
+    release = threading.Event()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", "100")
+        h.end_headers()
+        h.wfile.write(b'{"choices": ')
+        h.wfile.flush()
+        release.wait(3.0)
+
+    url, stop = serve(handler)
+    try:
+        with pytest.raises(lp.RequestTimeoutError, match=r"stopped sending the body for 0\.5 s"):
+            make_client(base_url=url, timeout=0.5).chat("hi", model="m")
+    finally:
+        release.set()
+        stop()
+
+
+# ----------------------------------------------------------------------------
+# no buffering: each chunk reaches the caller as it arrives
+# ----------------------------------------------------------------------------
+
+REST_OF_STREAM = sse_stream(delta_chunk({"content": " second"}), delta_chunk({}, "stop"))
+
+
+def chunked_pause_handler(gate: threading.Event) -> Any:
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_chunked_head(h, "text/event-stream")
+        write_chunk(h, sse_event(delta_chunk({"content": "first"})))
+        gate.wait(1.5)
+        write_chunk(h, REST_OF_STREAM)
+        write_chunk(h, b"")
+
+    return handler
+
+
+def unchunked_pause_handler(gate: threading.Event) -> Any:
+    """HTTP/1.0 style: no Content-Length, no chunking, the body ends when the socket does."""
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        h.close_connection = True
+        h.wfile.write(
+            b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        )
+        h.wfile.write(sse_event(delta_chunk({"content": "first"})))
+        h.wfile.flush()
+        gate.wait(1.5)
+        h.wfile.write(REST_OF_STREAM)
+        h.wfile.flush()
+
+    return handler
+
+
+@pytest.mark.parametrize("make_handler", [chunked_pause_handler, unchunked_pause_handler])
+def test_chat_stream_first_chunk_arrives_before_the_server_pause_ends(
+    make_handler: Callable[[threading.Event], Any],
+) -> None:
+    gate = threading.Event()
+    url, stop = serve(make_handler(gate))
+    try:
+        started = time.monotonic()
+        stream = make_client(base_url=url).chat_stream("hi", model="m")
+        first = next(stream)
+        waited = time.monotonic() - started
+        gate.set()
+        rest = [chunk.content for chunk in stream]
+    finally:
+        gate.set()
+        stop()
+    assert first.content == "first"
+    assert waited < 1.0  # the server holds the rest back for 1.5 s
+    assert rest == [" second", ""]
+    assert stream.response.content == "first second"
+    assert stream.response.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("make_handler", [chunked_pause_handler, unchunked_pause_handler])
+def test_chat_stream_without_read1_still_does_not_buffer(
+    make_handler: Callable[[threading.Event], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib3 before 2.3 has no read1(); the fallback must not wait for the body's end."""
+    without_read1(monkeypatch)
+    gate = threading.Event()
+    url, stop = serve(make_handler(gate))
+    try:
+        started = time.monotonic()
+        stream = make_client(base_url=url).chat_stream("hi", model="m")
+        first = next(stream)
+        waited = time.monotonic() - started
+        gate.set()
+        assert stream.text() == "first second"
+    finally:
+        gate.set()
+        stop()
+    assert first.content == "first"
+    assert waited < 1.0  # the server holds the rest back for 1.5 s
+
+
+# ----------------------------------------------------------------------------
+# leaving early closes the connection
+# ----------------------------------------------------------------------------
+
+
+class EndlessServer:
+    """Streams a token every 20 ms until the client hangs up, which sets
+    ``hung_up[prompt]``; the prompt "quick" gets a short, complete answer instead."""
+
+    def __init__(self) -> None:
+        self.hung_up: dict[str, threading.Event] = {}
+        self.done = threading.Event()
+        self.url, self._stop = serve(self.handle)
+
+    def hang_up_seen(self, prompt: str) -> bool:
+        return self.hung_up.setdefault(prompt, threading.Event()).wait(2.0)
+
+    def handle(self, h: BaseHTTPRequestHandler) -> None:
+        prompt = read_request_body(h)["messages"][0]["content"]
+        send_chunked_head(h, "text/event-stream")
+        if prompt == "quick":
+            write_chunk(h, content_stream("done"))
+            write_chunk(h, b"")
+            return
+        try:
+            for i in range(250):
+                write_chunk(h, sse_event(delta_chunk({"content": f"t{i} "})))
+                if self.done.wait(0.02):
+                    return
+        except OSError:
+            self.hung_up.setdefault(prompt, threading.Event()).set()
+
+    def stop(self) -> None:
+        self.done.set()
+        self._stop()
+
+
+@pytest.fixture(scope="module")
+def endless() -> Iterator[EndlessServer]:
+    server = EndlessServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_chat_stream_break_closes_the_connection(endless: EndlessServer) -> None:
+    client = make_client(base_url=endless.url)
+    for chunk in client.chat_stream("break", model="m"):
+        assert chunk.content == "t0 "
+        break
+    assert endless.hang_up_seen("break")
+    assert client.chat_stream("quick", model="m").text() == "done"
+
+
+def test_chat_stream_break_from_a_kept_stream_closes_it(endless: EndlessServer) -> None:
+    client = make_client(base_url=endless.url)
+    stream = client.chat_stream("kept", model="m")
+    for _ in stream:
+        break
+    assert endless.hang_up_seen("kept")
+    assert list(stream) == []
+    with pytest.raises(RuntimeError, match="not finished"):
+        _ = stream.response
+    assert client.chat_stream("quick", model="m").text() == "done"
+
+
+def test_chat_stream_with_block_closes_and_close_is_idempotent(endless: EndlessServer) -> None:
+    client = make_client(base_url=endless.url)
+    with client.chat_stream("with", model="m") as stream:
+        assert next(stream).content == "t0 "
+    assert endless.hang_up_seen("with")
+    stream.close()
+    stream.close()
+    with pytest.raises(StopIteration):
+        next(stream)
+    with pytest.raises(RuntimeError, match="not finished"):
+        _ = stream.response
+    with client.chat_stream("quick", model="m") as again:
+        assert again.text() == "done"
+    assert again.response.content == "done"
+
+
+def test_chat_stream_iterating_after_close_yields_nothing(endless: EndlessServer) -> None:
+    """close() ends the stream for every way of reading it, not only next()."""
+    client = make_client(base_url=endless.url)
+    stream = client.chat_stream("closed", model="m")
+    next(stream)
+    stream.close()
+    assert endless.hang_up_seen("closed")
+    assert list(stream) == []
+    stream.close()
+
+
+def test_chat_stream_close_before_reading_closes_the_connection(
+    endless: EndlessServer,
+) -> None:
+    client = make_client(base_url=endless.url)
+    client.chat_stream("unread", model="m").close()
+    assert endless.hang_up_seen("unread")
+
+
+def test_chat_stream_garbage_collection_closes_the_connection(
+    endless: EndlessServer,
+) -> None:
+    client = make_client(base_url=endless.url)
+    stream = client.chat_stream("gc", model="m")
+    next(stream)
+    del stream
+    gc.collect()
+    assert endless.hang_up_seen("gc")
+
+
+# ----------------------------------------------------------------------------
+# complete_stream
+# ----------------------------------------------------------------------------
+
+
+def completion_chunk(text: str, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    chunk = {
+        "id": "cmpl-9",
+        "object": "text_completion",
+        "model": "m",
+        "choices": [{"index": 0, "text": text, "finish_reason": finish}],
+    }
+    chunk.update(extra)
+    return chunk
+
+
+def test_complete_stream_text_usage_and_aggregate(rsps: responses.RequestsMock) -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    body = sse_stream(
+        completion_chunk("Once"),
+        completion_chunk(" upon"),
+        completion_chunk("", "length", usage=usage),  # llama.cpp: finish and usage together
+    )
+    mock_sse(rsps, body, COMPLETIONS_URL)
+    rsps.post(
+        COMPLETIONS_URL,
+        json={
+            "id": "cmpl-1",
+            "model": "m",
+            "choices": [{"text": "Once upon", "finish_reason": "length"}],
+            "usage": usage,
+        },
+    )
+    client = make_client()
+    stream = client.complete_stream("Long ago", model="m", max_tokens=2)
+    assert isinstance(stream, lp.CompletionStream)
+    chunks = list(stream)
+    assert all(type(c) is lp.CompletionChunk for c in chunks)
+    assert [c.text for c in chunks] == ["Once", " upon", ""]
+    assert [c.finish_reason for c in chunks] == [None, None, "length"]
+    assert [c.usage for c in chunks] == [None, None, lp.Usage(3, 2, 5)]
+    assert sent_json(rsps) == {
+        "model": "m",
+        "prompt": "Long ago",
+        "max_tokens": 2,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    done = stream.response
+    assert type(done) is lp.CompletionResponse
+    assert (done.text, done.finish_reason, done.usage) == ("Once upon", "length", lp.Usage(3, 2, 5))
+    assert done == client.complete("Long ago", model="m", max_tokens=2)
+
+
+def test_complete_stream_cut_short_is_a_stream_error(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, sse_stream(completion_chunk("Once"), done=False), COMPLETIONS_URL)
+    with pytest.raises(lp.StreamError) as info:
+        make_client().complete_stream("x", model="m").text()
+    assert info.value.partial == "Once"
+    assert str(info.value).startswith("completion stream: ")
+    assert "incomplete" in str(info.value)
+
+
+def test_complete_stream_long_answer_is_assembled_exactly(rsps: responses.RequestsMock) -> None:
+    pieces = [str(i) for i in range(2100)]
+    body = sse_stream(*(completion_chunk(p) for p in pieces), completion_chunk("", "stop"))
+    mock_sse(rsps, body, COMPLETIONS_URL)
+    assert make_client().complete_stream("count", model="m").text() == "".join(pieces)
+
+
+# ----------------------------------------------------------------------------
+# the command line streams
+# ----------------------------------------------------------------------------
+
+
+def test_cli_chat_streams_tokens(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mock_sse(rsps, content_stream("Bon", "jour"))
+    assert lp.main(["chat", "hi", "--model", "m", "--base-url", BASE]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("Bonjour\n", "")
+    assert sent_json(rsps)["stream"] is True
+
+
+def test_cli_chat_show_reasoning_goes_to_stderr(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = [
+        delta_chunk({"reasoning_content": "Let me "}),
+        delta_chunk({"reasoning_content": "think."}),
+        delta_chunk({"content": "42"}, "stop"),
+    ]
+    mock_sse(rsps, sse_stream(*events))
+    argv = ["chat", "q", "--show-reasoning", "--model", "m", "--base-url", BASE]
+    assert lp.main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "42\n"
+    assert captured.err == "Let me think.\n"  # the answer starts on its own line
+    mock_sse(rsps, sse_stream(*events))
+    assert lp.main(argv[:2] + argv[3:]) == 0
+    assert capsys.readouterr() == ("42\n", "")
+
+
+def test_cli_complete_streams_text(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = sse_stream(completion_chunk(" wor"), completion_chunk("ld", "stop"))
+    mock_sse(rsps, body, COMPLETIONS_URL)
+    assert lp.main(["complete", "hello", "--model", "m", "--base-url", BASE]) == 0
+    assert capsys.readouterr() == (" world\n", "")
+    assert sent_json(rsps)["stream"] is True
+
+
+def test_cli_chat_cut_stream_is_one_error_line(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mock_sse(rsps, sse_stream(delta_chunk({"content": "Hel"}), done=False))
+    assert lp.main(["chat", "hi", "--model", "m", "--base-url", BASE]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "Hel\n"  # the partial line is ended before the error
+    assert captured.err.startswith("lmstudio-provider: error: chat stream: ")
+    assert "incomplete" in captured.err and "Traceback" not in captured.err
+
+
+def test_cli_ctrl_c_while_streaming_exits_130_quietly(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mock_sse(rsps, content_stream("one ", "two ", "three"))
+    parse = lp.ChatStream._parse
+    calls = []
+
+    def interrupted(self: lp.ChatStream, obj: dict[str, Any]) -> lp.ChatChunk:
+        calls.append(obj)
+        if len(calls) == 3:  # role chunk, "one ", then Ctrl-C
+            raise KeyboardInterrupt
+        return parse(self, obj)
+
+    monkeypatch.setattr(lp.ChatStream, "_parse", interrupted)
+    assert lp.main(["chat", "hi", "--model", "m", "--base-url", BASE]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "one \n"
+    assert captured.err == "\n"
+
+
+def test_cli_ctrl_c_in_stdout_write_exits_130(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mock_sse(rsps, content_stream("one ", "two "))
+    written: list[str] = []
+
+    class Terminal:
+        def write(self, text: str) -> int:
+            if written:
+                raise KeyboardInterrupt
+            written.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert lp.main(["chat", "hi", "--model", "m", "--base-url", BASE]) == 130
+    assert written == ["one "]
+    assert capsys.readouterr().err == "\n"
 
 
 # ----------------------------------------------------------------------------
