@@ -308,7 +308,18 @@ MESSAGE_ERRORS: tuple[tuple[str, type[APIError]], ...] = (
     ),
     (r"invalid model identifier|model \S+ not found", ModelNotFoundError),
 )
-_MESSAGE_PATTERNS = [(re.compile(p, re.IGNORECASE), cls) for p, cls in MESSAGE_ERRORS]
+
+
+def _message_patterns() -> list[tuple[re.Pattern[str], type[APIError]]]:
+    """MESSAGE_ERRORS compiled on first use: errors are rare, imports are not."""
+    if not _compiled_patterns:
+        _compiled_patterns.extend(
+            (re.compile(pattern, re.IGNORECASE), cls) for pattern, cls in MESSAGE_ERRORS
+        )
+    return _compiled_patterns
+
+
+_compiled_patterns: list[tuple[re.Pattern[str], type[APIError]]] = []
 
 
 _ErrorT = TypeVar("_ErrorT", bound=LMStudioError)
@@ -361,7 +372,7 @@ def error_from_response(
     """
     message, code, kind = _error_fields(body)
     cls: type[APIError] | None = None
-    for pattern, candidate in _MESSAGE_PATTERNS:
+    for pattern, candidate in _message_patterns():
         if message and pattern.search(message):
             cls = candidate
             break
@@ -622,12 +633,35 @@ class TTLCache:
 # ============================================================================
 
 
+class _Record:
+    """``repr()`` and ``==`` for the data types below, written once.
+
+    ``@dataclass`` would generate (``exec``) both for every class, which made
+    up a third of this module's import time. Fields marked ``repr=False`` or
+    ``compare=False`` are left out, as a generated method would. Defining
+    ``__eq__`` makes the records unhashable, like non-frozen dataclasses.
+    """
+
+    def __repr__(self) -> str:
+        shown = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)  # type: ignore[arg-type]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(
+            getattr(self, f.name) == getattr(other, f.name)
+            for f in fields(self)  # type: ignore[arg-type]
+            if f.compare
+        )
+
+
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-@dataclass
-class Usage:
+@dataclass(repr=False, eq=False)  # _Record provides both
+class Usage(_Record):
     """Token counts as the server reported them (any may be missing)."""
 
     prompt_tokens: int | None = None
@@ -645,8 +679,8 @@ class Usage:
         )
 
 
-@dataclass(frozen=True)  # shared through the cache: nobody may edit it
-class ModelInfo:
+@dataclass(frozen=True, repr=False, eq=False)  # frozen: shared through the cache
+class ModelInfo(_Record):
     """One model as the server describes it; fields it does not report are None.
 
     ``type`` is ``"llm"``, ``"vlm"`` or ``"embeddings"`` whichever route
@@ -670,6 +704,9 @@ class ModelInfo:
     #: ``(instance_id, context_length)`` for each loaded copy (LM Studio 0.4+).
     loaded_instances: tuple[tuple[str, int | None], ...] = ()
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+    def __hash__(self) -> int:  # frozen, so usable in sets and as a dict key
+        return hash(self.id)
 
     @property
     def is_loaded(self) -> bool:
@@ -753,8 +790,8 @@ def _model_type(value: Any) -> str | None:
     return EMBEDDING_TYPE if value in ("embedding", "embeddings") else value
 
 
-@dataclass
-class Stats:
+@dataclass(repr=False, eq=False)  # _Record provides both
+class Stats(_Record):
     """LM Studio's own measurements, from the native ``/api/v0`` routes."""
 
     tokens_per_second: float | None = None
@@ -780,8 +817,8 @@ def _float_or_none(value: Any) -> float | None:
     return None
 
 
-@dataclass(frozen=True)
-class ModelCapabilities:
+@dataclass(repr=False, eq=False)  # _Record provides both
+class ModelCapabilities(_Record):
     """What a model can do, in the terms a caller chooses a model by."""
 
     type: str | None
@@ -801,8 +838,8 @@ class ModelCapabilities:
         )
 
 
-@dataclass
-class LoadedModel:
+@dataclass(repr=False, eq=False)  # _Record provides both
+class LoadedModel(_Record):
     """The answer to :meth:`LMStudioClient.load_model`."""
 
     instance_id: str
@@ -810,8 +847,8 @@ class LoadedModel:
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
-@dataclass
-class ChatResponse:
+@dataclass(repr=False, eq=False)  # _Record provides both
+class ChatResponse(_Record):
     """A finished chat completion; equal whether it came whole or streamed.
 
     Only the answer is compared: ids, timings and raw bodies differ per request.
@@ -843,8 +880,8 @@ class ChatResponse:
         return message
 
 
-@dataclass
-class ChatChunk:
+@dataclass(repr=False, eq=False)  # _Record provides both
+class ChatChunk(_Record):
     """One streamed piece of a chat answer; ``raw`` is the event's JSON."""
 
     content: str = ""
@@ -856,8 +893,8 @@ class ChatChunk:
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
-@dataclass
-class CompletionResponse:
+@dataclass(repr=False, eq=False)  # _Record provides both
+class CompletionResponse(_Record):
     """A finished text completion (raw prompt, no chat template)."""
 
     id: str | None = field(compare=False)
@@ -871,8 +908,8 @@ class CompletionResponse:
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
-@dataclass
-class CompletionChunk:
+@dataclass(repr=False, eq=False)  # _Record provides both
+class CompletionChunk(_Record):
     """One streamed piece of a text completion."""
 
     text: str = ""
@@ -881,8 +918,8 @@ class CompletionChunk:
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
-@dataclass
-class EmbeddingResponse:
+@dataclass(repr=False, eq=False)  # _Record provides both
+class EmbeddingResponse(_Record):
     """Vectors in the order of the inputs, whatever order the server used."""
 
     embeddings: list[list[float]]
