@@ -2102,17 +2102,10 @@ class LMStudioClient:
             response_format=_response_format(response_format, json_schema, schema_name),
         )
         _ask_for_stream(payload, include_usage)
-        started = self._clock()
-        response, read_timeout = self._open_stream("/v1/chat/completions", payload, timeout)
         return ChatStream(
-            response,
+            **self._open_stream("/v1/chat/completions", payload, timeout),
             split_think=self._split_think(split_think),
             expect_json=expect_json,
-            read_timeout=read_timeout,
-            max_bytes=self.config.max_response_bytes,
-            started=started,
-            clock=self._clock,
-            secret=self.config.api_key,
         )
 
     def complete(
@@ -2172,16 +2165,7 @@ class LMStudioClient:
             seed=seed,
         )
         _ask_for_stream(payload, include_usage)
-        started = self._clock()
-        response, read_timeout = self._open_stream("/v1/completions", payload, timeout)
-        return CompletionStream(
-            response,
-            read_timeout=read_timeout,
-            max_bytes=self.config.max_response_bytes,
-            started=started,
-            clock=self._clock,
-            secret=self.config.api_key,
-        )
+        return CompletionStream(**self._open_stream("/v1/completions", payload, timeout))
 
     def embed(
         self,
@@ -2350,10 +2334,12 @@ class LMStudioClient:
             raise self._scrub(error_from_response(response.status_code, body))
         return body
 
-    def _open_stream(
-        self, path: str, payload: JSONDict, timeout: float | None
-    ) -> tuple[requests.Response, float]:
-        """Send a streaming request; an error answer raises before any chunk."""
+    def _open_stream(self, path: str, payload: JSONDict, timeout: float | None) -> dict[str, Any]:
+        """Send a streaming request; an error answer raises before any chunk.
+
+        Returns the keyword arguments of the stream class that will read it.
+        """
+        started = self._clock()
         try:
             response, read_timeout = self._send(
                 "POST", path, payload, timeout=timeout, accept="text/event-stream"
@@ -2378,7 +2364,14 @@ class LMStudioClient:
                     f"{_quote(data.decode('utf-8', 'replace'))}"
                 )
             )
-        return response, read_timeout
+        return {
+            "response": response,
+            "read_timeout": read_timeout,
+            "max_bytes": self.config.max_response_bytes,
+            "started": started,
+            "clock": self._clock,
+            "secret": self.config.api_key,
+        }
 
     def _send(
         self,
