@@ -1959,7 +1959,9 @@ class LMStudioClient:
         payload = _merge_options({"model": model}, options, params, extra_body)
         body = self._native("/api/v1/models/load", payload, timeout, "loading models over HTTP")
         self.clear_cache()
-        instance_id = body.get("instance_id") if isinstance(body, dict) else None
+        instance_id = None
+        if isinstance(body, dict):  # an early 0.4 draft of the docs says model_instance_id
+            instance_id = body.get("instance_id") or body.get("model_instance_id")
         if not isinstance(instance_id, str):
             raise MalformedResponseError(f"model load: no instance_id in {_quote(body)}")
         return LoadedModel(instance_id, _float_or_none(body.get("load_time_seconds")), body)

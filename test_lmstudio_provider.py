@@ -2439,6 +2439,14 @@ def test_load_model_with_every_option(rsps: responses.RequestsMock) -> None:
     assert loaded.load_time_seconds is None
 
 
+def test_load_model_accepts_the_draft_docs_field_name(rsps: responses.RequestsMock) -> None:
+    """One version of LM Studio's load docs answers model_instance_id, another instance_id."""
+    answer = {"model_instance_id": "openai/gpt-oss-20b", "load_time_seconds": 9.099}
+    rsps.post(LOAD_URL, json=answer)
+    loaded = make_client().load_model("openai/gpt-oss-20b")
+    assert (loaded.instance_id, loaded.load_time_seconds) == ("openai/gpt-oss-20b", 9.099)
+
+
 def test_unload_model_sends_the_instance_id(rsps: responses.RequestsMock) -> None:
     rsps.post(
         UNLOAD_URL,
