@@ -143,6 +143,9 @@ BACKOFF_CAP = 8.0
 #: A server asking us to wait longer than this is told "no" at once.
 MAX_RETRY_AFTER = 60.0
 
+#: Seconds; the socket layer overflows on more (a day, 86400, is "no limit" enough).
+MAX_TIMEOUT = 1e7
+
 #: How much of a server's error text goes into an exception message.
 MESSAGE_LIMIT = 300
 VALID_ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -518,7 +521,15 @@ class LMStudioConfig:
             value = _parse_number(
                 getattr(self, name), source, integer=integer, allow_zero=allow_zero
             )
+            if name.endswith("timeout") and value >= MAX_TIMEOUT:  # sockets reject more
+                raise ConfigError(f"{source}={getattr(self, name)!r} must be below {MAX_TIMEOUT:g}")
             assign(self, name, value if integer else float(value))
+        if self.api_key is not None:
+            key = str(self.api_key).strip()
+            if any(ord(ch) > 255 or ch.isspace() for ch in key):
+                source = sources.get("api_key", "api_key")
+                raise ConfigError(f"{source} holds whitespace or a non-Latin-1 character")
+            assign(self, "api_key", key or None)
         if self.model is not None and not str(self.model).strip():
             raise ConfigError(f"{sources.get('model', 'model')} is empty")
         for name in ("retry_on_timeout", "split_think"):
@@ -582,6 +593,7 @@ class TTLCache:
         self._data: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self._failed: dict[str, BaseException] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         with self._lock:
@@ -606,11 +618,20 @@ class TTLCache:
             return value  # type: ignore[no-any-return]
         with self._lock:
             key_lock = self._loading.setdefault(key, threading.Lock())
+            seen = self._failed.get(key)
         with key_lock:
             value = self.get(key, _MISSING)  # another thread may have loaded it
             if value is not _MISSING:
                 return value  # type: ignore[no-any-return]
-            loaded = load()
+            failed = self._failed.get(key)
+            if failed is not None and failed is not seen:
+                raise failed  # the load this thread waited for failed: share it
+            try:
+                loaded = load()
+            except Exception as exc:
+                self._failed[key] = exc
+                raise
+            self._failed.pop(key, None)
             self.set(key, loaded)
             return loaded
 
@@ -1216,6 +1237,7 @@ class _Stream(Generic[ChunkT, ResultT]):
         self._max_bytes = max_bytes
         self._closed = False
         self._complete = False
+        self._eof = False
         self._result: ResultT | None = None
         self._pieces: list[str] = []  # recent text deltas, joined into _blocks now and then
         self._blocks: list[str] = []  # so memory follows the text, not the chunk count
@@ -1310,6 +1332,7 @@ class _Stream(Generic[ChunkT, ResultT]):
             except Exception as exc:  # any failure to read is a cut stream
                 raise self._read_failure(exc) from exc
             if not data:
+                self._eof = True
                 return
             total += len(data)
             if total > self._max_bytes:
@@ -1341,6 +1364,13 @@ class _Stream(Generic[ChunkT, ResultT]):
                 try:
                     obj = json.loads(data)
                 except ValueError:
+                    if self._eof:  # the body ended inside this line: a cut stream
+                        partial = self._text_so_far()
+                        raise StreamError(
+                            f"{self._what}: the stream ended inside an event after "
+                            f"{len(partial)} characters; the answer is incomplete",
+                            partial=partial,
+                        ) from None
                     raise MalformedResponseError(
                         f"{self._what}: a data line is not JSON: {_quote(data)}"
                     ) from None
@@ -1497,7 +1527,7 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
     def _build(self) -> ChatResponse:
         content = self._text_so_far()
         parsed = None
-        if self._expect_json:
+        if self._expect_json and not self._calls:
             parsed = _parse_json_content(content, self._finish_reason)
         return ChatResponse(
             id=self._id,
@@ -1658,6 +1688,8 @@ def _response_format(
     schema_name: str | None,
 ) -> Mapping[str, Any] | None:
     """LM Studio takes only ``json_schema`` or ``text``: build or translate to it."""
+    if response_format is not None and not isinstance(response_format, Mapping):
+        raise ValueError("response_format must be a dict such as {'type': 'json_schema', ...}")
     if json_schema is not None:
         if response_format is not None:
             raise ValueError("pass json_schema or response_format, not both")
@@ -1957,7 +1989,11 @@ class LMStudioClient:
             raise ValueError(f"context_length must be a positive integer, not {context_length!r}")
         options = {"context_length": context_length, "flash_attention": flash_attention, "ttl": ttl}
         payload = _merge_options({"model": model}, options, params, extra_body)
-        body = self._native("/api/v1/models/load", payload, timeout, "loading models over HTTP")
+        # No retries: after a proxy's 502/504 the load may be running, and a second
+        # request would load a second instance.
+        body = self._native(
+            "/api/v1/models/load", payload, timeout, "loading models over HTTP", retries=0
+        )
         self.clear_cache()
         instance_id = None
         if isinstance(body, dict):  # an early 0.4 draft of the docs says model_instance_id
@@ -1973,11 +2009,20 @@ class LMStudioClient:
         self._native("/api/v1/models/unload", payload, None, "unloading models over HTTP")
         self.clear_cache()
 
-    def _native(self, path: str, payload: JSONDict, timeout: float | None, what: str) -> Any:
+    def _native(
+        self,
+        path: str,
+        payload: JSONDict,
+        timeout: float | None,
+        what: str,
+        retries: int | None = None,
+    ) -> Any:
         try:
-            return self._request_json("POST", path, payload, timeout=timeout)
+            return self._request_json("POST", path, payload, timeout=timeout, retries=retries)
         except ModelNotFoundError as exc:
-            raise self._explain_missing_model(exc, payload.get("model")) from exc
+            if "model" not in payload:  # unload names an instance, not a model
+                raise
+            raise self._explain_missing_model(exc, payload["model"]) from exc
         except NotFoundError as exc:
             raise _needs_native_route(exc, path, self.config.base_url, what) from exc
 
@@ -2060,10 +2105,12 @@ class LMStudioClient:
             tool_choice=tool_choice,
             response_format=_response_format(response_format, json_schema, schema_name),
         )
+        if payload.get("stream"):
+            raise ValueError("stream=True: use chat_stream() for a streamed answer")
         started = self._clock()
         body = self._generate("/v1/chat/completions", payload, timeout, native=stats)
         reply = _parse_chat(body, self._split_think(split_think))
-        if expect_json:
+        if expect_json and not reply.tool_calls:
             reply.parsed = _parse_json_content(reply.content, reply.finish_reason)
         reply.elapsed = self._clock() - started
         return reply
@@ -2393,8 +2440,8 @@ class LMStudioClient:
         """
         url = self.config.base_url + path
         read_timeout = self.config.timeout if timeout is None else float(timeout)
-        if not read_timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, not {timeout!r}")
+        if not 0 < read_timeout < MAX_TIMEOUT:
+            raise ValueError(f"timeout must be > 0 and below {MAX_TIMEOUT:g} s, not {timeout!r}")
         attempts = 1 + (self.config.max_retries if retries is None else retries)
         headers = {**self._headers, "Accept": accept}
         for attempt in range(1, attempts + 1):
@@ -2410,6 +2457,7 @@ class LMStudioClient:
                 )
             except requests.RequestException as exc:
                 error, retryable = self._transport_error(exc, method, path, read_timeout, attempt)
+                error = self._scrub(error)
                 log.debug(
                     "%s %s -> %s in %.3fs (attempt %d/%d)",
                     method,
@@ -2789,22 +2837,26 @@ def _print_stream(parts: Iterable[tuple[str, str]]) -> None:
 def _health(client: LMStudioClient, explicit_url: str | None) -> None:
     """Check the given URL, or find a server where LM Studio usually listens."""
     url = client.config.base_url
-    if explicit_url is None:
-        found = discover()
-        if found is None:
+    found = url if explicit_url is not None else discover()
+    if found is None:
+        try:  # discover() skips a server that refuses us (401): that is not "no server"
+            client.list_models(refresh=True)
+            found = url
+        except (AuthenticationError, PermissionDeniedError):
+            raise
+        except LMStudioError:
             probed, _ = _discovery_candidates(None, None)
             raise ServerUnreachableError(
                 f"no LM Studio server answers at {', '.join(probed)}; {START_SERVER_ADVICE}"
-            )
-        if found != url:
-            client = LMStudioClient(client.config, base_url=found)
-    models = client.list_models(refresh=True)
+            ) from None
+    with LMStudioClient(client.config, base_url=found) as checked:
+        models = checked.list_models(refresh=True)
     counts = f"{len(models)} model(s)"
     if any(m.state is not None for m in models):
         counts += f", {sum(1 for m in models if m.is_loaded)} loaded"
-    line = f"ok: LM Studio answers at {client.config.base_url} ({counts})"
-    if client.config.base_url != url:
-        line += f"; set LMSTUDIO_BASE_URL={client.config.base_url} to use it"
+    line = f"ok: LM Studio answers at {found} ({counts})"
+    if found != url:
+        line += f"; set LMSTUDIO_BASE_URL={found} to use it"
     print(line)
 
 
@@ -2856,7 +2908,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(result.raw if args.json else result.embeddings[0]))
             else:
                 _run_generation(client, args)
-    except LMStudioError as exc:
+    except (LMStudioError, ValueError) as exc:
         print(f"lmstudio-provider: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

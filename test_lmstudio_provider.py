@@ -4682,6 +4682,172 @@ def test_cli_ctrl_c_in_stdout_write_exits_130(
     assert capsys.readouterr().err == "\n"
 
 
+# ============================================================================
+# found in review: each test failed before its fix
+# ============================================================================
+
+
+def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
+    cache = lp.TTLCache(60)
+    calls = []
+    gate = threading.Event()
+
+    def load() -> str:
+        calls.append(1)
+        gate.wait(2)
+        raise lp.ServerError("boom", status_code=500)
+
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            cache.get_or_load("k", load)
+        except lp.LMStudioError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1  # not once per waiting thread, one after another
+    assert len(errors) == 6 and all(str(e) == "boom" for e in errors)
+    with pytest.raises(lp.ServerError):  # a later caller tries again
+        cache.get_or_load("k", load)
+    assert len(calls) == 2
+
+
+def test_api_key_is_stripped_and_must_be_sendable() -> None:
+    assert lp.LMStudioConfig(api_key="  sk-lm-abc:def\n").api_key == "sk-lm-abc:def"
+    assert lp.LMStudioConfig(api_key="   ").api_key is None
+    with pytest.raises(lp.ConfigError, match="LMSTUDIO_API_KEY holds whitespace") as info:
+        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_API_KEY": "sk-lm-abc def"})
+    assert "sk-lm-abc" not in str(info.value)
+    with pytest.raises(lp.ConfigError, match="non-Latin-1"):
+        lp.LMStudioConfig(api_key="sk\u2011lm")  # a pasted non-breaking hyphen
+
+
+def test_json_schema_with_tool_calls_parses_only_the_final_answer(
+    rsps: responses.RequestsMock,
+) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = chat_body(message={"content": None, "tool_calls": [call]})
+    rsps.post(f"{BASE}/v1/chat/completions", json=body)
+    schema = {"type": "object"}
+    reply = make_client().chat("q", model="m", json_schema=schema, tools=[{"type": "function"}])
+    assert reply.tool_calls == [call] and reply.parsed is None
+    rsps.replace("POST", f"{BASE}/v1/chat/completions", json=chat_body('{"a": 1}'))
+    reply = make_client().run_tools("q", {"f": lambda: "x"}, model="m", json_schema=schema)
+    assert reply.parsed == {"a": 1}
+
+
+def test_stream_cut_inside_a_line_of_a_close_delimited_body_is_a_stream_error() -> None:
+    body = (
+        b'data: {"choices":[{"delta":{"content":"Hello "}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":"wor'
+    )
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        h.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        h.wfile.flush()
+        h.close_connection = True
+
+    url, stop = serve(handler)
+    try:
+        with pytest.raises(lp.StreamError, match="ended inside an event") as info:
+            make_client(base_url=url).chat_stream("hi", model="m").text()
+    finally:
+        stop()
+    assert info.value.partial == "Hello "
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["chat", "hi", "--max-tokens", "0", "--model", "m"],
+        ["load", "m", "--context-length", "0"],
+    ],
+)
+def test_cli_bad_argument_values_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert lp.main([*argv, "--base-url", BASE]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lmstudio-provider: error: ")
+    assert "Traceback" not in err
+
+
+def test_cli_health_reports_a_server_that_wants_a_token(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        body = json.dumps(
+            {"error": {"message": "An LM Studio API token is required", "code": "invalid_api_key"}}
+        ).encode()
+        h.send_response(401)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    url, stop = serve(handler)
+    monkeypatch.setattr(lp, "discover", lambda *a, **k: None)
+    monkeypatch.setenv("LMSTUDIO_BASE_URL", url)
+    try:
+        assert lp.main(["health"]) == 1
+    finally:
+        stop()
+    err = capsys.readouterr().err
+    assert "token is required (HTTP 401)" in err and "LMSTUDIO_API_KEY" in err
+    assert "no LM Studio server answers" not in err
+
+
+def test_openai_habits_get_clear_value_errors(rsps: responses.RequestsMock) -> None:
+    client = make_client()
+    with pytest.raises(ValueError, match="use chat_stream"):
+        client.chat("hi", model="m", stream=True)
+    with pytest.raises(ValueError, match="response_format must be a dict"):
+        client.chat("hi", model="m", response_format="json_object")  # type: ignore[arg-type]
+    assert len(rsps.calls) == 0
+
+
+def test_timeouts_too_large_for_sockets_are_refused(rsps: responses.RequestsMock) -> None:
+    with pytest.raises(ValueError, match="below 1e\\+07"):
+        make_client().chat("hi", model="m", timeout=math.inf)
+    with pytest.raises(lp.ConfigError, match="LMSTUDIO_TIMEOUT='1e12' must be below"):
+        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_TIMEOUT": "1e12"})
+    assert len(rsps.calls) == 0
+
+
+def test_load_model_is_not_retried_after_a_gateway_timeout(rsps: responses.RequestsMock) -> None:
+    """A proxy's 504 does not mean the load stopped: a retry would load a second copy."""
+    rsps.post(LOAD_URL, status=504, body="gateway timeout")
+    client = make_client(max_retries=3)
+    with pytest.raises(lp.ServerError):
+        client.load_model("qwen/qwen3-8b")
+    assert len(rsps.calls) == 1
+
+
+def test_unload_of_an_unknown_instance_does_not_suggest_model_keys(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(
+        f"{BASE}/api/v1/models/unload",
+        status=404,
+        json={"error": {"message": "Model instance not found", "code": "model_not_found"}},
+    )
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        make_client().unload_model("ghost")
+    assert "did you mean" not in str(info.value)
+    assert len(rsps.calls) == 1  # no model list fetched to explain it
+
+
 # ----------------------------------------------------------------------------
 # integration: a real llama.cpp server (xllamacpp + SmolLM2), see README
 # ----------------------------------------------------------------------------
