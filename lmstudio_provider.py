@@ -950,17 +950,24 @@ class EmbeddingResponse(_Record):
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
-def _tool_call(data: Any) -> JSONDict:
-    """Normalise one tool call to the OpenAI shape, whichever server sent it."""
-    data = data if isinstance(data, dict) else {}
-    function = data.get("function") if isinstance(data.get("function"), dict) else {}
+def _function_part(data: Any) -> tuple[JSONDict, str]:
+    """A tool call's ``function`` dict and its arguments as text (some servers send an object)."""
+    function = data.get("function") if isinstance(data, dict) else None
+    function = function if isinstance(function, dict) else {}
     arguments = function.get("arguments")
     if arguments is not None and not isinstance(arguments, str):
-        arguments = json.dumps(arguments)  # some servers send an object
+        arguments = json.dumps(arguments)
+    return function, arguments or ""
+
+
+def _tool_call(data: Any) -> JSONDict:
+    """Normalise one tool call to the OpenAI shape, whichever server sent it."""
+    function, arguments = _function_part(data)
+    data = data if isinstance(data, dict) else {}
     return {
         "id": data.get("id"),
         "type": data.get("type") or "function",
-        "function": {"name": function.get("name"), "arguments": arguments or ""},
+        "function": {"name": function.get("name"), "arguments": arguments},
     }
 
 
@@ -1498,11 +1505,7 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
             return
         index = piece.get("index")
         index = index if isinstance(index, int) else len(self._calls)
-        function = piece.get("function")
-        function = function if isinstance(function, dict) else {}
-        arguments = function.get("arguments")
-        if arguments is not None and not isinstance(arguments, str):
-            arguments = json.dumps(arguments)
+        function, arguments = _function_part(piece)
         call = self._calls.get(index)
         if call is None:
             self._calls[index] = _tool_call(piece)
@@ -2019,11 +2022,9 @@ class LMStudioClient:
     ) -> Any:
         try:
             return self._request_json("POST", path, payload, timeout=timeout, retries=retries)
-        except ModelNotFoundError as exc:
-            if "model" not in payload:  # unload names an instance, not a model
-                raise
-            raise self._explain_missing_model(exc, payload["model"]) from exc
         except NotFoundError as exc:
+            if isinstance(exc, ModelNotFoundError):
+                raise
             raise _needs_native_route(exc, path, self.config.base_url, what) from exc
 
     @staticmethod
@@ -2334,21 +2335,34 @@ class LMStudioClient:
             path = "/api/v0" + path[len("/v1") :]
         try:
             return self._request_json("POST", path, payload, timeout=timeout)
-        except ModelNotFoundError as exc:
-            raise self._explain_missing_model(exc, payload.get("model")) from exc
         except NotFoundError as exc:
-            if native:
+            if native and not isinstance(exc, ModelNotFoundError):
                 raise _needs_native_route(exc, path, self.config.base_url, "stats=True") from exc
             raise
 
-    def _explain_missing_model(self, error: ModelNotFoundError, model: Any) -> ModelNotFoundError:
-        """Add the closest ids from the (cached) model list to the server's complaint."""
+    def _api_error(
+        self,
+        status_code: int,
+        body: Any,
+        payload: JSONDict | None,
+        *,
+        text: str = "",
+        reason: str = "",
+        attempts: int = 1,
+    ) -> APIError:
+        """The error table's verdict, without the key, and for a model the server does
+        not know, with the closest ids from the (cached) model list."""
+        error = self._scrub(
+            error_from_response(status_code, body, text=text, reason=reason, attempts=attempts)
+        )
+        model = payload.get("model") if payload else None  # unload names an instance
+        if not isinstance(error, ModelNotFoundError) or not isinstance(model, str):
+            return error
         try:
             ids = [m.id for m in self.list_models()]
         except LMStudioError:
             return error
-        hint = self._model_missing(str(model), ids)
-        detail = str(hint).split("; ", 1)[-1]
+        detail = str(self._model_missing(model, ids)).split("; ", 1)[-1]
         return ModelNotFoundError(
             f"{error}; {detail}", status_code=error.status_code, code=error.code, body=error.body
         )
@@ -2380,7 +2394,7 @@ class LMStudioClient:
                 )
             ) from None
         if isinstance(body, dict) and body.get("error"):  # LM Studio's "200 but error"
-            raise self._scrub(error_from_response(response.status_code, body))
+            raise self._api_error(response.status_code, body, payload)
         return body
 
     def _open_stream(self, path: str, payload: JSONDict, timeout: float | None) -> dict[str, Any]:
@@ -2389,12 +2403,9 @@ class LMStudioClient:
         Returns the keyword arguments of the stream class that will read it.
         """
         started = self._clock()
-        try:
-            response, read_timeout = self._send(
-                "POST", path, payload, timeout=timeout, accept="text/event-stream"
-            )
-        except ModelNotFoundError as exc:
-            raise self._explain_missing_model(exc, payload.get("model")) from exc
+        response, read_timeout = self._send(
+            "POST", path, payload, timeout=timeout, accept="text/event-stream"
+        )
         content_type = response.headers.get("Content-Type", "")
         if "json" in content_type:  # an error body, or a server that ignored stream=true
             data = self._read_body(response, read_timeout)
@@ -2403,10 +2414,7 @@ class LMStudioClient:
             except ValueError:
                 body = None
             if isinstance(body, dict) and body.get("error"):
-                error = self._scrub(error_from_response(response.status_code, body))
-                if isinstance(error, ModelNotFoundError):
-                    error = self._explain_missing_model(error, payload.get("model"))
-                raise error
+                raise self._api_error(response.status_code, body, payload)
             raise self._scrub(
                 MalformedResponseError(
                     f"POST {path}: expected an event stream, got {content_type}: "
@@ -2483,7 +2491,7 @@ class LMStudioClient:
             )
             if status < 400:
                 return response, read_timeout
-            error = self._error_answer(response, read_timeout, attempt)
+            error = self._error_answer(response, read_timeout, attempt, payload)
             if status in RETRY_STATUSES and type(error) in (RateLimitError, ServerError):
                 delay = retry_after_seconds(response.headers)
                 if delay is not None and delay > MAX_RETRY_AFTER:
@@ -2506,7 +2514,11 @@ class LMStudioClient:
         return self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
 
     def _error_answer(
-        self, response: requests.Response, read_timeout: float, attempt: int
+        self,
+        response: requests.Response,
+        read_timeout: float,
+        attempt: int,
+        payload: JSONDict | None,
     ) -> APIError:
         try:
             data = self._read_body(response, read_timeout)
@@ -2517,10 +2529,14 @@ class LMStudioClient:
             body = json.loads(text) if text.strip() else None
         except ValueError:
             body = None
-        error = error_from_response(
-            response.status_code, body, text=text, reason=response.reason or "", attempts=attempt
+        return self._api_error(
+            response.status_code,
+            body,
+            payload,
+            text=text,
+            reason=response.reason or "",
+            attempts=attempt,
         )
-        return self._scrub(error)
 
     def _transport_error(
         self,
