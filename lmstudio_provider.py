@@ -34,6 +34,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import (
@@ -124,6 +125,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     ),
     "model": ("LMSTUDIO_MODEL",),
     "timeout": ("LMSTUDIO_TIMEOUT",),
+    "deadline": ("LMSTUDIO_DEADLINE",),
     "connect_timeout": ("LMSTUDIO_CONNECT_TIMEOUT",),
     "max_retries": ("LMSTUDIO_MAX_RETRIES",),
     "cache_ttl": ("LMSTUDIO_CACHE_TTL",),
@@ -148,6 +150,10 @@ MAX_TIMEOUT = 1e7
 
 #: How much of a server's error text goes into an exception message.
 MESSAGE_LIMIT = 300
+#: ... of a quoted body, and of one model id; lists of ids stop after this many.
+QUOTE_LIMIT = 200
+ID_LIMIT = 80
+MAX_LISTED_IDS = 5
 VALID_ROLES = frozenset({"system", "user", "assistant", "tool"})
 LLM_TYPES = frozenset({"llm", "vlm"})
 EMBEDDING_TYPE = "embeddings"
@@ -182,7 +188,14 @@ class ServerUnreachableError(LMStudioError, ConnectionError):
 
 
 class RequestTimeoutError(LMStudioError, TimeoutError):
-    """The server accepted the request but went quiet for longer than allowed."""
+    """The server went quiet for longer than allowed, or a ``deadline`` passed.
+
+    In the middle of a stream, ``partial`` holds the text received so far.
+    """
+
+    def __init__(self, message: str, partial: str = "") -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class MalformedResponseError(LMStudioError):
@@ -328,17 +341,92 @@ _compiled_patterns: list[tuple[re.Pattern[str], type[APIError]]] = []
 _ErrorT = TypeVar("_ErrorT", bound=LMStudioError)
 
 
-def _redact(error: _ErrorT, key: str | None) -> _ErrorT:
-    """Replace ``key`` in the error's message; servers may echo what they were sent."""
-    if key and key in str(error):
-        error.args = (str(error).replace(key, "<api key>"),)
-    return error
+def _as_text(value: Any) -> str:
+    """Server data as text for a message; never fails, whatever its shape or depth."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return f"<{type(value).__name__}>"
 
 
 def _one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """Collapse whitespace and cap the length: messages must fit one log line."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Redactor:
+    """The one place where text from a server enters an error message.
+
+    Every quoted piece loses its secrets (the API key, a password in the base
+    URL) first, then becomes one line, then is shortened: in the other order a
+    key straddling the cut would leak half of itself. ``copy`` gives error
+    bodies the same treatment.
+    """
+
+    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
+        #: secret -> what replaces it; longest first, so a key holding a password stays whole
+        found = {s: label for s, label in (secrets or {}).items() if s and len(s) >= 4}
+        self._secrets = sorted(found.items(), key=lambda item: -len(item[0]))
+
+    def hide(self, text: str) -> str:
+        for secret, label in self._secrets:
+            if secret in text:
+                text = text.replace(secret, label)
+        return text
+
+    def quote(self, value: Any, limit: int = QUOTE_LIMIT) -> str:
+        """Server text or JSON, safe for a message: no secret, one line, at most ``limit``."""
+        return _one_line(self.hide(_as_text(value)), limit)
+
+    def ids(self, values: Sequence[Any], limit: int = MAX_LISTED_IDS) -> str:
+        """Server ids as a bounded list: each one quoted, then "and 41 more"."""
+        shown = ", ".join(repr(self.quote(value, ID_LIMIT)) for value in values[:limit])
+        more = len(values) - limit
+        return shown + (f" and {more} more" if more > 0 else "")
+
+    def copy(self, value: Any) -> Any:
+        """A copy of a JSON value without the secrets (iterative: bodies can be deep)."""
+        if not self._secrets or not isinstance(value, (dict, list, str)):
+            return value
+
+        def fresh(item: Any) -> Any:
+            if isinstance(item, str):
+                return self.hide(item)
+            return type(item)() if isinstance(item, (dict, list)) else item
+
+        top = fresh(value)
+        pending = [(value, top)]
+        while pending:
+            source, target = pending.pop()
+            if isinstance(source, str):
+                continue
+            pairs = source.items() if isinstance(source, dict) else enumerate(source)
+            for key, item in pairs:
+                new = fresh(item)
+                if isinstance(target, dict):
+                    target[self.hide(str(key))] = new
+                else:
+                    target.append(new)
+                if isinstance(item, (dict, list)):
+                    pending.append((item, new))
+        return top
+
+    def scrub(self, error: _ErrorT) -> _ErrorT:
+        """The last line of defence: secrets out of an error built elsewhere."""
+        text = str(error)
+        hidden = self.hide(text)
+        if hidden != text:
+            error.args = (hidden,)
+        for name in ("partial", "body"):
+            if getattr(error, name, None):
+                setattr(error, name, self.copy(getattr(error, name)))
+        return error
+
+
+_NO_SECRETS = _Redactor()
 
 
 def _error_fields(body: Any) -> tuple[str, str | None, str | None]:
@@ -351,13 +439,13 @@ def _error_fields(body: Any) -> tuple[str, str | None, str | None]:
         code = error.get("code")
         kind = error.get("type")
         return (
-            str(message),
-            None if code is None else str(code),
+            _as_text(message),
+            None if code is None else _as_text(code),
             kind if isinstance(kind, str) else None,
         )
     if error:
-        return str(error), None, None
-    return str(body.get("message") or ""), None, None
+        return _as_text(error), None, None
+    return _as_text(body.get("message") or ""), None, None
 
 
 def error_from_response(
@@ -367,12 +455,22 @@ def error_from_response(
     text: str = "",
     reason: str = "",
     attempts: int = 1,
+    secrets: Iterable[str] = (),
 ) -> APIError:
     """Build the exception for an error answer; the tables above decide the class.
 
     ``body`` is the parsed JSON (or None), ``text`` the raw body for non-JSON
-    answers. A 200 carrying ``{"error": ...}`` is an error too.
+    answers. A 200 carrying ``{"error": ...}`` is an error too. ``secrets``
+    (an API key, say) never reach the message, ``code`` or the kept ``body``.
     """
+    return _api_error_from(
+        status_code, body, text, reason, attempts, _Redactor(dict.fromkeys(secrets, "<secret>"))
+    )
+
+
+def _api_error_from(
+    status_code: int, body: Any, text: str, reason: str, attempts: int, redactor: _Redactor
+) -> APIError:
     message, code, kind = _error_fields(body)
     cls: type[APIError] | None = None
     for pattern, candidate in _message_patterns():
@@ -386,20 +484,25 @@ def error_from_response(
     if cls is None:
         cls = ServerError if status_code >= 500 else APIError
 
-    if not message:
-        stripped = text.strip()
-        if stripped and not stripped.startswith("<"):
-            message = stripped  # a plain-text body says more than the status
-        else:  # an HTML error page from a proxy: the status line is enough
-            message = f"HTTP {status_code} {reason}".strip()
-    elif status_code >= 400:
-        message = f"{_one_line(message)} (HTTP {status_code})"
-    parts = [_one_line(message)]
+    if message:
+        message = redactor.quote(message, MESSAGE_LIMIT)
+        if status_code >= 400:
+            message += f" (HTTP {status_code})"
+    elif text.strip() and not text.lstrip().startswith("<"):
+        message = redactor.quote(text, MESSAGE_LIMIT)  # plain text says more than the status
+    else:  # an HTML error page from a proxy: the status line is enough
+        message = f"HTTP {status_code} {redactor.quote(reason, 80)}".strip()
+    parts = [message]
     if attempts > 1:
         parts.append(f"after {attempts} attempts")
     if cls.hint:
         parts.append(cls.hint)
-    return cls("; ".join(parts), status_code=status_code, code=code, body=body)
+    return cls(
+        "; ".join(parts),
+        status_code=status_code,
+        code=None if code is None else redactor.quote(code, 80),
+        body=redactor.copy(body),
+    )
 
 
 # ============================================================================
@@ -407,11 +510,26 @@ def error_from_response(
 # ============================================================================
 
 
+def _without_password(url: str) -> str:
+    """``http://me:pw@host`` as ``http://me:***@host``: a URL in a message keeps its secret."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A caller's value in a message: its repr, one line, bounded, whatever it is."""
+    try:
+        text = repr(value)
+    except Exception:  # a 5,000-digit int, a broken __repr__
+        text = f"<{type(value).__name__}>"
+    return _one_line(_without_password(text), limit)
+
+
 def normalize_base_url(url: str, *, source: str = "base_url") -> str:
     """Reduce any form users paste (``localhost:1234/v1/``) to the server root."""
     from urllib.parse import urlsplit  # already loaded by requests; local for clarity
 
     text = str(url).strip()
+    shown = _shown(url, 200)
     if not text:
         raise ConfigError(f"{source} is empty")
     if "://" not in text:
@@ -419,22 +537,22 @@ def normalize_base_url(url: str, *, source: str = "base_url") -> str:
     try:
         parts = urlsplit(text)
     except ValueError:  # "Invalid IPv6 URL": unbalanced brackets
-        raise ConfigError(f"{source}={url!r} is not a valid URL") from None
+        raise ConfigError(f"{source}={shown} is not a valid URL") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise ConfigError(f"{source}={url!r} has scheme {scheme!r}; use http:// or https://")
+        raise ConfigError(f"{source}={shown} has scheme {scheme!r}; use http:// or https://")
     if not parts.hostname:
-        raise ConfigError(f"{source}={url!r} has no host name")
+        raise ConfigError(f"{source}={shown} has no host name")
     try:
         parts.port  # noqa: B018 - urlsplit validates the port lazily
     except ValueError:
-        raise ConfigError(f"{source}={url!r} has an invalid port") from None
+        raise ConfigError(f"{source}={shown} has an invalid port") from None
     if parts.query or parts.fragment:
-        raise ConfigError(f"{source}={url!r} must not carry a query or fragment")
+        raise ConfigError(f"{source}={shown} must not carry a query or fragment")
     path = parts.path.rstrip("/")
     if path and path not in API_PREFIXES:
         raise ConfigError(
-            f"{source}={url!r} has path {path!r}; give the server root, "
+            f"{source}={shown} has path {path!r}; give the server root, "
             "optionally ending in /v1, /api/v0 or /api/v1"
         )
     return f"{scheme}://{parts.netloc}"
@@ -452,14 +570,16 @@ def _parse_number(value: Any, source: str, *, integer: bool, allow_zero: bool) -
             number = int(value) if not isinstance(value, str) else int(value.strip())
         else:
             number = float(value)
+    except OverflowError:  # float(10**400), int(float("inf"))
+        raise ConfigError(f"{source}={_shown(value)} must be a finite number") from None
     except (TypeError, ValueError):
         kind = "a whole number" if integer else "a number of seconds"
-        raise ConfigError(f"{source}={value!r} is not {kind}") from None
+        raise ConfigError(f"{source}={_shown(value)} is not {kind}") from None
     if math.isnan(number) or math.isinf(number):
-        raise ConfigError(f"{source}={value!r} must be a finite number")
+        raise ConfigError(f"{source}={_shown(value)} must be a finite number")
     if number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{source}={value!r} must be {bound}")
+        raise ConfigError(f"{source}={_shown(value)} must be {bound}")
     return number
 
 
@@ -472,7 +592,7 @@ def _parse_flag(value: Any, source: str) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{source}={value!r} is not a yes/no value (use 1 or 0)")
+    raise ConfigError(f"{source}={_shown(value)} is not a yes/no value (use 1 or 0)")
 
 
 @dataclass(frozen=True, repr=False)
@@ -488,6 +608,10 @@ class LMStudioConfig:
     #: Read timeout, seconds. Long on purpose: a model loading just in time
     #: can take minutes before the first byte.
     timeout: float = 300.0
+    #: Seconds a whole call may take, retries included (for a stream: until its
+    #: first byte); None for no limit. Read timeouts count per read, so only this
+    #: stops a server that sends one byte at a time.
+    deadline: float | None = None
     #: Connect timeout, seconds. Short: a local server accepts at once or never.
     connect_timeout: float = 5.0
     max_retries: int = 2
@@ -502,6 +626,7 @@ class LMStudioConfig:
     _NUMBERS: ClassVar[dict[str, tuple[bool, bool]]] = {
         # field: (integer, zero allowed)
         "timeout": (False, False),
+        "deadline": (False, False),
         "connect_timeout": (False, False),
         "max_retries": (True, True),
         "cache_ttl": (False, True),
@@ -518,11 +643,15 @@ class LMStudioConfig:
         assign(self, "base_url", normalize_base_url(self.base_url, source=url_source))
         for name, (integer, allow_zero) in self._NUMBERS.items():
             source = sources.get(name, name)
+            if name == "deadline" and self.deadline is None:
+                continue  # the one number that may be absent
             value = _parse_number(
                 getattr(self, name), source, integer=integer, allow_zero=allow_zero
             )
-            if name.endswith("timeout") and value >= MAX_TIMEOUT:  # sockets reject more
-                raise ConfigError(f"{source}={getattr(self, name)!r} must be below {MAX_TIMEOUT:g}")
+            if name in ("timeout", "connect_timeout", "deadline") and value >= MAX_TIMEOUT:
+                # sockets reject more
+                shown = _shown(getattr(self, name))
+                raise ConfigError(f"{source}={shown} must be below {MAX_TIMEOUT:g}")
             assign(self, name, value if integer else float(value))
         if self.api_key is not None:
             key = str(self.api_key).strip()
@@ -567,6 +696,8 @@ class LMStudioConfig:
             value = getattr(self, f.name)
             if f.name == "api_key":
                 shown.append(f"api_key={'<set>' if value else None}")
+            elif f.name == "base_url":
+                shown.append(f"base_url={_without_password(value)!r}")
             else:
                 shown.append(f"{f.name}={value!r}")
         return f"LMStudioConfig({', '.join(shown)})"
@@ -625,7 +756,10 @@ class TTLCache:
                 return value  # type: ignore[no-any-return]
             failed = self._failed.get(key)
             if failed is not None and failed is not seen:
-                raise failed  # the load this thread waited for failed: share it
+                # The load this thread waited for failed: raise its own copy, so
+                # tracebacks do not pile up on one shared object across threads.
+                clone = _fresh_copy(failed)
+                raise clone from (failed if clone is not failed else None)
             try:
                 loaded = load()
             except Exception as exc:
@@ -647,6 +781,19 @@ class TTLCache:
         with self._lock:
             now = self._clock()
             return sum(1 for expires, _ in self._data.values() if now < expires)
+
+
+def _fresh_copy(error: BaseException) -> BaseException:
+    """The same error (class, message, attributes) as a new object without a traceback;
+    the error itself if its class cannot be rebuilt from its args."""
+    import copy
+
+    try:
+        clone = copy.copy(error)
+    except Exception:
+        return error
+    clone.__traceback__ = None
+    return clone
 
 
 # ============================================================================
@@ -677,8 +824,13 @@ class _Record:
         )
 
 
+# Servers send what they like: a field of the wrong type counts as absent.
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass(repr=False, eq=False)  # _Record provides both
@@ -744,16 +896,16 @@ class ModelInfo(_Record):
         """From ``/api/v0/models`` (LM Studio 0.3.6+)."""
         capabilities = data.get("capabilities")
         return cls(
-            id=str(data.get("id", "")),
+            id=_str_or_none(data.get("id")) or "",
             type=_model_type(data.get("type")),
-            state=data.get("state"),
-            publisher=data.get("publisher"),
-            arch=data.get("arch"),
-            quantization=data.get("quantization"),
-            format=data.get("compatibility_type"),
+            state=_str_or_none(data.get("state")),
+            publisher=_str_or_none(data.get("publisher")),
+            arch=_str_or_none(data.get("arch")),
+            quantization=_str_or_none(data.get("quantization")),
+            format=_str_or_none(data.get("compatibility_type")),
             max_context_length=_int_or_none(data.get("max_context_length")),
             loaded_context_length=_int_or_none(data.get("loaded_context_length")),
-            capabilities=tuple(str(c) for c in capabilities)
+            capabilities=tuple(c for c in capabilities if isinstance(c, str))
             if isinstance(capabilities, list)
             else (),
             raw=data,
@@ -763,11 +915,13 @@ class ModelInfo(_Record):
     def from_v1(cls, data: JSONDict) -> ModelInfo:
         """From ``/api/v1/models`` (LM Studio 0.4+)."""
         instances = []
-        for instance in data.get("loaded_instances") or ():
-            if isinstance(instance, dict):
-                config = instance.get("config") or {}
+        listed = data.get("loaded_instances")
+        for instance in listed if isinstance(listed, list) else ():
+            instance_id = _str_or_none(instance.get("id")) if isinstance(instance, dict) else None
+            if instance_id is not None:
+                config = instance.get("config")
                 context = config.get("context_length") if isinstance(config, dict) else None
-                instances.append((str(instance.get("id", "")), _int_or_none(context)))
+                instances.append((instance_id, _int_or_none(context)))
         quantization = data.get("quantization")
         if isinstance(quantization, dict):
             quantization = quantization.get("name")
@@ -781,19 +935,19 @@ class ModelInfo(_Record):
             if caps.get("reasoning"):
                 capabilities.append("reasoning")
         return cls(
-            id=str(data.get("key") or data.get("id") or ""),
+            id=_str_or_none(data.get("key")) or _str_or_none(data.get("id")) or "",
             type=_model_type(data.get("type")),
             state="loaded" if instances else "not-loaded",
-            publisher=data.get("publisher"),
-            arch=data.get("architecture") or data.get("arch"),
-            quantization=quantization if isinstance(quantization, str) else None,
-            format=data.get("format"),
+            publisher=_str_or_none(data.get("publisher")),
+            arch=_str_or_none(data.get("architecture")) or _str_or_none(data.get("arch")),
+            quantization=_str_or_none(quantization),
+            format=_str_or_none(data.get("format")),
             max_context_length=_int_or_none(data.get("max_context_length")),
             loaded_context_length=instances[0][1] if instances else None,
             capabilities=tuple(capabilities),
-            display_name=data.get("display_name"),
+            display_name=_str_or_none(data.get("display_name")),
             size_bytes=_int_or_none(data.get("size_bytes")),
-            params_string=data.get("params_string"),
+            params_string=_str_or_none(data.get("params_string")),
             loaded_instances=tuple(instances),
             raw=data,
         )
@@ -801,7 +955,8 @@ class ModelInfo(_Record):
     @classmethod
     def from_openai(cls, data: JSONDict) -> ModelInfo:
         """From ``/v1/models``: an id and little else."""
-        return cls(id=str(data.get("id", "")), publisher=data.get("owned_by"), raw=data)
+        publisher = _str_or_none(data.get("owned_by"))
+        return cls(id=_str_or_none(data.get("id")) or "", publisher=publisher, raw=data)
 
 
 def _model_type(value: Any) -> str | None:
@@ -956,7 +1111,7 @@ def _function_part(data: Any) -> tuple[JSONDict, str]:
     function = function if isinstance(function, dict) else {}
     arguments = function.get("arguments")
     if arguments is not None and not isinstance(arguments, str):
-        arguments = json.dumps(arguments)
+        arguments = _as_text(arguments)
     return function, arguments or ""
 
 
@@ -1045,37 +1200,58 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _first_choice(body: Any, what: str) -> JSONDict:
+def _finish_reason(value: Any) -> str | None:
+    """``""`` is no finish reason: a stream of them that is then cut is not complete."""
+    return _str_or_none(value)
+
+
+def _loads(data: str | bytes, what: str, redactor: _Redactor, wanted: str = "JSON") -> Any:
+    """Every decode of a server's JSON goes through here: any failure, invalid UTF-8
+    and nesting deep enough to exhaust the stack included, is MalformedResponseError."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise _not_json(data, exc, what, redactor, wanted) from None
+
+
+def _not_json(
+    data: str | bytes, exc: Exception, what: str, redactor: _Redactor, wanted: str = "JSON"
+) -> MalformedResponseError:
+    deep = " (nested too deeply)" if isinstance(exc, RecursionError) else ""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return MalformedResponseError(f"{what} is not {wanted}{deep}: {redactor.quote(text)}")
+
+
+def _first_choice(body: Any, what: str, redactor: _Redactor) -> JSONDict:
     """The first choice, or a MalformedResponseError naming what was missing."""
     if not isinstance(body, dict):
-        raise MalformedResponseError(f"{what}: expected a JSON object, got {_quote(body)}")
+        raise MalformedResponseError(f"{what}: expected a JSON object, got {redactor.quote(body)}")
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise MalformedResponseError(f"{what}: the answer has no choices: {_quote(body)}")
+        raise MalformedResponseError(f"{what}: the answer has no choices: {redactor.quote(body)}")
     return choices[0]
 
 
-def _quote(value: Any, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return _one_line(text, limit)
-
-
-def _parse_chat(body: Any, split_think: bool) -> ChatResponse:
-    choice = _first_choice(body, "chat completion")
+def _parse_chat(body: Any, split_think: bool, redactor: _Redactor) -> ChatResponse:
+    choice = _first_choice(body, "chat completion", redactor)
     message = choice.get("message")
     if not isinstance(message, dict):
-        raise MalformedResponseError(f"chat completion: choice has no message: {_quote(body)}")
+        raise MalformedResponseError(
+            f"chat completion: choice has no message: {redactor.quote(body)}"
+        )
     content, reasoning = _text(message.get("content")), _delta_reasoning(message)
     if split_think:
         content, reasoning = _split_think(content, reasoning)
     calls = message.get("tool_calls")
     return ChatResponse(
-        id=body.get("id"),
-        model=body.get("model"),
+        id=_str_or_none(body.get("id")),
+        model=_str_or_none(body.get("model")),
         content=content,
         reasoning=reasoning,
-        tool_calls=[_tool_call(c) for c in calls] if isinstance(calls, list) else [],
-        finish_reason=choice.get("finish_reason"),
+        tool_calls=[_tool_call(c) for c in calls if isinstance(c, dict)]
+        if isinstance(calls, list)
+        else [],
+        finish_reason=_finish_reason(choice.get("finish_reason")),
         usage=Usage.from_json(body.get("usage")),
         stats=Stats.from_json(body.get("stats")),
         model_info=body.get("model_info") if isinstance(body.get("model_info"), dict) else None,
@@ -1083,28 +1259,23 @@ def _parse_chat(body: Any, split_think: bool) -> ChatResponse:
     )
 
 
-def _parse_json_content(content: str, finish_reason: str | None) -> Any:
+def _parse_json_content(content: str, finish_reason: str | None, redactor: _Redactor) -> Any:
     """Decode structured output; a fenced block (```json ... ```) is accepted too."""
     text = content.strip()
     if text.startswith("```"):
         text = text.split("\n", 1)[1] if "\n" in text else ""
         text = text.rsplit("```", 1)[0] if text.rstrip().endswith("```") else text
-    try:
-        return json.loads(text)
-    except ValueError:
-        advice = "; the answer was cut by max_tokens" if finish_reason == "length" else ""
-        raise MalformedResponseError(
-            f"the model's answer is not the JSON asked for{advice}: {_quote(content)}"
-        ) from None
+    advice = "; the answer was cut by max_tokens" if finish_reason == "length" else ""
+    return _loads(text, "the model's answer", redactor, f"the JSON asked for{advice}")
 
 
-def _parse_completion(body: Any) -> CompletionResponse:
-    choice = _first_choice(body, "text completion")
+def _parse_completion(body: Any, redactor: _Redactor) -> CompletionResponse:
+    choice = _first_choice(body, "text completion", redactor)
     return CompletionResponse(
-        id=body.get("id"),
-        model=body.get("model"),
+        id=_str_or_none(body.get("id")),
+        model=_str_or_none(body.get("model")),
         text=_text(choice.get("text")),
-        finish_reason=choice.get("finish_reason"),
+        finish_reason=_finish_reason(choice.get("finish_reason")),
         usage=Usage.from_json(body.get("usage")),
         stats=Stats.from_json(body.get("stats")),
         model_info=body.get("model_info") if isinstance(body.get("model_info"), dict) else None,
@@ -1112,16 +1283,18 @@ def _parse_completion(body: Any) -> CompletionResponse:
     )
 
 
-def _parse_embeddings(body: Any, count: int) -> EmbeddingResponse:
+def _parse_embeddings(body: Any, count: int, redactor: _Redactor) -> EmbeddingResponse:
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
-        raise MalformedResponseError(f"embeddings: the answer has no data list: {_quote(body)}")
+        raise MalformedResponseError(
+            f"embeddings: the answer has no data list: {redactor.quote(body)}"
+        )
     ordered: list[list[float] | None] = [None] * count
     for position, item in enumerate(data):
         vector = item.get("embedding") if isinstance(item, dict) else None
         index = item.get("index", position) if isinstance(item, dict) else position
         if not isinstance(vector, list) or not isinstance(index, int) or not 0 <= index < count:
-            raise MalformedResponseError(f"embeddings: bad item: {_quote(item)}")
+            raise MalformedResponseError(f"embeddings: bad item: {redactor.quote(item)}")
         ordered[index] = vector
     if any(vector is None for vector in ordered):
         raise MalformedResponseError(
@@ -1129,7 +1302,7 @@ def _parse_embeddings(body: Any, count: int) -> EmbeddingResponse:
         )
     return EmbeddingResponse(
         embeddings=[v for v in ordered if v is not None],
-        model=body.get("model"),
+        model=_str_or_none(body.get("model")),
         usage=Usage.from_json(body.get("usage")),
         raw=body,
     )
@@ -1165,22 +1338,46 @@ class ModelProvider(Protocol):
 # ============================================================================
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     """Yield ``(event, data)`` for each server-sent event as soon as it is complete.
 
     Works on bytes and splits lines before decoding, so a UTF-8 character cut
-    in two by the network survives; ``\\n`` and ``\\r\\n`` both end a line.
-    A last event without its blank line is still delivered.
+    in two by the network survives. As the SSE spec says, a leading BOM is
+    skipped and ``\\n``, ``\\r\\n`` and ``\\r`` all end a line, also when the
+    network splits them. A line arriving in many chunks is joined once, so
+    the cost stays linear. A last event without its blank line is delivered.
     """
-    pending = b""  # the start of a line whose end has not arrived yet
+    pending: list[bytes] = []  # the pieces of a line whose end has not arrived yet
+    start: bytes | None = b""  # the first bytes, until they are known not to be a BOM
+    after_cr = False  # the last chunk ended in "\\r": a "\\n" opening the next belongs to it
     event = ""
     data: list[str] = []
     for chunk in chunks:
-        lines = (pending + chunk if pending else chunk).split(b"\n")
-        pending = lines.pop()
+        if start is not None:
+            start += chunk
+            if len(start) < len(_BOM) and _BOM.startswith(start):
+                continue  # could still be a BOM: wait for more
+            chunk, start = (start[3:] if start.startswith(_BOM) else start), None
+        if after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        after_cr = False
+        if b"\r" in chunk:
+            after_cr = chunk[-1:] == b"\r"
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        if pending:
+            pending.append(lines[0])
+            if len(lines) == 1:
+                continue  # still inside one long line
+            lines[0] = b"".join(pending)
+            pending = []
+        tail = lines.pop()
+        if tail:
+            pending.append(tail)
         for line in lines:
-            if line[-1:] == b"\r":
-                line = line[:-1]
             if not line:  # a blank line dispatches the event
                 if data:
                     yield event or "message", data[0] if len(data) == 1 else "\n".join(data)
@@ -1192,8 +1389,9 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
             elif line[:6] == b"event:":
                 event = line[6:].decode("utf-8", "replace").strip()
             # comments (":...") and other fields (id:, retry:) are ignored
-    if pending.rstrip(b"\r")[:5] == b"data:":
-        value = pending.rstrip(b"\r")[5:].decode("utf-8", "replace")
+    last = b"".join(pending) if start is None else start
+    if last[:5] == b"data:":
+        value = last[5:].decode("utf-8", "replace")
         data.append(value[1:] if value[:1] == " " else value)
     if data:
         yield event or "message", "\n".join(data)
@@ -1213,17 +1411,41 @@ def _is_timeout(exc: BaseException | None) -> bool:
     return False
 
 
+def _is_corrupt_encoding(exc: BaseException) -> bool:
+    """A gzip or deflate body that does not decompress (urllib3's DecodeError,
+    requests' ContentDecodingError): the server answered, with broken bytes."""
+    return any(cls.__name__ in ("DecodeError", "ContentDecodingError") for cls in type(exc).__mro__)
+
+
+def _body_reader(response: requests.Response) -> Callable[[], bytes]:
+    """A function returning whatever of the body has arrived (decoded), ``b""`` at its end.
+
+    Streams need each event the moment it arrives, and deadlines need control
+    back between reads; ``iter_content(n)`` would wait for ``n`` bytes.
+    """
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)  # urllib3 >= 2.3: whatever has arrived
+    if read1 is not None:
+        return lambda: read1(65536, decode_content=True)
+    if raw.chunked or response.headers.get("Content-Encoding"):
+        pieces = response.iter_content(None)  # older urllib3: each HTTP chunk as it arrives
+        return lambda: next(pieces, b"")
+    fp: Any = raw._fp  # older urllib3, no chunks: http.client's read1 returns what arrived
+    return lambda: fp.read1(65536)
+
+
 ChunkT = TypeVar("ChunkT")
 ResultT = TypeVar("ResultT")
+_StreamT = TypeVar("_StreamT", bound="_Stream[Any, Any]")
 
 
 class _Stream(Generic[ChunkT, ResultT]):
     """An iterator of chunks over one streaming HTTP response.
 
     It is also a context manager; ``close()`` (or leaving a ``for`` loop early,
-    or garbage collection) drops the connection at once, which tells LM Studio
-    to stop generating. Errors inside the stream raise through the same error
-    table as plain calls; a stream cut short raises :class:`StreamError`.
+    or dropping the last reference) drops the connection at once, which tells
+    LM Studio to stop generating. Errors inside the stream raise through the
+    same error table as plain calls; a stream cut short raises :class:`StreamError`.
     """
 
     _what = "stream"
@@ -1236,16 +1458,17 @@ class _Stream(Generic[ChunkT, ResultT]):
         max_bytes: int,
         started: float,
         clock: Callable[[], float] = time.monotonic,
-        secret: str | None = None,
+        redactor: _Redactor = _NO_SECRETS,
     ) -> None:
         self._response = response
-        self._secret = secret
+        self._redactor = redactor
         self._read_timeout = read_timeout
         self._max_bytes = max_bytes
         self._closed = False
         self._complete = False
         self._eof = False
         self._result: ResultT | None = None
+        self._error: LMStudioError | None = None
         self._pieces: list[str] = []  # recent text deltas, joined into _blocks now and then
         self._blocks: list[str] = []  # so memory follows the text, not the chunk count
         self._finish_reason: str | None = None
@@ -1258,7 +1481,12 @@ class _Stream(Generic[ChunkT, ResultT]):
         #: Client-side seconds from sending the request to the first text.
         self.time_to_first_token: float | None = None
         self._elapsed: float | None = None
-        self._chunks = self._generate()
+        # The generator sees the stream through a weak proxy. A strong reference
+        # would make a cycle (stream -> generator -> stream), and a dropped stream
+        # would keep its connection (and LM Studio generating) until the garbage
+        # collector ran; this way the last reference going closes it at once.
+        me: Any = weakref.proxy(self)
+        self._chunks: Generator[ChunkT, None, None] = _Stream._generate(me)
 
     # -- the iterator protocol -------------------------------------------
     def __iter__(self) -> Iterator[ChunkT]:
@@ -1291,15 +1519,22 @@ class _Stream(Generic[ChunkT, ResultT]):
 
     @property
     def response(self) -> ResultT:
-        """The whole answer, once the stream has been read to its end."""
+        """The whole answer, once the stream has been read to its end.
+
+        After the stream failed, the failure (a :class:`StreamError`, say) again.
+        """
+        if self._error is not None:
+            raise self._error
         if self._result is None:
             raise RuntimeError("the stream is not finished: iterate it to the end or call text()")
         return self._result
 
     def text(self) -> str:
-        """Read the rest of the stream and return all of its text."""
+        """Read the rest of the stream and return all of its text (or raise its failure)."""
         for _ in self._chunks:
             pass
+        if self._error is not None:
+            raise self._error
         return self._text_so_far()
 
     def _text_so_far(self) -> str:
@@ -1310,29 +1545,10 @@ class _Stream(Generic[ChunkT, ResultT]):
         self._blocks.append("".join(self._pieces))
         self._pieces.clear()
 
-    # -- the wire --------------------------------------------------------
+    # -- the wire (self is the weak proxy in these two generators) ---------
     def _read_bytes(self) -> Iterator[bytes]:
-        raw = self._response.raw
-        read1 = getattr(raw, "read1", None)  # urllib3 >= 2.3: whatever has arrived
-        if read1 is not None:
-
-            def read() -> bytes:
-                return read1(65536, decode_content=True)  # type: ignore[no-any-return]
-
-        elif raw.chunked or self._response.headers.get("Content-Encoding"):
-            # older urllib3: yields each HTTP chunk as it arrives
-            pieces = self._response.iter_content(None)
-
-            def read() -> bytes:
-                return next(pieces, b"")
-
-        else:  # older urllib3, no chunks: its stream() would wait for the body's end
-            fp: Any = raw._fp  # the http.client response; read1 returns what has arrived
-
-            def read() -> bytes:
-                return fp.read1(65536)  # type: ignore[no-any-return]
-
-        total = 0
+        read = _body_reader(self._response)
+        total, limit = 0, self._max_bytes
         while True:
             try:
                 data = read()
@@ -1342,19 +1558,25 @@ class _Stream(Generic[ChunkT, ResultT]):
                 self._eof = True
                 return
             total += len(data)
-            if total > self._max_bytes:
+            if total > limit:
                 raise MalformedResponseError(
                     f"{self._what}: the response exceeded max_response_bytes="
-                    f"{self._max_bytes}; stopped reading"
+                    f"{limit}; stopped reading"
                 )
             yield data
 
     def _read_failure(self, exc: Exception) -> LMStudioError:
-        partial = self._text_so_far()
+        partial = self._redactor.hide(self._text_so_far())
+        if _is_corrupt_encoding(exc):
+            return MalformedResponseError(
+                f"{self._what}: the compressed body is corrupt ({type(exc).__name__}) "
+                f"after {len(partial)} characters"
+            )
         if _is_timeout(exc):
             return RequestTimeoutError(
                 f"{self._what}: no data from the server for {self._read_timeout:g} s "
-                f"after {len(partial)} characters; raise LMSTUDIO_TIMEOUT or pass timeout="
+                f"after {len(partial)} characters; raise LMSTUDIO_TIMEOUT or pass timeout=",
+                partial=partial,
             )
         return StreamError(
             f"{self._what}: the connection broke after {len(partial)} characters "
@@ -1364,46 +1586,13 @@ class _Stream(Generic[ChunkT, ResultT]):
 
     def _generate(self) -> Generator[ChunkT, None, None]:
         try:
-            for event, data in iter_sse(self._read_bytes()):
+            for event, data in iter_sse(_Stream._read_bytes(self)):
                 if data == "[DONE]":
                     self._complete = True
                     break
-                try:
-                    obj = json.loads(data)
-                except ValueError:
-                    if self._eof:  # the body ended inside this line: a cut stream
-                        partial = self._text_so_far()
-                        raise StreamError(
-                            f"{self._what}: the stream ended inside an event after "
-                            f"{len(partial)} characters; the answer is incomplete",
-                            partial=partial,
-                        ) from None
-                    raise MalformedResponseError(
-                        f"{self._what}: a data line is not JSON: {_quote(data)}"
-                    ) from None
-                if not isinstance(obj, dict):
-                    raise MalformedResponseError(
-                        f"{self._what}: a data line is not a JSON object: {_quote(data)}"
-                    )
-                if event == "error" or obj.get("error"):
-                    raise error_from_response(200, obj)
-                if not self._last:
-                    self._id, self._model = obj.get("id"), obj.get("model")
-                self._last = obj
-                if obj.get("usage"):
-                    self._usage = Usage.from_json(obj["usage"])
-                chunk = self._parse(obj)
-                if self.time_to_first_token is None and (self._pieces or self._blocks):
-                    self.time_to_first_token = self._clock() - self._started
-                yield chunk
+                yield self._take(event, data)
             if not self._complete and self._finish_reason is None:
-                partial = self._text_so_far()
-                raise StreamError(
-                    f"{self._what}: the server ended the stream without [DONE] or a "
-                    f"finish_reason after {len(partial)} characters; the answer is "
-                    "incomplete",
-                    partial=partial,
-                )
+                raise self._cut("the server ended the stream without [DONE] or a finish_reason")
             self._complete = True
             tail = self._flush()
             if tail is not None:
@@ -1411,10 +1600,41 @@ class _Stream(Generic[ChunkT, ResultT]):
             self._elapsed = self._clock() - self._started
             self._result = self._build()
         except LMStudioError as exc:
-            _redact(exc, self._secret)
+            self._error = self._redactor.scrub(exc)
             raise
         finally:
             self.close()
+
+    def _take(self, event: str, data: str) -> ChunkT:
+        """One event to one chunk; the error table for errors sent inside the stream."""
+        try:
+            obj = json.loads(data)  # not _loads: this is the hot path, and a cut is no JSON error
+        except (ValueError, RecursionError) as exc:
+            if self._eof:  # the body ended inside this line: a cut stream
+                raise self._cut("the stream ended inside an event") from None
+            raise _not_json(data, exc, f"{self._what}: a data line", self._redactor) from None
+        if not isinstance(obj, dict):
+            raise MalformedResponseError(
+                f"{self._what}: a data line is not a JSON object: {self._redactor.quote(data)}"
+            )
+        if event == "error" or obj.get("error"):
+            raise _api_error_from(200, obj, "", "", 1, self._redactor)
+        if not self._last:
+            self._id, self._model = _str_or_none(obj.get("id")), _str_or_none(obj.get("model"))
+        self._last = obj
+        if obj.get("usage"):
+            self._usage = Usage.from_json(obj["usage"])
+        chunk = self._parse(obj)
+        if self.time_to_first_token is None and (self._pieces or self._blocks):
+            self.time_to_first_token = self._clock() - self._started
+        return chunk
+
+    def _cut(self, what: str) -> StreamError:
+        partial = self._redactor.hide(self._text_so_far())
+        return StreamError(
+            f"{self._what}: {what} after {len(partial)} characters; the answer is incomplete",
+            partial=partial,
+        )
 
     # -- what subclasses fill in -----------------------------------------
     def _parse(self, obj: JSONDict) -> ChunkT:
@@ -1425,9 +1645,6 @@ class _Stream(Generic[ChunkT, ResultT]):
 
     def _build(self) -> ResultT:
         raise NotImplementedError
-
-
-_StreamT = TypeVar("_StreamT", bound="_Stream[Any, Any]")
 
 
 class ChatStream(_Stream[ChatChunk, ChatResponse]):
@@ -1469,7 +1686,8 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
                     self._compact()
             finish = choice.get("finish_reason")  # type: ignore[union-attr]
             if finish is not None:
-                self._finish_reason = finish
+                finish = _finish_reason(finish)
+                self._finish_reason = finish or self._finish_reason
             usage = self._usage if obj.get("usage") else None
             return ChatChunk(content, "", [], finish, usage, obj)
         if not isinstance(choice, dict):  # the usage chunk has no choices
@@ -1477,7 +1695,7 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
         delta = choice.get("delta")
         delta = delta if isinstance(delta, dict) else {}
         content, reasoning = _text(delta.get("content")), _delta_reasoning(delta)
-        finish = choice.get("finish_reason")
+        finish = _finish_reason(choice.get("finish_reason"))
         if self._splitter is not None:
             content, thought = self._splitter.feed(content)
             reasoning += thought
@@ -1531,7 +1749,7 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
         content = self._text_so_far()
         parsed = None
         if self._expect_json and not self._calls:
-            parsed = _parse_json_content(content, self._finish_reason)
+            parsed = _parse_json_content(content, self._finish_reason, self._redactor)
         return ChatResponse(
             id=self._id,
             model=self._model,
@@ -1562,7 +1780,7 @@ class CompletionStream(_Stream[CompletionChunk, CompletionResponse]):
             self._pieces.append(text)
             if len(self._pieces) >= 1024:
                 self._compact()
-        finish = choice.get("finish_reason")
+        finish = _finish_reason(choice.get("finish_reason"))
         if finish is not None:
             self._finish_reason = finish
         return CompletionChunk(text, finish, usage, obj)
@@ -1603,9 +1821,9 @@ def _check_messages(messages: Any) -> list[JSONDict]:
         role = message.get("role")
         if role is None:
             raise ValueError(f"messages[{position}] has no 'role'")
-        if role not in VALID_ROLES:
+        if not isinstance(role, str) or role not in VALID_ROLES:
             raise ValueError(
-                f"messages[{position}] has role {role!r}; use one of "
+                f"messages[{position}] has role {_shown(role)}; use one of "
                 f"{', '.join(sorted(VALID_ROLES))}"
             )
         checked.append(dict(message))
@@ -1615,19 +1833,36 @@ def _check_messages(messages: Any) -> list[JSONDict]:
 def _check_sampling(temperature: Any, max_tokens: Any) -> None:
     if temperature is not None:
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-            raise ValueError(f"temperature must be a number, not {temperature!r}")
-        if not math.isfinite(temperature):
-            raise ValueError(f"temperature must be finite, not {temperature!r}")
+            raise ValueError(f"temperature must be a number, not {_shown(temperature)}")
+        if not _is_finite(temperature):
+            raise ValueError(f"temperature must be finite, not {_shown(temperature)}")
     if max_tokens is not None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
-            raise ValueError(f"max_tokens must be an integer, not {max_tokens!r}")
+            raise ValueError(f"max_tokens must be an integer, not {_shown(max_tokens)}")
         if max_tokens == 0 or max_tokens < -1:
-            raise ValueError(f"max_tokens must be >= 1, or -1 for no limit, not {max_tokens}")
+            shown = _shown(max_tokens)
+            raise ValueError(f"max_tokens must be >= 1, or -1 for no limit, not {shown}")
 
 
-def _check_model_name(model: Any) -> None:
+def _is_finite(number: float) -> bool:
+    """math.isfinite without the OverflowError for an int like 10**400."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
+def _check_tools(tools: Any) -> list[Any] | None:
+    if tools is None:
+        return None
+    if not isinstance(tools, (list, tuple)) or not all(isinstance(t, Mapping) for t in tools):
+        raise ValueError(f"tools must be a list of tool dicts, not {_shown(tools)}")
+    return [dict(tool) for tool in tools]
+
+
+def _check_model_name(model: Any, what: str = "model") -> None:
     if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"model must be a non-empty string, not {model!r}")
+        raise ValueError(f"{what} must be a non-empty string, not {_shown(model)}")
 
 
 def _never_connected(exc: BaseException) -> bool:
@@ -1641,11 +1876,15 @@ def _never_connected(exc: BaseException) -> bool:
     return bool(names & {"NewConnectionError", "ConnectTimeoutError", "NameResolutionError"})
 
 
+#: How resolvers say "no such host": glibc, urllib3 2, macOS, Windows.
+_NAME_NOT_FOUND = ("name or service", "resolution", "failed to resolve", "nodename", "getaddrinfo")
+
+
 def _connect_failure_reason(exc: BaseException) -> str:
     text = str(exc).lower()
     if "refused" in text:
         return "connection refused"
-    if "name or service" in text or "resolution" in text or "nodename" in text:
+    if any(sign in text for sign in _NAME_NOT_FOUND):
         return "host name not found"
     if "timed out" in text:
         return "connection timed out"
@@ -1813,13 +2052,14 @@ def _run_tool(functions: Mapping[str, Callable[..., Any]], call: JSONDict) -> st
     """Run one requested call; every failure becomes text the model can act on."""
     name = call["function"]["name"]
     raw = call["function"]["arguments"] or "{}"
-    function = functions.get(name)
+    function = functions.get(name) if isinstance(name, str) else None
     if function is None:
-        return f"error: there is no tool named {name!r}; the tools are {', '.join(functions)}"
+        return f"error: there is no tool named {_shown(name)}; the tools are {', '.join(functions)}"
     try:
-        arguments = json.loads(raw)
-    except ValueError:
-        return f"error: the arguments are not valid JSON ({_quote(raw, 100)}); send a JSON object"
+        arguments = _loads(raw, "the arguments", _NO_SECRETS)
+    except MalformedResponseError:
+        shown = _one_line(raw, 100)
+        return f"error: the arguments are not valid JSON ({shown}); send a JSON object"
     if not isinstance(arguments, dict):
         return "error: the arguments must be a JSON object"
     try:
@@ -1827,7 +2067,7 @@ def _run_tool(functions: Mapping[str, Callable[..., Any]], call: JSONDict) -> st
     except Exception as exc:  # the model may fix its call; a crash helps nobody
         log.debug("tool %s raised %s", name, type(exc).__name__)
         return f"error: {name} raised {type(exc).__name__}: {_one_line(str(exc))}"
-    return result if isinstance(result, str) else json.dumps(result, default=str)
+    return result if isinstance(result, str) else _as_text(result)
 
 
 class LMStudioClient:
@@ -1865,12 +2105,18 @@ class LMStudioClient:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._cache = TTLCache(config.cache_ttl, clock=clock)
-        self._headers = {"User-Agent": USER_AGENT}
+        self._headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
+        from urllib.parse import urlsplit
+
+        password = urlsplit(config.base_url).password
+        self._redactor = _Redactor({config.api_key or "": "<api key>", password or "": "***"})
+        #: The base URL as messages show it: without a password.
+        self._where = _without_password(config.base_url)
 
     def __repr__(self) -> str:
-        return f"LMStudioClient(base_url={self.config.base_url!r}, model={self.config.model!r})"
+        return f"LMStudioClient(base_url={self._where!r}, model={self.config.model!r})"
 
     def __enter__(self) -> LMStudioClient:
         return self
@@ -1914,13 +2160,15 @@ class LMStudioClient:
             if models is not None:
                 self._cache.set("models_route", path)
                 return tuple(models)
-        raise MalformedResponseError(  # only when the OpenAI route was remembered
-            f"no model list at {self.config.base_url}: none of "
-            f"{', '.join(path for path, _ in MODEL_ROUTES)} answered with one"
-        )
+            if last:
+                raise MalformedResponseError(
+                    f"GET {path}: no model list in {self._redactor.quote(body)}"
+                )
+        raise AssertionError("unreachable: the last route returns or raises")
 
     def get_model(self, model_id: str) -> ModelInfo:
         """One model from the (cached) list; a miss names the closest ids."""
+        _check_model_name(model_id)
         models = self.list_models()
         for model in models:
             if model.id == model_id:
@@ -1929,6 +2177,7 @@ class LMStudioClient:
 
     def supports_model(self, model_id: str) -> bool:
         """Whether the server lists ``model_id`` (from the cache when warm)."""
+        _check_model_name(model_id)
         return any(model.id == model_id for model in self.list_models())
 
     def model_capabilities(self, model_id: str) -> ModelCapabilities | None:
@@ -1936,6 +2185,7 @@ class LMStudioClient:
 
         Answered from the cached model list: no request when it is warm.
         """
+        _check_model_name(model_id)
         models = self.list_models()
         for model in models:
             if model.id == model_id:
@@ -1965,8 +2215,8 @@ class LMStudioClient:
                 return matches[0]
             if matches:
                 raise ModelNotFoundError(
-                    f"model {name!r} is ambiguous: it matches {', '.join(matches)}; "
-                    "pass one of these ids",
+                    f"model {_shown(name)} is ambiguous: it matches "
+                    f"{self._redactor.ids(matches)}; pass one of these ids",
                     code="model_not_found",
                 )
         raise self._model_missing(name, ids)
@@ -1979,6 +2229,7 @@ class LMStudioClient:
         flash_attention: bool | None = None,
         ttl: int | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> LoadedModel:
@@ -1995,19 +2246,26 @@ class LMStudioClient:
         # No retries: after a proxy's 502/504 the load may be running, and a second
         # request would load a second instance.
         body = self._native(
-            "/api/v1/models/load", payload, timeout, "loading models over HTTP", retries=0
+            "/api/v1/models/load",
+            payload,
+            timeout,
+            "loading models over HTTP",
+            retries=0,
+            deadline=deadline,
         )
         self.clear_cache()
         instance_id = None
         if isinstance(body, dict):  # an early 0.4 draft of the docs says model_instance_id
             instance_id = body.get("instance_id") or body.get("model_instance_id")
         if not isinstance(instance_id, str):
-            raise MalformedResponseError(f"model load: no instance_id in {_quote(body)}")
+            raise MalformedResponseError(
+                f"model load: no instance_id in {self._redactor.quote(body)}"
+            )
         return LoadedModel(instance_id, _float_or_none(body.get("load_time_seconds")), body)
 
     def unload_model(self, instance_id: str) -> None:
         """Unload one loaded instance (its id is in ``ModelInfo.loaded_instances``)."""
-        _check_model_name(instance_id)
+        _check_model_name(instance_id, "instance_id")
         payload = {"instance_id": instance_id}
         self._native("/api/v1/models/unload", payload, None, "unloading models over HTTP")
         self.clear_cache()
@@ -2019,29 +2277,32 @@ class LMStudioClient:
         timeout: float | None,
         what: str,
         retries: int | None = None,
+        deadline: float | None = None,
     ) -> Any:
         try:
-            return self._request_json("POST", path, payload, timeout=timeout, retries=retries)
+            return self._request_json(
+                "POST", path, payload, timeout=timeout, retries=retries, deadline=deadline
+            )
         except NotFoundError as exc:
             if isinstance(exc, ModelNotFoundError):
                 raise
-            raise _needs_native_route(exc, path, self.config.base_url, what) from exc
+            raise _needs_native_route(exc, path, self._where, what) from exc
 
-    @staticmethod
-    def _model_missing(model_id: str, ids: Sequence[str]) -> ModelNotFoundError:
+    def _model_missing(self, model_id: str, ids: Sequence[str]) -> ModelNotFoundError:
+        return ModelNotFoundError(
+            f"model {_shown(model_id)} is not on the server; {self._closest(model_id, ids)}",
+            code="model_not_found",
+        )
+
+    def _closest(self, model_id: str, ids: Sequence[str]) -> str:
         import difflib
 
         close = difflib.get_close_matches(model_id, ids, n=3, cutoff=0.3)
         if close:
-            known = "did you mean " + ", ".join(repr(i) for i in close) + "?"
-        elif ids:
-            known = "available: " + ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-        else:
-            known = "the server lists no models"
-        return ModelNotFoundError(
-            f"model {model_id!r} is not on the server; {known}",
-            code="model_not_found",
-        )
+            return f"did you mean {self._redactor.ids(close)}?"
+        if ids:
+            return f"available: {self._redactor.ids(ids)}"
+        return "the server lists no models"
 
     def _pick_model(self, model: str | None, *, embedding: bool = False) -> str:
         """Explicit model > config.model > the first loaded model of the right kind."""
@@ -2060,9 +2321,9 @@ class LMStudioClient:
             # model is servable, so take the likeliest kind, else the first.
             return (fitting or models)[0].id
         kind = "embedding model" if embedding else "language model"
-        downloaded = ", ".join(m.id for m in fitting[:5])
+        downloaded = self._redactor.ids([m.id for m in fitting])
         raise NoModelLoadedError(
-            f"no {kind} is loaded at {self.config.base_url}"
+            f"no {kind} is loaded at {self._where}"
             + (f" (downloaded: {downloaded})" if downloaded else "")
             + f"; {NoModelLoadedError.hint}"
         )
@@ -2085,6 +2346,7 @@ class LMStudioClient:
         split_think: bool | None = None,
         stats: bool = False,
         timeout: float | None = None,
+        deadline: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> ChatResponse:
@@ -2102,17 +2364,17 @@ class LMStudioClient:
             max_tokens=max_tokens,
             stop=stop,
             seed=seed,
-            tools=list(tools) if tools is not None else None,
+            tools=_check_tools(tools),
             tool_choice=tool_choice,
             response_format=_response_format(response_format, json_schema, schema_name),
         )
         if payload.get("stream"):
             raise ValueError("stream=True: use chat_stream() for a streamed answer")
         started = self._clock()
-        body = self._generate("/v1/chat/completions", payload, timeout, native=stats)
-        reply = _parse_chat(body, self._split_think(split_think))
+        body = self._generate("/v1/chat/completions", payload, timeout, deadline, native=stats)
+        reply = _parse_chat(body, self._split_think(split_think), self._redactor)
         if expect_json and not reply.tool_calls:
-            reply.parsed = _parse_json_content(reply.content, reply.finish_reason)
+            reply.parsed = _parse_json_content(reply.content, reply.finish_reason, self._redactor)
         reply.elapsed = self._clock() - started
         return reply
 
@@ -2133,6 +2395,7 @@ class LMStudioClient:
         split_think: bool | None = None,
         include_usage: bool = True,
         timeout: float | None = None,
+        deadline: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> ChatStream:
@@ -2147,13 +2410,13 @@ class LMStudioClient:
             max_tokens=max_tokens,
             stop=stop,
             seed=seed,
-            tools=list(tools) if tools is not None else None,
+            tools=_check_tools(tools),
             tool_choice=tool_choice,
             response_format=_response_format(response_format, json_schema, schema_name),
         )
         _ask_for_stream(payload, include_usage)
         return ChatStream(
-            **self._open_stream("/v1/chat/completions", payload, timeout),
+            **self._open_stream("/v1/chat/completions", payload, timeout, deadline),
             split_think=self._split_think(split_think),
             expect_json=expect_json,
         )
@@ -2169,6 +2432,7 @@ class LMStudioClient:
         seed: int | None = None,
         stats: bool = False,
         timeout: float | None = None,
+        deadline: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> CompletionResponse:
@@ -2184,8 +2448,8 @@ class LMStudioClient:
             seed=seed,
         )
         started = self._clock()
-        body = self._generate("/v1/completions", payload, timeout, native=stats)
-        done = _parse_completion(body)
+        body = self._generate("/v1/completions", payload, timeout, deadline, native=stats)
+        done = _parse_completion(body, self._redactor)
         done.elapsed = self._clock() - started
         return done
 
@@ -2200,6 +2464,7 @@ class LMStudioClient:
         seed: int | None = None,
         include_usage: bool = True,
         timeout: float | None = None,
+        deadline: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> CompletionStream:
@@ -2215,7 +2480,7 @@ class LMStudioClient:
             seed=seed,
         )
         _ask_for_stream(payload, include_usage)
-        return CompletionStream(**self._open_stream("/v1/completions", payload, timeout))
+        return CompletionStream(**self._open_stream("/v1/completions", payload, timeout, deadline))
 
     def embed(
         self,
@@ -2223,6 +2488,7 @@ class LMStudioClient:
         *,
         model: str | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> EmbeddingResponse:
         """Vectors for one text or a list of texts, in input order."""
@@ -2231,14 +2497,11 @@ class LMStudioClient:
             raise ValueError("input must be a string or a non-empty list of strings")
         if not all(isinstance(text, str) for text in texts):
             raise ValueError("input must contain only strings")
-        payload: JSONDict = {
-            "model": self._pick_model(model, embedding=True),
-            "input": input if isinstance(input, str) else list(texts),
-        }
-        payload.update(extra_body or {})
+        payload: JSONDict = {"input": input if isinstance(input, str) else list(texts)}
+        payload = self._with_model(_merge_options(payload, {}, {}, extra_body), model, True)
         started = self._clock()
-        body = self._generate("/v1/embeddings", payload, timeout)
-        result = _parse_embeddings(body, len(texts))
+        body = self._generate("/v1/embeddings", payload, timeout, deadline)
+        result = _parse_embeddings(body, len(texts), self._redactor)
         result.elapsed = self._clock() - started
         return result
 
@@ -2305,8 +2568,8 @@ class LMStudioClient:
         """The request body, and whether the answer must be JSON."""
         checked = _check_messages(messages)
         _check_sampling(options["temperature"], options["max_tokens"])
-        payload: JSONDict = {"model": self._pick_model(model), "messages": checked}
-        payload = _merge_options(payload, options, params, extra_body)
+        payload = _merge_options({"messages": checked}, options, params, extra_body)
+        payload = self._with_model(payload, model)
         response_format = payload.get("response_format")
         expect_json = isinstance(response_format, Mapping) and (
             response_format.get("type") == "json_schema"
@@ -2324,20 +2587,33 @@ class LMStudioClient:
         if not isinstance(prompt, str):
             raise ValueError(f"prompt must be a string, not {type(prompt).__name__}")
         _check_sampling(options["temperature"], options["max_tokens"])
-        payload: JSONDict = {"model": self._pick_model(model), "prompt": prompt}
-        return _merge_options(payload, options, params, extra_body)
+        payload = _merge_options({"prompt": prompt}, options, params, extra_body)
+        return self._with_model(payload, model)
+
+    def _with_model(self, body: JSONDict, model: str | None, embedding: bool = False) -> JSONDict:
+        """The body with the model first. When choosing one takes a request (the
+        model list), the body is checked to encode before that request goes out."""
+        if model is None and self.config.model is None:
+            _encode(body)
+        return {"model": self._pick_model(model, embedding=embedding), **body}
 
     def _generate(
-        self, path: str, payload: JSONDict, timeout: float | None, *, native: bool = False
+        self,
+        path: str,
+        payload: JSONDict,
+        timeout: float | None,
+        deadline: float | None,
+        *,
+        native: bool = False,
     ) -> Any:
         """POST a generation; name close model ids when the server knows no such model."""
         if native:  # /v1/chat/completions -> /api/v0/chat/completions: same body, plus stats
             path = "/api/v0" + path[len("/v1") :]
         try:
-            return self._request_json("POST", path, payload, timeout=timeout)
+            return self._request_json("POST", path, payload, timeout=timeout, deadline=deadline)
         except NotFoundError as exc:
             if native and not isinstance(exc, ModelNotFoundError):
-                raise _needs_native_route(exc, path, self.config.base_url, "stats=True") from exc
+                raise _needs_native_route(exc, path, self._where, "stats=True") from exc
             raise
 
     def _api_error(
@@ -2350,11 +2626,9 @@ class LMStudioClient:
         reason: str = "",
         attempts: int = 1,
     ) -> APIError:
-        """The error table's verdict, without the key, and for a model the server does
+        """The error table's verdict, without secrets, and for a model the server does
         not know, with the closest ids from the (cached) model list."""
-        error = self._scrub(
-            error_from_response(status_code, body, text=text, reason=reason, attempts=attempts)
-        )
+        error = _api_error_from(status_code, body, text, reason, attempts, self._redactor)
         model = payload.get("model") if payload else None  # unload names an instance
         if not isinstance(error, ModelNotFoundError) or not isinstance(model, str):
             return error
@@ -2362,12 +2636,12 @@ class LMStudioClient:
             ids = [m.id for m in self.list_models()]
         except LMStudioError:
             return error
-        detail = str(self._model_missing(model, ids)).split("; ", 1)[-1]
+        detail = self._closest(model, ids)
         return ModelNotFoundError(
             f"{error}; {detail}", status_code=error.status_code, code=error.code, body=error.body
         )
 
-    # -- the one request helper --------------------------------------------
+    # -- transport: send, retry, read ----------------------------------------
     def _request_json(
         self,
         method: str,
@@ -2376,59 +2650,60 @@ class LMStudioClient:
         *,
         timeout: float | None = None,
         retries: int | None = None,
+        deadline: float | None = None,
     ) -> Any:
         """Send, read within the size limit, parse, and check for an error body."""
-        response, read_timeout = self._send(method, path, payload, timeout=timeout, retries=retries)
-        data = self._read_body(response, read_timeout)
+        ends = self._deadline(deadline)
+        response, read_timeout = self._send(
+            method, path, payload, timeout=timeout, retries=retries, ends=ends
+        )
+        data = self._read_body(response, read_timeout, ends)
         if not data.strip():
             raise MalformedResponseError(
                 f"{method} {path}: empty body (HTTP {response.status_code}); expected JSON"
             )
-        try:
-            body = json.loads(data)
-        except ValueError:  # includes invalid UTF-8
-            raise self._scrub(
-                MalformedResponseError(
-                    f"{method} {path}: the body is not JSON (HTTP {response.status_code}): "
-                    f"{_quote(data.decode('utf-8', 'replace'))}"
-                )
-            ) from None
+        what = f"{method} {path}: the body (HTTP {response.status_code})"
+        body = _loads(data, what, self._redactor)
         if isinstance(body, dict) and body.get("error"):  # LM Studio's "200 but error"
             raise self._api_error(response.status_code, body, payload)
         return body
 
-    def _open_stream(self, path: str, payload: JSONDict, timeout: float | None) -> dict[str, Any]:
+    def _open_stream(
+        self, path: str, payload: JSONDict, timeout: float | None, deadline: float | None
+    ) -> dict[str, Any]:
         """Send a streaming request; an error answer raises before any chunk.
 
         Returns the keyword arguments of the stream class that will read it.
         """
         started = self._clock()
+        ends = self._deadline(deadline)
         response, read_timeout = self._send(
-            "POST", path, payload, timeout=timeout, accept="text/event-stream"
+            "POST", path, payload, timeout=timeout, accept="text/event-stream", ends=ends
         )
         content_type = response.headers.get("Content-Type", "")
         if "json" in content_type:  # an error body, or a server that ignored stream=true
-            data = self._read_body(response, read_timeout)
-            try:
-                body = json.loads(data)
-            except ValueError:
-                body = None
+            data = self._read_body(response, read_timeout, ends)
+            body = self._error_body(data)
             if isinstance(body, dict) and body.get("error"):
                 raise self._api_error(response.status_code, body, payload)
-            raise self._scrub(
-                MalformedResponseError(
-                    f"POST {path}: expected an event stream, got {content_type}: "
-                    f"{_quote(data.decode('utf-8', 'replace'))}"
-                )
+            raise MalformedResponseError(
+                f"POST {path}: expected an event stream, got {self._redactor.quote(content_type)}"
+                f": {self._redactor.quote(data.decode('utf-8', 'replace'))}"
             )
+        if ends is not None:  # the deadline covered the wait; the stream has the read timeout
+            _set_read_timeout(response, read_timeout)
         return {
             "response": response,
             "read_timeout": read_timeout,
             "max_bytes": self.config.max_response_bytes,
             "started": started,
             "clock": self._clock,
-            "secret": self.config.api_key,
+            "redactor": self._redactor,
         }
+
+    def _deadline(self, deadline: float | None) -> _Deadline | None:
+        seconds = self.config.deadline if deadline is None else deadline
+        return None if seconds is None else _Deadline(seconds, self._clock)
 
     def _send(
         self,
@@ -2439,33 +2714,39 @@ class LMStudioClient:
         timeout: float | None = None,
         retries: int | None = None,
         accept: str = "application/json",
+        ends: _Deadline | None = None,
     ) -> tuple[requests.Response, float]:
         """Send with retries; returns a 2xx response whose body is not read yet.
 
         Retried: connections that never reached the server, 429/502/503/504
         (honouring Retry-After), read timeouts of GETs (and of POSTs when
         ``retry_on_timeout``). Everything else raises the mapped error at once.
+        ``ends`` (from ``deadline``) bounds every wait, retries and backoff included.
         """
         url = self.config.base_url + path
-        read_timeout = self.config.timeout if timeout is None else float(timeout)
-        if not 0 < read_timeout < MAX_TIMEOUT:
-            raise ValueError(f"timeout must be > 0 and below {MAX_TIMEOUT:g} s, not {timeout!r}")
+        read_timeout = _check_timeout(self.config.timeout if timeout is None else timeout)
+        body = None if payload is None else _encode(payload)
         attempts = 1 + (self.config.max_retries if retries is None else retries)
         headers = {**self._headers, "Accept": accept}
+        if body is None:
+            del headers["Content-Type"]
         for attempt in range(1, attempts + 1):
             started = self._clock()
+            connect, read = self.config.connect_timeout, read_timeout
+            if ends is not None:
+                left = ends.left(f"{method} {path}", attempt - 1)
+                connect, read = min(connect, left), min(read, left)
             try:
                 response = self._session.request(
                     method,
                     url,
-                    json=payload,
+                    data=body,
                     headers=headers,
-                    timeout=(self.config.connect_timeout, read_timeout),
+                    timeout=(connect, read),
                     stream=True,
                 )
             except requests.RequestException as exc:
                 error, retryable = self._transport_error(exc, method, path, read_timeout, attempt)
-                error = self._scrub(error)
                 log.debug(
                     "%s %s -> %s in %.3fs (attempt %d/%d)",
                     method,
@@ -2475,8 +2756,10 @@ class LMStudioClient:
                     attempt,
                     attempts,
                 )
+                if ends is not None:
+                    ends.left(f"{method} {path}", attempt, cause=exc)  # raises once it passed
                 if retryable and attempt < attempts:
-                    self._sleep(self._backoff(attempt))
+                    self._wait(self._backoff(attempt), ends, f"{method} {path}", attempt)
                     continue
                 raise error from exc
             status = response.status_code
@@ -2491,20 +2774,20 @@ class LMStudioClient:
             )
             if status < 400:
                 return response, read_timeout
-            error = self._error_answer(response, read_timeout, attempt, payload)
+            error, asked = self._error_answer(response, read_timeout, attempt, payload)
+            del response  # the traceback of the error must not keep the connection alive
             if status in RETRY_STATUSES and type(error) in (RateLimitError, ServerError):
-                delay = retry_after_seconds(response.headers)
+                delay = retry_after_seconds(asked)
                 if delay is not None and delay > MAX_RETRY_AFTER:
-                    wanted = response.headers.get("retry-after-ms") or response.headers.get(
-                        "retry-after"
-                    )
+                    wanted = asked.get("retry-after-ms") or asked.get("retry-after")
                     error.args = (
-                        f"{error}; the server asked to wait {wanted!r}, more than "
-                        f"{MAX_RETRY_AFTER:g} s: try again later",
+                        f"{error}; the server asked to wait {self._redactor.quote(wanted, 60)!r},"
+                        f" more than {MAX_RETRY_AFTER:g} s: try again later",
                     )
                     raise error
                 if attempt < attempts:
-                    self._sleep(self._backoff(attempt) if delay is None else delay)
+                    delay = self._backoff(attempt) if delay is None else delay
+                    self._wait(delay, ends, f"{method} {path}", attempt)
                     continue
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
@@ -2513,30 +2796,42 @@ class LMStudioClient:
         """Exponential backoff with full jitter: spreads out clients that failed together."""
         return self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
 
+    def _wait(self, delay: float, ends: _Deadline | None, what: str, attempt: int) -> None:
+        """Sleep before a retry, unless the deadline would pass first."""
+        if ends is not None and ends.left(what, attempt) <= delay:
+            raise ends.passed(what, attempt)
+        self._sleep(delay)
+
+    def _error_body(self, data: bytes) -> Any:
+        """The JSON of an error answer, or None when it has none we can read."""
+        try:
+            return _loads(data, "the error body", self._redactor) if data.strip() else None
+        except MalformedResponseError:
+            return None
+
     def _error_answer(
         self,
         response: requests.Response,
         read_timeout: float,
         attempt: int,
         payload: JSONDict | None,
-    ) -> APIError:
+    ) -> tuple[APIError, dict[str, str]]:
+        """The error for an HTTP error answer, and its Retry-After headers."""
         try:
-            data = self._read_body(response, read_timeout)
+            data = self._read_body(response, read_timeout, None)
         except LMStudioError:
             data = b""
-        text = data.decode("utf-8", "replace")
-        try:
-            body = json.loads(text) if text.strip() else None
-        except ValueError:
-            body = None
-        return self._api_error(
+        error = self._api_error(
             response.status_code,
-            body,
+            self._error_body(data),
             payload,
-            text=text,
+            text=data.decode("utf-8", "replace"),
             reason=response.reason or "",
             attempts=attempt,
         )
+        names = ("retry-after", "retry-after-ms")
+        asked = {name: response.headers[name] for name in names if name in response.headers}
+        return error, asked
 
     def _transport_error(
         self,
@@ -2547,7 +2842,7 @@ class LMStudioClient:
         attempt: int,
     ) -> tuple[LMStudioError, bool]:
         """The error to raise for a failure below HTTP, and whether to retry it."""
-        base = self.config.base_url
+        base = self._where
         tries = f", after {attempt} attempts" if attempt > 1 else ""
         if isinstance(exc, requests.ConnectTimeout) or (
             isinstance(exc, requests.ConnectionError) and _never_connected(exc)
@@ -2569,28 +2864,112 @@ class LMStudioClient:
                 f"an answer ({type(exc).__name__}{tries})"
             )
             return ServerUnreachableError(message), method == "GET"
-        return LMStudioError(f"{method} {path}: request failed: {_one_line(str(exc))}"), False
+        reason = self._redactor.quote(_without_password(str(exc)))
+        return LMStudioError(f"{method} {path}: request failed: {reason}"), False
 
-    def _read_body(self, response: requests.Response, read_timeout: float) -> bytes:
+    def _read_body(
+        self, response: requests.Response, read_timeout: float, ends: _Deadline | None
+    ) -> bytes:
         """The whole body, refusing one larger than ``max_response_bytes`` early."""
         limit = self.config.max_response_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            response.close()
-            raise MalformedResponseError(
-                f"the response is {declared} bytes, more than max_response_bytes={limit}"
-            )
-        pieces = []
-        size = 0
         try:
-            for piece in response.iter_content(65536):
-                size += len(piece)
-                if size > limit:
-                    raise MalformedResponseError(
-                        f"the response exceeded max_response_bytes={limit}; stopped reading"
-                    )
-                pieces.append(piece)
-        except requests.RequestException as exc:
+            declared = _content_length(response)
+            if declared is not None and declared > limit:
+                raise MalformedResponseError(
+                    f"the response is {declared} bytes, more than max_response_bytes={limit}"
+                )
+            return _read_up_to(response, limit, ends, read_timeout)
+        finally:
+            response.close()
+
+
+class _Deadline:
+    """When a whole call must be over: ``deadline`` seconds after it began.
+
+    Read timeouts count per read, so a server dripping a byte at a time could
+    otherwise hold a call for ever; retries and backoff count too.
+    """
+
+    def __init__(self, seconds: Any, clock: Callable[[], float]) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ValueError(f"deadline must be a number of seconds, not {_shown(seconds)}")
+        if not (_is_finite(seconds) and 0 < seconds < MAX_TIMEOUT):
+            shown = _shown(seconds)
+            raise ValueError(f"deadline must be > 0 and below {MAX_TIMEOUT:g} s, not {shown}")
+        self.seconds = float(seconds)
+        self._clock = clock
+        self._ends = clock() + self.seconds
+
+    def left(self, what: str, attempts: int, cause: BaseException | None = None) -> float:
+        """Seconds left; past the deadline, raises the error that says so."""
+        left = self._ends - self._clock()
+        if left <= 0:
+            raise self.passed(what, attempts) from cause
+        return left
+
+    def passed(self, what: str, attempts: int) -> RequestTimeoutError:
+        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
+        return RequestTimeoutError(
+            f"{what}: the deadline of {self.seconds:g} s passed{tries}; "
+            "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
+        )
+
+
+def _check_timeout(timeout: Any) -> float:
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not 0 < seconds < MAX_TIMEOUT:  # NaN fails this too
+        raise ValueError(f"timeout must be > 0 and below {MAX_TIMEOUT:g} s, not {_shown(timeout)}")
+    return seconds
+
+
+def _encode(payload: JSONDict) -> bytes:
+    """The request body, encoded before anything is sent: a value JSON cannot carry
+    is the caller's ``ValueError``, naming the option, not a TypeError from deep inside."""
+    try:
+        return json.dumps(payload, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        pass
+    for name, value in payload.items():
+        try:
+            json.dumps({name: value}, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            reason = _one_line(str(exc) or type(exc).__name__, 120)
+            shown = _one_line(name, 80) if isinstance(name, str) else _shown(name)
+            raise ValueError(f"{shown} cannot be sent as JSON: {reason}") from None
+    raise ValueError("the request cannot be sent as JSON")  # pragma: no cover
+
+
+def _content_length(response: requests.Response) -> int | None:
+    """The declared body size; one that is not a plain number is the server's fault."""
+    declared = response.headers.get("Content-Length")
+    if declared is None:
+        return None
+    text = declared.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 20):
+        raise MalformedResponseError(
+            f"the server sent an invalid Content-Length: {_one_line(declared, 40)!r}"
+        )
+    return int(text)
+
+
+def _read_up_to(
+    response: requests.Response, limit: int, ends: _Deadline | None, read_timeout: float
+) -> bytes:
+    """Read a body as it arrives, stopping at ``limit`` bytes (decoded) or at ``ends``."""
+    read = _body_reader(response)
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            piece = read()
+        except Exception as exc:
+            if _is_corrupt_encoding(exc):
+                raise MalformedResponseError(
+                    f"the compressed body is corrupt ({type(exc).__name__})"
+                ) from exc
             if _is_timeout(exc):
                 raise RequestTimeoutError(
                     f"LM Studio stopped sending the body for {read_timeout:g} s"
@@ -2598,13 +2977,31 @@ class LMStudioClient:
             raise ServerUnreachableError(
                 f"the connection broke while reading the body ({type(exc).__name__})"
             ) from exc
-        finally:
-            response.close()
-        return b"".join(pieces)
+        if not piece:
+            return b"".join(pieces)
+        size += len(piece)
+        if size > limit:
+            raise MalformedResponseError(
+                f"the response exceeded max_response_bytes={limit}; stopped reading"
+            )
+        pieces.append(piece)
+        if ends is not None:
+            ends.left("reading the body", 0)
 
-    def _scrub(self, error: _ErrorT) -> _ErrorT:
-        """Keep the API key out of messages, even if a server echoes it back."""
-        return _redact(error, self.config.api_key)
+
+def _set_read_timeout(response: requests.Response, seconds: float) -> None:
+    """Give an open response's socket another read timeout (urllib3 1.26 and 2.x).
+
+    The socket hangs off the pooled connection, or, once http.client has let go
+    of it (``Connection: close``), only off the reader of the body.
+    """
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        reader = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
 
 
 def _merge_options(
@@ -2614,6 +3011,8 @@ def _merge_options(
     extra_body: Mapping[str, Any] | None,
 ) -> JSONDict:
     """Options that are None are not sent; ``extra_body`` is sent as given, last."""
+    if extra_body is not None and not isinstance(extra_body, Mapping):
+        raise ValueError(f"extra_body must be a dict, not {_shown(extra_body)}")
     for source in (options, params):
         for name, value in source.items():
             if value is not None:
@@ -2623,25 +3022,27 @@ def _merge_options(
     return payload
 
 
-def _models_v1(body: Any) -> list[ModelInfo] | None:
-    models = body.get("models") if isinstance(body, dict) else None
-    if not isinstance(models, list):
+def _model_list(
+    body: Any, key: str, parse: Callable[[JSONDict], ModelInfo]
+) -> list[ModelInfo] | None:
+    """The models under ``body[key]``, None for another shape; entries without an id are dropped."""
+    entries = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(entries, list):
         return None
-    return [ModelInfo.from_v1(m) for m in models if isinstance(m, dict)]
+    models = (parse(entry) for entry in entries if isinstance(entry, dict))
+    return [model for model in models if model.id]
+
+
+def _models_v1(body: Any) -> list[ModelInfo] | None:
+    return _model_list(body, "models", ModelInfo.from_v1)
 
 
 def _models_v0(body: Any) -> list[ModelInfo] | None:
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list):
-        return None
-    return [ModelInfo.from_v0(m) for m in data if isinstance(m, dict)]
+    return _model_list(body, "data", ModelInfo.from_v0)
 
 
 def _models_openai(body: Any) -> list[ModelInfo] | None:
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list):
-        raise MalformedResponseError(f"GET /v1/models: no 'data' list in {_quote(body)}")
-    return [ModelInfo.from_openai(m) for m in data if isinstance(m, dict)]
+    return _model_list(body, "data", ModelInfo.from_openai)
 
 
 #: Where the model list lives, richest first, with the parser for each shape.
@@ -2673,6 +3074,10 @@ def _discovery_candidates(
     except ConfigError:
         pass  # a bad URL should not stop the search
     urls.extend(DISCOVERY_URLS)
+    if isinstance(candidates, str):
+        candidates = [candidates]
+    if candidates is not None and not isinstance(candidates, Iterable):
+        raise ValueError(f"candidates must be a list of URLs, not {_shown(candidates)}")
     for candidate in candidates or ():
         try:
             urls.append(normalize_base_url(candidate))
@@ -2681,21 +3086,27 @@ def _discovery_candidates(
     return list(dict.fromkeys(urls)), api_key
 
 
+#: How much of one probe's answer discover() reads (decompressed): a model list is small.
+DISCOVERY_MAX_BYTES = 1024 * 1024
+
+
 def _answers_like_lmstudio(url: str, timeout: float, api_key: str | None) -> bool:
+    """Whether ``url`` serves a JSON model list; at most ``timeout`` s and 1 MiB of reading."""
     headers = {"User-Agent": USER_AGENT}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    ends = _Deadline(timeout, time.monotonic)
     try:
-        response = requests.get(url + "/v1/models", headers=headers, timeout=(timeout, timeout))
-        body = response.json()
-    except (requests.RequestException, ValueError):
+        with requests.get(
+            url + "/v1/models", headers=headers, timeout=(timeout, timeout), stream=True
+        ) as response:
+            if response.status_code != 200:
+                return False
+            data = _read_up_to(response, DISCOVERY_MAX_BYTES, ends, timeout)
+        body = _loads(data, "the model list", _NO_SECRETS)
+    except (requests.RequestException, LMStudioError):
         return False
-    return (
-        response.status_code == 200
-        and isinstance(body, dict)
-        and not body.get("error")
-        and isinstance(body.get("data"), list)
-    )
+    return isinstance(body, dict) and not body.get("error") and isinstance(body.get("data"), list)
 
 
 def discover(
@@ -2708,9 +3119,12 @@ def discover(
 
     Probes the configured base URL, then ``localhost:1234`` and ``127.0.0.1:1234``,
     then ``candidates``; a server counts when ``/v1/models`` returns a JSON
-    model list. Results are kept for 30 s per list of URLs. Never raises for a
-    closed port or a bad candidate.
+    model list. Each probe gets ``timeout`` seconds in all, even from a server
+    that drips one byte at a time, so the whole call takes at most ``timeout``
+    times the number of URLs. Results are kept for 30 s per list of URLs.
+    Never raises for a closed port or a bad candidate.
     """
+    seconds = _check_timeout(timeout)
     urls, api_key = _discovery_candidates(candidates, environ)
     key = tuple(urls)
     now = time.monotonic()
@@ -2718,10 +3132,25 @@ def discover(
         cached = _discovered.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-    found = next((url for url in urls if _answers_like_lmstudio(url, timeout, api_key)), None)
+    found = next((url for url in urls if _probe(url, seconds, api_key)), None)
     with _discovery_lock:
         _discovered[key] = (time.monotonic() + DISCOVERY_TTL, found)
     return found
+
+
+def _probe(url: str, timeout: float, api_key: str | None) -> bool:
+    """One probe with a hard limit: a server that sends its headers a byte at a time
+    could hold requests past any read timeout, so the probe runs in a thread that
+    is left behind (it ends at its own timeouts) once ``timeout`` has passed."""
+    answer: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: answer.append(_answers_like_lmstudio(url, timeout, api_key)),
+        name="lmstudio-discover",
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout)
+    return bool(answer and answer[0])
 
 
 if TYPE_CHECKING:  # mypy proves that the client is a ModelProvider

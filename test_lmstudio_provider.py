@@ -4,16 +4,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import gzip
+import io
 import json
 import logging
 import math
+import os
 import random
+import re
 import socket
 import struct
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -1265,6 +1271,15 @@ def test_readme_error_table_covers_every_mapping() -> None:
             assert any(f"`{alternative}`" in row and f"`{cls.__name__}`" in row for row in rows), (
                 alternative
             )
+
+
+def test_readme_configuration_table_lists_every_setting_and_variable() -> None:
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    for name, variables in lp.ENV_VARS.items():
+        row = next((r for r in rows if r.startswith(f"| `{name}`")), None)
+        assert row is not None, name
+        assert all(f"`{variable}`" in row for variable in variables), name
 
 
 # ============================================================================
@@ -3099,10 +3114,10 @@ def test_json_cut_by_max_tokens_says_so(rsps: responses.RequestsMock) -> None:
 
 
 def test_parse_json_content_unit() -> None:
-    assert lp._parse_json_content("```json\n[1, 2]\n```", "stop") == [1, 2]
-    assert lp._parse_json_content("42", None) == 42
+    assert lp._parse_json_content("```json\n[1, 2]\n```", "stop", lp._NO_SECRETS) == [1, 2]
+    assert lp._parse_json_content("42", None, lp._NO_SECRETS) == 42
     with pytest.raises(lp.MalformedResponseError, match="max_tokens"):
-        lp._parse_json_content("[1, 2", "length")
+        lp._parse_json_content("[1, 2", "length", lp._NO_SECRETS)
 
 
 def test_json_object_is_translated_to_a_schema(rsps: responses.RequestsMock) -> None:
@@ -4140,8 +4155,13 @@ def test_chat_stream_without_done_or_finish_is_a_stream_error(
     assert info.value.partial == "Hello"
     assert "incomplete" in str(info.value)
     assert "without [DONE] or a finish_reason after 5 characters" in str(info.value)
-    with pytest.raises(RuntimeError):
+    # After the failure, the answer is that same failure, never the short text.
+    with pytest.raises(lp.StreamError) as again:
         _ = stream.response
+    assert again.value is info.value
+    with pytest.raises(lp.StreamError) as via_text:
+        stream.text()
+    assert via_text.value is info.value
 
 
 def test_chat_stream_text_raises_stream_error_for_a_cut_stream(
@@ -4846,6 +4866,1114 @@ def test_unload_of_an_unknown_instance_does_not_suggest_model_keys(
         make_client().unload_model("ghost")
     assert "did you mean" not in str(info.value)
     assert len(rsps.calls) == 1  # no model list fetched to explain it
+
+
+# ============================================================================
+# promises under hostile input: servers that lie, cut, drip and echo secrets
+# ============================================================================
+# Each README promise ("everything raised derives from LMStudioError", "the key
+# appears in no message", "one line", "a cut stream is never a short answer",
+# "dropping a stream closes it at once") tested with inputs chosen to break it.
+
+FUZZ_SEED = int(os.environ.get("LMSTUDIO_FUZZ_SEED", "20261129"))
+
+
+def fuzz_rng(salt: str) -> random.Random:
+    """One seeded generator per test: LMSTUDIO_FUZZ_SEED=N repeats a failing run."""
+    return random.Random(f"{FUZZ_SEED}:{salt}")
+
+
+def seeded(what: str) -> str:
+    return f"{what} (repeat with LMSTUDIO_FUZZ_SEED={FUZZ_SEED})"
+
+
+@contextlib.contextmanager
+def raw_server(act: Callable[[socket.socket], None] | bytes) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each request and then sends exactly the
+    bytes given (or runs ``act`` on the socket): broken framing, garbage lengths,
+    drips, cut streams. Yields its URL."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def read_request(conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = conn.recv(65536)
+            if not piece:
+                return
+            data += piece
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            body += conn.recv(65536)
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                read_request(conn)
+                if isinstance(act, bytes):
+                    conn.sendall(act)
+                else:
+                    act(conn)
+            except OSError:
+                pass  # the client hung up: often the point of the test
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def http_answer(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
+    head = "".join(f"{h}\r\n" for h in headers)
+    return f"HTTP/1.1 {status}\r\n{head}Connection: close\r\n\r\n".encode() + body
+
+
+def drip(head: bytes, body: bytes, every: float) -> Callable[[socket.socket], None]:
+    """Send the head at once, then the body one byte every ``every`` seconds."""
+
+    def act(conn: socket.socket) -> None:
+        conn.sendall(head)
+        for byte in body:
+            time.sleep(every)
+            conn.sendall(bytes([byte]))
+
+    return act
+
+
+def deep_json(depth: int = 5000) -> str:
+    return "[" * depth + "]" * depth
+
+
+def leaked_fragments(text: str, secret: str = SECRET) -> list[str]:
+    """The 8-character pieces of ``secret`` found in ``text``."""
+    return [secret[i : i + 8] for i in range(len(secret) - 7) if secret[i : i + 8] in text]
+
+
+def error_texts(error: BaseException) -> list[str]:
+    """Everything of an error a user or a log could see."""
+    texts = [str(error), repr(error), repr(error.args)]
+    for name in ("body", "partial", "code", "messages"):
+        value = getattr(error, name, None)
+        if value is not None:
+            texts.append(repr(value))
+    cause = error.__cause__ or error.__context__
+    if cause is not None:
+        texts += [str(cause), repr(cause)]
+    return texts
+
+
+# -- 1. deep JSON: no RecursionError from any decode ------------------------
+
+
+def test_deep_json_body_is_malformed(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, body=deep_json(), content_type="application/json")
+    with pytest.raises(lp.MalformedResponseError, match=r"nested too deeply") as info:
+        make_client().chat("hi", model="m")
+    assert len(str(info.value)) < 400
+
+
+def test_deep_json_error_body_is_still_the_mapped_error(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, body=deep_json(), status=500, content_type="application/json")
+    with pytest.raises(lp.ServerError, match=r"^\[\[\[") as info:
+        make_client().chat("hi", model="m")
+    assert info.value.body is None and len(str(info.value)) <= lp.MESSAGE_LIMIT + 40
+
+
+def test_deep_json_stream_event_is_malformed(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, sse_event(deep_json()) + sse_stream(delta_chunk({}, "stop")))
+    with pytest.raises(
+        lp.MalformedResponseError, match=r"a data line is not JSON \(nested too deeply\)"
+    ):
+        list(make_client().chat_stream("hi", model="m"))
+
+
+def test_deep_json_structured_output_is_malformed(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json=chat_body(deep_json()))
+    with pytest.raises(
+        lp.MalformedResponseError, match=r"not the JSON asked for \(nested too deeply\)"
+    ):
+        make_client().chat("hi", model="m", json_schema={"type": "object"})
+
+
+def test_deep_json_tool_arguments_go_back_to_the_model(rsps: responses.RequestsMock) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": deep_json()}}
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    reply = make_client().run_tools("hi", {"f": lambda: "never"}, model="m")
+    assert reply.content == "done"
+    tool_message = sent_json(rsps)["messages"][-1]
+    assert tool_message["role"] == "tool"
+    assert tool_message["content"].startswith("error: the arguments are not valid JSON ([[[[")
+
+
+def test_deep_json_discovery_probe_is_no_server(closed_discovery: tuple[str, str]) -> None:
+    answer = http_answer(deep_json().encode(), "Content-Type: application/json")
+    with raw_server(answer) as url:
+        assert lp.discover([url], environ={}) is None
+
+
+# -- 2 and 3. messages: no secret, one line, bounded -------------------------
+
+#: Bodies a hostile server sends, each with a place for the echoed key. Long
+#: padding moves the key across every cut: 80 (ids), 200 (quotes), 300 (messages).
+ECHO_BODIES: list[tuple[str, str, Callable[[str], Any]]] = [
+    ("chat", "no choices", lambda text: {"choices": [], "echo": text}),
+    ("chat", "no message", lambda text: {"choices": [{"text": text}]}),
+    ("chat", "error 400", lambda text: {"error": {"message": text, "code": text}}),
+    ("chat", "error 200", lambda text: {"error": text}),
+    ("chat", "not json", lambda text: f"<not json> {text}"),
+    ("chat", "json content", lambda text: chat_body(f"not json {text}")),
+    ("embed", "bad item", lambda text: {"data": [{"embedding": text}]}),
+    ("embed", "no data", lambda text: {"echo": text}),
+    ("load", "no instance id", lambda text: {"status": text}),
+    ("models", "bad list", lambda text: {"data": text}),
+    ("models", "ids", lambda text: {"data": [{"id": text}, {"id": "x" + text}]}),
+    ("stream", "not json", lambda text: f"data: {{{text}\n\n".encode()),
+    ("stream", "error event", lambda text: sse_event({"error": {"message": text}})),
+    ("stream", "cut", lambda text: sse_event(delta_chunk({"content": text}))),
+]
+
+
+def run_echo(kind: str, body: Any, status: int) -> list[BaseException]:
+    """Make the calls that meet ``body``; the errors they raised."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for method, url in (("POST", CHAT_URL), ("POST", f"{BASE}/v1/embeddings")):
+            if kind == "stream":
+                mock.add(method, url, body=body, content_type="text/event-stream")
+            elif isinstance(body, str):
+                mock.add(method, url, body=body, status=status, content_type="application/json")
+            else:
+                mock.add(method, url, json=body, status=status)
+        if not isinstance(body, bytes):
+            mock.post(f"{BASE}/api/v1/models/load", json=body, status=status)
+        mock.get(V1_MODELS_URL, json=UNEXPECTED)
+        mock.get(f"{BASE}/api/v0/models", json=UNEXPECTED)
+        mock.get(f"{BASE}/v1/models", json=body if kind == "models" else {"data": []})
+        client = make_client(api_key=SECRET)
+        calls: dict[str, list[Callable[[], Any]]] = {
+            "chat": [lambda: client.chat("hi", model="m", json_schema={"type": "object"})],
+            "embed": [lambda: client.embed("a", model="e")],
+            "load": [lambda: client.load_model("m")],
+            "models": [lambda: client.chat("hi"), lambda: client.get_model("no-such-model")],
+            "stream": [lambda: client.chat_stream("hi", model="m").text()],
+        }
+        errors = []
+        for call in calls[kind]:
+            try:
+                call()
+            except lp.LMStudioError as exc:
+                errors.append(exc)
+    return errors
+
+
+def test_no_error_shows_the_key_or_more_than_one_bounded_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lmstudio_provider")
+    rng = fuzz_rng("echo")
+    seen = 0
+    for kind, what, build in ECHO_BODIES:
+        offsets = sorted({0, 1, 70, 75, 190, 195, 198, 290, 295, 298, *rng.sample(range(400), 6)})
+        for offset in offsets:
+            text = "a" * offset + SECRET + "\nb" * 40
+            for status in (200, 400, 500):
+                for error in run_echo(kind, build(text), status):
+                    seen += 1
+                    where = f"{kind} / {what} / offset {offset} / HTTP {status}: {error!r}"
+                    for shown in error_texts(error):
+                        assert not leaked_fragments(shown), seeded(where)
+                    assert "\n" not in str(error), seeded(where)
+                    assert len(str(error)) <= lp.MESSAGE_LIMIT + 250, seeded(where)
+    assert seen > 200  # the matrix really produced errors
+    for record in caplog.records:
+        assert not leaked_fragments(record.getMessage())
+
+
+def test_redaction_happens_before_the_cut() -> None:
+    body = {"error": {"message": "x" * 290 + SECRET}}
+    error = lp.error_from_response(400, body, secrets=[SECRET])
+    assert str(error) == "x" * 290 + "<secret> (HTTP 400)"
+    assert SECRET not in json.dumps(error.body)  # the kept body is a redacted copy
+    assert error.body == {"error": {"message": "x" * 290 + "<secret>"}}
+
+
+def test_a_password_in_the_base_url_is_a_secret_too() -> None:
+    url = "http://me:pa55word-SENTINEL@127.0.0.1:9"
+    config = lp.LMStudioConfig(base_url=url)
+    assert config.base_url == url  # requests still needs it
+    client = lp.LMStudioClient(config, max_retries=0)
+    assert "pa55word" not in repr(config) and "pa55word" not in repr(client)
+    assert "me:***@127.0.0.1:9" in repr(client)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.list_models()
+    assert not any("pa55word" in text for text in error_texts(info.value))
+    with pytest.raises(lp.ConfigError) as bad:
+        lp.LMStudioConfig(base_url="ftp://me:pa55word-SENTINEL@host")
+    assert "pa55word" not in str(bad.value) and "me:***@host" in str(bad.value)
+
+
+def test_server_ids_in_messages_are_one_line_bounded_and_capped(
+    rsps: responses.RequestsMock,
+) -> None:
+    ids = [f"model-{n}\nwith a break" + "z" * 3000 for n in range(46)]
+    rsps.get(V1_MODELS_URL, json=UNEXPECTED)
+    rsps.get(
+        f"{BASE}/api/v0/models",
+        json={"data": [{"id": i, "state": "not-loaded", "type": "llm"} for i in ids]},
+    )
+    client = make_client()
+    with pytest.raises(lp.NoModelLoadedError) as none_loaded:
+        client.chat("hi")
+    with pytest.raises(lp.ModelNotFoundError) as missing:
+        client.get_model("qqq")
+    for error in (none_loaded.value, missing.value):
+        assert "\n" not in str(error)
+        assert "and 41 more" in str(error)
+        assert len(str(error)) < 1000
+
+
+# -- 4. Content-Length that is not a number ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "length",
+    ["\u00b2", "9" * 5000, "-5", "12abc", "1e3"],
+    ids=["superscript-two", "5000-digits", "negative", "trailing-letters", "exponent"],
+)
+def test_unparsable_content_length_is_malformed(length: str) -> None:
+    answer = http_answer(b"{}", "Content-Type: application/json", f"Content-Length: {length}")
+    with raw_server(answer) as url:
+        client = make_client(base_url=url)
+        with pytest.raises(lp.MalformedResponseError, match="invalid Content-Length"):
+            client.chat("hi", model="m")
+
+
+# -- 5. model lists with fields of the wrong type ----------------------------
+
+ODD_FIELDS: list[tuple[str, Any]] = [
+    ("loaded_instances", 5),
+    ("loaded_instances", [5, {"id": 7}, {"id": "ok", "config": 3}]),
+    ("state", 5),
+    ("state", [5]),
+    ("quantization", {}),
+    ("quantization", {"name": [1]}),
+    ("publisher", ["x"]),
+    ("capabilities", {"vision": [1]}),
+    ("capabilities", [[[1]]]),
+    ("type", {"a": 1}),
+    ("max_context_length", "4096"),
+    ("display_name", 5),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), ODD_FIELDS)
+@pytest.mark.parametrize("route", ["v1", "v0"])
+def test_model_list_fields_of_the_wrong_type_count_as_absent(
+    route: str, field: str, value: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = {"key" if route == "v1" else "id": "qwen-7b", "type": "llm", field: value}
+    odd = {"id": 5, "key": ["x"]}  # no usable id: dropped
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        if route == "v1":
+            mock.get(V1_MODELS_URL, json={"models": [entry, odd]})
+        else:
+            mock.get(V1_MODELS_URL, json=UNEXPECTED)
+            mock.get(f"{BASE}/api/v0/models", json={"data": [entry, odd]})
+        mock.post(CHAT_URL, json=chat_body())
+        client = make_client()
+        (model,) = client.list_models()
+        assert model.id == "qwen-7b"
+        if field in ("quantization", "publisher", "display_name") or (
+            field == "state" and route == "v0"  # v1 derives the state from the instances
+        ):
+            assert getattr(model, field) is None
+        assert all(isinstance(c, str) for c in model.capabilities)
+        assert client.resolve_model("QWEN-7B") == "qwen-7b"
+        assert client.model_capabilities("qwen-7b") is not None
+        with contextlib.suppress(lp.NoModelLoadedError):
+            client.chat("hi")  # auto-pick reads state and type
+        assert lp.main(["models", "--base-url", BASE]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[0] == "qwen-7b"
+
+
+# -- 6 and 8. tool names and roles of any type -------------------------------
+
+
+@pytest.mark.parametrize("name", [["f"], {"f": 1}, None, 5])
+def test_tool_call_names_of_any_type_are_unknown_tools(
+    rsps: responses.RequestsMock, name: Any
+) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": name, "arguments": "{}"}}
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    assert make_client().run_tools("hi", {"f": lambda: "x"}, model="m").content == "done"
+    result = sent_json(rsps)["messages"][-1]["content"]
+    assert result.startswith("error: there is no tool named ") and "the tools are f" in result
+
+
+@pytest.mark.parametrize("role", [["user"], {"r": 1}, 5, b"user", "robot"])
+def test_roles_of_any_type_are_a_value_error_naming_them(role: Any) -> None:
+    with pytest.raises(ValueError, match=r"messages\[0\] has role .*; use one of"):
+        make_client().chat([{"role": role, "content": "hi"}], model="m")
+
+
+# -- 9, 10 and 11. absurd and unencodable arguments --------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda c: c.chat("hi", model="m", temperature=10**400), "temperature must be finite"),
+        (lambda c: c.chat("hi", model="m", timeout=10**400), "timeout must be > 0"),
+        (lambda c: c.chat("hi", model="m", deadline=10**400), "deadline must be > 0"),
+        (lambda c: c.chat("hi", model="m", stop=b"hi"), "stop cannot be sent as JSON"),
+        (lambda c: c.chat([{"role": "user", "content": b"x"}], model="m"), "messages cannot be"),
+        (lambda c: c.chat("hi", model="m", extra_body={"x": {1}}), "x cannot be sent as JSON"),
+        (lambda c: c.chat("hi", model="m", top_p=math.nan), "top_p cannot be sent as JSON"),
+        (lambda c: c.chat("hi", stop=b"hi"), "stop cannot be sent as JSON"),  # before listing
+        (lambda c: c.embed("a", extra_body={"x": b""}), "x cannot be sent as JSON"),
+        (lambda c: c.chat("hi", model="m", extra_body=5), "extra_body must be a dict"),
+        (lambda c: c.chat("hi", model="m", tools=object()), "tools must be a list"),
+        (lambda c: c.get_model(0), "model must be a non-empty string"),
+        (lambda c: c.get_model(None), "model must be a non-empty string"),
+        (lambda c: c.supports_model(["x"]), "model must be a non-empty string"),
+        (lambda c: c.model_capabilities(b"x"), "model must be a non-empty string"),
+        (lambda c: c.unload_model(5), "instance_id must be a non-empty string"),
+    ],
+)
+def test_bad_arguments_are_value_errors_before_anything_is_sent(
+    rsps: responses.RequestsMock, call: Callable[[lp.LMStudioClient], Any], words: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call(make_client())
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("cache_ttl", 10**400),
+        ("timeout", 10**400),
+        ("deadline", float("inf")),
+        ("max_retries", float("inf")),
+        ("max_response_bytes", float("inf")),
+    ],
+)
+def test_absurd_settings_are_config_errors_naming_them(setting: str, value: Any) -> None:
+    with pytest.raises(lp.ConfigError, match=rf"^{setting}=.* (finite|below|must)") as info:
+        lp.LMStudioClient(**{setting: value})
+    assert len(str(info.value)) < 200
+
+
+# -- 7. dropping a stream closes its connection at once ----------------------
+
+
+def test_dropping_a_stream_closes_its_connection_without_the_garbage_collector(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream("a", "b", "c"))
+    stream = make_client().chat_stream("hi", model="m")
+    assert next(stream).content == ""
+    raw = stream._response.raw
+    gc.disable()
+    try:
+        del stream
+        assert raw.closed
+    finally:
+        gc.enable()
+
+
+# -- 12. no socket kept alive by an error's traceback ------------------------
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets in /proc")
+@pytest.mark.parametrize(("status", "retries"), [(500, 0), (503, 1)])
+def test_close_after_an_http_error_releases_the_socket(status: int, retries: int) -> None:
+    hung_up = threading.Event()
+    hits: list[int] = []
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_json(h, {"error": "boom"}, status=status)
+        hits.append(1)
+        if len(hits) == retries + 1:  # the last answer: wait for the client to let go
+            if h.rfile.readline() == b"":
+                hung_up.set()
+            h.close_connection = True
+
+    url, stop = serve(handler)
+    gc.disable()
+    try:
+        client = lp.LMStudioClient(base_url=url, max_retries=retries, sleep=Sleeps())
+        with pytest.raises(lp.ServerError):
+            client.chat("hi", model="m")
+        client.close()
+        assert hung_up.wait(2), "the client kept its socket open after close()"
+    finally:
+        gc.enable()
+        stop()
+
+
+# -- 13. threads that shared a failed load each get their own error ----------
+
+
+def test_threads_sharing_a_failed_load_each_raise_their_own_copy() -> None:
+    cache = lp.TTLCache(60)
+    gate = threading.Event()
+    shared: list[BaseException] = []
+
+    def load() -> str:
+        gate.wait(2)
+        error = lp.ServerError("boom", status_code=500, body={"e": 1})
+        shared.append(error)
+        raise error
+
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            cache.get_or_load("k", load)
+        except lp.LMStudioError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    gate.set()
+    for thread in threads:
+        thread.join()
+    (cause,) = shared
+    copies = [e for e in errors if e is not cause]
+    assert len(copies) == 5 and len({id(e) for e in copies}) == 5
+    for copy in copies:
+        assert type(copy) is lp.ServerError and str(copy) == "boom"
+        assert copy.status_code == 500 and copy.body == {"e": 1}
+        assert copy.__cause__ is cause
+        assert len(traceback.extract_tb(copy.__traceback__)) < 6
+    assert len(traceback.extract_tb(cause.__traceback__)) < 6
+
+
+# -- 14. behaviours a mutation sample found unpinned -------------------------
+
+
+def test_stream_choice_without_delta_still_finishes(rsps: responses.RequestsMock) -> None:
+    finish = {"choices": [{"index": 0, "finish_reason": "stop"}]}
+    mock_sse(rsps, sse_stream(delta_chunk({"content": "Hi"}), finish, done=False))
+    stream = make_client().chat_stream("hi", model="m")
+    chunks = list(stream)
+    assert [c.content for c in chunks] == ["Hi", ""]
+    assert stream.response.finish_reason == "stop" and stream.response.content == "Hi"
+
+
+def test_null_tool_calls_in_a_plain_answer_are_skipped(rsps: responses.RequestsMock) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [None, call, 5]}))
+    reply = make_client().chat("hi", model="m")
+    assert [c["function"]["name"] for c in reply.tool_calls] == ["f"]
+
+
+def test_split_think_without_a_think_block_streams_chunk_by_chunk(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream("Hello", " there", "!"))
+    stream = make_client().chat_stream("hi", model="m", split_think=True)
+    contents = [c.content for c in stream]
+    assert contents[1:4] == ["Hello", " there", "!"]  # each as it came, not held to the end
+    assert stream.response.content == "Hello there!" and stream.response.reasoning == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[Errno 11001] getaddrinfo failed", "host name not found"),
+        (
+            "Failed to resolve 'lms.test' ([Errno -2] Name or service not known)",
+            "host name not found",
+        ),
+        ("nodename nor servname provided, or not known", "host name not found"),
+        ("[Errno 111] Connection refused", "connection refused"),
+        ("timed out", "connection timed out"),
+        ("something else", "cannot connect"),
+    ],
+)
+def test_connect_failure_reasons_per_platform(text: str, reason: str) -> None:
+    assert lp._connect_failure_reason(Exception(text)) == reason
+
+
+# -- decided: SSE per the spec -----------------------------------------------
+
+
+def test_sse_skips_a_leading_bom_even_split_across_chunks() -> None:
+    body = b"\xef\xbb\xbfdata: one\n\ndata: two\n\n"
+    assert list(lp.iter_sse([body])) == [("message", "one"), ("message", "two")]
+    assert list(lp.iter_sse([body[:1], body[1:2], body[2:5], body[5:]])) == [
+        ("message", "one"),
+        ("message", "two"),
+    ]
+    assert list(lp.iter_sse([b"\xef\xbb", b""])) == []  # a lone BOM start is no event
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
+def test_sse_line_endings_lf_crlf_and_cr_alone(end: bytes) -> None:
+    body = b"event: x" + end + b"data: a" + end + b"data: b" + end + end + b"data: c" + end + end
+    expected = [("x", "a\nb"), ("message", "c")]
+    assert list(lp.iter_sse([body])) == expected
+    assert list(lp.iter_sse([bytes([b]) for b in body])) == expected
+
+
+def test_sse_crlf_split_between_chunks_is_one_line_end() -> None:
+    chunks = [b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]
+    assert list(lp.iter_sse(chunks)) == [("message", "a\nb")]
+
+
+def test_sse_one_long_line_in_many_chunks() -> None:
+    line = b"data: " + b"x" * 1_000_000
+    chunks = [line[i : i + 1000] for i in range(0, len(line), 1000)] + [b"\n\n"]
+    ((event, data),) = lp.iter_sse(chunks)
+    assert event == "message" and len(data) == 1_000_000
+
+
+def test_one_event_larger_than_max_response_bytes_stops_reading(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, b"data: " + b"x" * 5000)
+    stream = make_client(max_response_bytes=1000).chat_stream("hi", model="m")
+    with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes=1000"):
+        list(stream)
+
+
+def test_empty_finish_reason_is_no_finish_reason(rsps: responses.RequestsMock) -> None:
+    events = [delta_chunk({"content": "Hel"}, ""), delta_chunk({"content": "lo"}, "")]
+    mock_sse(rsps, sse_stream(*events, done=False))
+    stream = make_client().chat_stream("hi", model="m")
+    with pytest.raises(lp.StreamError) as info:
+        for chunk in stream:
+            assert chunk.finish_reason is None
+    assert info.value.partial == "Hello"
+
+
+def test_empty_finish_reason_in_a_plain_answer_is_none(rsps: responses.RequestsMock) -> None:
+    body = chat_body("hi")
+    body["choices"][0]["finish_reason"] = ""
+    rsps.post(CHAT_URL, json=body)
+    assert make_client().chat("hi", model="m").finish_reason is None
+
+
+# -- decided: corrupt compression is the server's broken answer --------------
+
+
+def test_corrupt_gzip_body_is_malformed(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        CHAT_URL,
+        body=b"\x1f\x8b\x08\x00garbage-not-gzip",
+        headers={"Content-Encoding": "gzip"},
+        content_type="application/json",
+    )
+    with pytest.raises(lp.MalformedResponseError, match="compressed body is corrupt"):
+        make_client().chat("hi", model="m")
+
+
+def test_corrupt_gzip_stream_is_malformed() -> None:
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    with raw_server(head + b"\x1f\x8b\x08\x00garbage-not-gzip" * 10) as url:
+        stream = make_client(base_url=url).chat_stream("hi", model="m")
+        with pytest.raises(lp.MalformedResponseError, match="compressed body is corrupt"):
+            list(stream)
+
+
+def test_gzip_bomb_stops_at_max_response_bytes() -> None:
+    bomb = gzip.compress(b"{" + b" " * 20_000_000 + b"}")
+    answer = http_answer(
+        bomb,
+        "Content-Type: application/json",
+        "Content-Encoding: gzip",
+        f"Content-Length: {len(bomb)}",
+    )
+    with raw_server(answer) as url:
+        client = make_client(base_url=url, max_response_bytes=1_000_000)
+        with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes"):
+            client.chat("hi", model="m")
+
+
+# -- decided: a read timeout mid-stream carries the partial text ---------------
+
+
+def test_read_timeout_in_the_middle_of_a_stream_carries_partial() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+
+    def act(conn: socket.socket) -> None:
+        conn.sendall(head + sse_event(delta_chunk({"content": "Hel"})))
+        time.sleep(1.0)
+
+    with raw_server(act) as url:
+        stream = make_client(base_url=url).chat_stream("hi", model="m", timeout=0.2)
+        with pytest.raises(lp.RequestTimeoutError) as info:
+            list(stream)
+        assert info.value.partial == "Hel"
+        with pytest.raises(lp.RequestTimeoutError):
+            _ = stream.response
+
+
+# -- decided: discover() is bounded ------------------------------------------
+
+
+def test_discover_against_a_dripping_server_keeps_its_timeout(
+    closed_discovery: tuple[str, str],
+) -> None:
+    models = json.dumps({"data": [{"id": "m"}]}).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+    with raw_server(drip(head, models, 0.05)) as url:
+        started = time.monotonic()
+        assert lp.discover([url], timeout=0.3, environ={}) is None
+        assert time.monotonic() - started < 3  # bounded, not ~1 s per byte forever
+
+
+def test_discover_reads_at_most_a_mebibyte(closed_discovery: tuple[str, str]) -> None:
+    huge = b'{"data": [], "pad": "' + b"x" * 2_000_000 + b'"}'
+    with raw_server(http_answer(huge, "Content-Type: application/json")) as url:
+        assert lp.discover([url], timeout=2, environ={}) is None
+    small = b'{"data": []}'
+    with raw_server(http_answer(small, "Content-Type: application/json")) as url:
+        assert lp.discover([url], timeout=2, environ={}) == url
+
+
+def test_discover_refuses_a_non_list_of_candidates() -> None:
+    with pytest.raises(ValueError, match="candidates must be a list of URLs"):
+        lp.discover(5, environ={})  # type: ignore[arg-type]
+
+
+# -- decided: an overall deadline --------------------------------------------
+
+
+def test_deadline_bounds_a_body_dripped_a_byte_at_a_time() -> None:
+    body = json.dumps(chat_body("hi")).encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with raw_server(drip(head, body, 0.05)) as url:
+        client = make_client(base_url=url)
+        started = time.monotonic()
+        with pytest.raises(lp.RequestTimeoutError, match=r"the deadline of 0\.4 s passed"):
+            client.chat("hi", model="m", timeout=5, deadline=0.4)
+        assert time.monotonic() - started < 3
+
+
+def test_deadline_counts_retries_and_backoff(rsps: responses.RequestsMock) -> None:
+    clock = FakeClock()
+    sleeps = Sleeps()
+
+    def sleep(seconds: float) -> None:
+        sleeps(seconds)
+        clock.advance(seconds)
+
+    rsps.post(CHAT_URL, status=503, json={"error": "busy"}, headers={"Retry-After": "4"})
+    client = make_client(max_retries=5, sleep=sleep, clock=clock)
+    with pytest.raises(lp.RequestTimeoutError, match=r"deadline of 10 s passed after 3 attempts"):
+        client.chat("hi", model="m", deadline=10)
+    assert sleeps == [4, 4] and len(rsps.calls) == 3
+
+
+def test_deadline_from_the_environment(rsps: responses.RequestsMock) -> None:
+    config = lp.LMStudioConfig.from_env(
+        environ={"LMSTUDIO_DEADLINE": "2.5", "LMSTUDIO_BASE_URL": BASE}
+    )
+    assert config.deadline == 2.5
+    assert lp.LMStudioConfig.from_env(environ={}).deadline is None
+    with pytest.raises(lp.ConfigError, match="LMSTUDIO_DEADLINE='soon' is not a number"):
+        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_DEADLINE": "soon"})
+
+
+def test_stream_deadline_covers_the_wait_for_the_first_byte_only() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+
+    def late(conn: socket.socket) -> None:
+        time.sleep(1.0)
+        conn.sendall(head + content_stream("x"))
+
+    with raw_server(late) as url, pytest.raises(lp.RequestTimeoutError, match=r"0\.3 s passed"):
+        make_client(base_url=url).chat_stream("hi", model="m", deadline=0.3)
+
+    def slow_tokens(conn: socket.socket) -> None:
+        conn.sendall(head + sse_event(delta_chunk({"content": "a"})))
+        time.sleep(0.6)  # longer than the deadline, shorter than the read timeout
+        conn.sendall(sse_stream(delta_chunk({"content": "b"}, "stop")))
+
+    with raw_server(slow_tokens) as url:
+        stream = make_client(base_url=url).chat_stream("hi", model="m", deadline=0.3)
+        assert stream.text() == "ab"
+
+
+# -- fuzz: seeded, standard library only --------------------------------------
+
+
+def sse_variants(rng: random.Random) -> tuple[bytes, list[tuple[str, str]]]:
+    """A random valid SSE body and the events it holds."""
+    events = []
+    body = b"\xef\xbb\xbf" if rng.random() < 0.3 else b""
+    end = rng.choice([b"\n", b"\r\n", b"\r"])
+    for _ in range(rng.randrange(1, 6)):
+        if rng.random() < 0.3:
+            body += b": a comment" + end
+        name = rng.choice(["", "message", "error", "chat.end"])
+        if name:
+            body += b"event: " + name.encode() + end
+        lines = [
+            rng.choice(["x", "héllo", '{"a": 1}', "", " spaced"])
+            for _ in range(rng.randrange(1, 3))
+        ]
+        for line in lines:
+            body += b"data: " + line.encode() + end
+        body += end
+        events.append((name or "message", "\n".join(lines)))
+    return body, events
+
+
+def test_fuzz_random_splits_of_sse_give_the_same_events() -> None:
+    rng = fuzz_rng("splits")
+    for round_ in range(300):
+        body, events = sse_variants(rng)
+        cuts = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randrange(0, 12))))
+        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
+        assert list(lp.iter_sse(pieces)) == events, seeded(f"round {round_}: {pieces!r}")
+
+
+def stream_over(data: bytes, cls: type[lp.ChatStream] | type[lp.CompletionStream]) -> Any:
+    """A stream class reading ``data`` as its body, without a client or a mock."""
+    response = requests.Response()
+    response.status_code = 200
+    response.raw = urllib3.HTTPResponse(body=io.BytesIO(data), preload_content=False)
+    return cls(response, read_timeout=1.0, max_bytes=1 << 20, started=0.0)
+
+
+def test_fuzz_a_stream_cut_at_every_byte_is_never_a_short_answer() -> None:
+    chat = content_stream("Hel", "lo, ", "wor", "ld")
+    text_events = [completion_chunk(p) for p in ("Hel", "lo, ", "wor", "ld")]
+    completion = sse_stream(*text_events, completion_chunk("", "stop"))
+    for full, cls in ((chat, lp.ChatStream), (completion, lp.CompletionStream)):
+        for cut in range(len(full) + 1):
+            stream = stream_over(full[:cut], cls)
+            where = f"{cls.__name__} cut at byte {cut} of {len(full)}"
+            try:
+                text = stream.text()
+            except lp.StreamError as exc:
+                assert "Hello, world".startswith(exc.partial), where
+                assert "incomplete" in str(exc), where
+                continue
+            assert text == "Hello, world", f"{where}: a short answer passed as whole"
+            assert stream.response.finish_reason == "stop", where
+
+
+FIELD_NAMES = [
+    "id",
+    "choices",
+    "message",
+    "content",
+    "delta",
+    "finish_reason",
+    "data",
+    "models",
+    "error",
+    "usage",
+    "state",
+    "loaded_instances",
+    "quantization",
+    "tool_calls",
+    "function",
+    "name",
+    "arguments",
+    "index",
+    "embedding",
+    "instance_id",
+    "key",
+    "type",
+]
+
+
+def random_json(rng: random.Random, depth: int = 0) -> Any:
+    roll = rng.random()
+    if depth > 3 or roll < 0.5:
+        return rng.choice(
+            [
+                None,
+                True,
+                False,
+                0,
+                -1,
+                7,
+                1.5,
+                10**30,
+                "",
+                "x",
+                "a\nb",
+                "<think>",
+                "[DONE]",
+                "é" * 3,
+                "model not found",
+                "stop",
+                SECRET,
+            ]
+        )
+    if roll < 0.75:
+        return [random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice(FIELD_NAMES): random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every key path inside a JSON value, the value itself included."""
+    yield prefix
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        yield from json_paths(item, (*prefix, key))
+
+
+def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = json.loads(json.dumps(value))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return copy
+
+
+def finished(stream: lp.ChatStream) -> lp.ChatResponse:
+    for _ in stream:
+        pass
+    return stream.response
+
+
+EMBED_BODY = {"data": [{"embedding": [0.1, 0.2], "index": 0}], "model": "e"}
+COMPLETION_BODY = {"id": "c", "model": "m", "choices": [{"text": "x", "finish_reason": "stop"}]}
+
+#: route -> (template answer, the calls that read it)
+FUZZ_ROUTES: dict[str, tuple[Any, list[Callable[[lp.LMStudioClient], Any]]]] = {
+    "chat": (
+        chat_body("{}"),
+        [
+            lambda c: c.chat("hi", model="m"),
+            lambda c: c.chat("hi", model="m", json_schema={"type": "object"}, split_think=True),
+            lambda c: c.run_tools("hi", {"f": lambda: "x"}, model="m", max_rounds=1),
+        ],
+    ),
+    "complete": (COMPLETION_BODY, [lambda c: c.complete("hi", model="m")]),
+    "embed": (EMBED_BODY, [lambda c: c.embed(["a"], model="e")]),
+    "load": (LOAD_ANSWER, [lambda c: c.load_model("m")]),
+    "v1 models": (
+        V1_MODEL_LIST,
+        [
+            lambda c: c.list_models(),
+            lambda c: c.chat("hi"),
+            lambda c: c.resolve_model("qwen3-8b"),
+            lambda c: c.model_capabilities("qwen/qwen3-8b"),
+        ],
+    ),
+    "v0 models": (V0_MODELS, [lambda c: c.list_models(), lambda c: c.embed("a")]),
+    "error": (
+        {"error": {"message": "x", "code": "c", "type": "t"}},
+        [
+            lambda c: c.chat("hi", model="m"),
+        ],
+    ),
+    "stream": (
+        delta_chunk({"content": "a", "tool_calls": [{"index": 0, "function": {"name": "f"}}]}),
+        [
+            lambda c: c.chat_stream("hi", model="m").text(),
+            lambda c: finished(c.chat_stream("hi", model="m", split_think=True, json_schema={})),
+        ],
+    ),
+}
+
+
+def serve_fuzzed(mock: responses.RequestsMock, route: str, body: Any, status: int) -> None:
+    """Every route answers its template; the fuzzed route answers ``body``."""
+    encoded = json.dumps(body)
+    lists = {
+        "v1 models": (V1_MODELS_URL, UNEXPECTED),
+        "v0 models": (f"{BASE}/api/v0/models", V0_MODELS),
+    }
+    for name, (url, normal) in lists.items():
+        if name == route:
+            mock.get(url, body=encoded, status=status, content_type="application/json")
+        else:
+            mock.get(url, json=normal)
+    mock.get(f"{BASE}/v1/models", json={"data": [{"id": "m"}]})
+    if route == "stream":
+        stream = sse_event(body) + sse_stream(delta_chunk({}, "stop"))
+        mock.post(CHAT_URL, body=stream, content_type="text/event-stream")
+    else:
+        mock.post(CHAT_URL, body=encoded, status=status, content_type="application/json")
+    for path in ("/v1/completions", "/v1/embeddings", "/api/v1/models/load"):
+        mock.post(f"{BASE}{path}", body=encoded, status=status, content_type="application/json")
+
+
+def test_fuzz_random_json_at_every_field_of_every_route_raises_lmstudio_errors_only() -> None:
+    rng = fuzz_rng("shapes")
+    tried = 0
+    for route, (template, calls) in FUZZ_ROUTES.items():
+        for path in json_paths(template):
+            for _ in range(2):
+                body = replaced(template, path, random_json(rng))
+                status = rng.choice([200, 200, 200, 400, 404, 500])
+                with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+                    serve_fuzzed(mock, route, body, status)
+                    for call in calls:
+                        tried += 1
+                        try:
+                            call(make_client())
+                        except lp.LMStudioError:
+                            pass
+                        except Exception as exc:
+                            pytest.fail(seeded(f"{route} {path} = {body!r}: {exc!r}"))
+    assert tried > 400
+
+
+HOSTILE_VALUES: list[Any] = [
+    b"x",
+    {1, 2},
+    math.nan,
+    math.inf,
+    10**400,
+    -1,
+    0,
+    "",
+    "\n",
+    object(),
+    [None],
+    {"a": b"x"},
+    (lambda: 0),
+    True,
+    [],
+    {},
+    "x" * 10_000,
+    [{"role": 5}],
+    2**5000,
+]
+
+#: public call -> (valid arguments, the arguments to fuzz)
+FUZZ_CALLS: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "chat": (
+        {"messages": "hi", "model": "m"},
+        [
+            "messages",
+            "model",
+            "temperature",
+            "max_tokens",
+            "stop",
+            "seed",
+            "tools",
+            "tool_choice",
+            "response_format",
+            "json_schema",
+            "schema_name",
+            "timeout",
+            "deadline",
+            "extra_body",
+            "top_p",
+        ],
+    ),
+    "chat_stream": (
+        {"messages": "hi", "model": "m"},
+        [
+            "model",
+            "temperature",
+            "max_tokens",
+            "stop",
+            "tools",
+            "timeout",
+            "deadline",
+            "extra_body",
+            "json_schema",
+        ],
+    ),
+    "complete": (
+        {"prompt": "hi", "model": "m"},
+        [
+            "prompt",
+            "model",
+            "temperature",
+            "max_tokens",
+            "stop",
+            "seed",
+            "timeout",
+            "deadline",
+            "extra_body",
+        ],
+    ),
+    "complete_stream": ({"prompt": "hi", "model": "m"}, ["prompt", "max_tokens", "timeout"]),
+    "embed": (
+        {"input": "a", "model": "e"},
+        ["input", "model", "timeout", "deadline", "extra_body"],
+    ),
+    "get_model": ({}, ["model_id"]),
+    "supports_model": ({}, ["model_id"]),
+    "model_capabilities": ({}, ["model_id"]),
+    "resolve_model": ({}, ["name"]),
+    "load_model": (
+        {"model": "m"},
+        ["model", "context_length", "flash_attention", "ttl", "timeout", "deadline", "extra_body"],
+    ),
+    "unload_model": ({}, ["instance_id"]),
+    "run_tools": (
+        {"messages": "hi", "tools": {"f": lambda: "x"}, "model": "m"},
+        ["messages", "tools", "model", "max_rounds"],
+    ),
+}
+
+
+def test_fuzz_random_arguments_fail_as_value_errors_before_anything_is_sent() -> None:
+    rng = fuzz_rng("arguments")
+    refused = 0
+    for name, (valid, fuzzed) in FUZZ_CALLS.items():
+        for argument in fuzzed:
+            for value in rng.sample(HOSTILE_VALUES, 6):
+                arguments = {**valid, argument: value}
+                call = seeded(f"{name}({argument}={type(value).__name__} value)")
+                with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+                    try:
+                        result = getattr(make_client(), name)(**arguments)
+                        if isinstance(result, (lp.ChatStream, lp.CompletionStream)):
+                            result.close()
+                    except ValueError:
+                        refused += 1
+                        assert len(mock.calls) == 0, f"{call}: sent before refusing"
+                    except lp.LMStudioError:
+                        pass  # well formed: sent, and the (absent) server answered
+                    except Exception as exc:
+                        pytest.fail(f"{call} raised {exc!r}")
+    assert refused > 150  # the sample really hit the checks
 
 
 # ----------------------------------------------------------------------------
