@@ -3631,9 +3631,12 @@ def sent_json(rsps: responses.RequestsMock, index: int = -1) -> Any:
 
 
 def without_read1(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make urllib3 look older than 2.3, which has no HTTPResponse.read1()."""
-    for cls in (urllib3.response.HTTPResponse, urllib3.response.BaseHTTPResponse):
-        monkeypatch.delattr(cls, "read1")
+    """Make urllib3 look older than 2.3, which has no HTTPResponse.read1() (1.26 has no
+    BaseHTTPResponse either: there the old path is the only one)."""
+    for name in ("HTTPResponse", "BaseHTTPResponse"):
+        cls = getattr(urllib3.response, name, None)
+        if cls is not None and "read1" in vars(cls):
+            monkeypatch.delattr(cls, "read1")
 
 
 # ----------------------------------------------------------------------------
