@@ -1174,6 +1174,35 @@ def test_cli_bad_config_is_one_line_exit_1(
     )
 
 
+def test_cli_models_with_none_says_how_to_get_one(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.get(f"{BASE}/api/v1/models", json={"models": []})
+    assert lp.main(["models", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "no models (download one in LM Studio or with `lms get`)\n"
+
+
+def test_cli_help_describes_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lp.main(["--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    for words in (
+        "models list the server's models",
+        "health check that the server answers",
+        "chat chat with a model (streams the answer)",
+        "complete complete raw text, without a chat template",
+        "embed print the embedding of a text as JSON",
+        "load load a model now (LM Studio 0.4+)",
+        "unload unload a loaded model instance (LM Studio 0.4+)",
+    ):
+        assert words in shown
+
+
+def test_empty_model_setting_is_a_config_error() -> None:
+    with pytest.raises(lp.ConfigError, match=r"^model is empty$"):
+        lp.LMStudioConfig(model="   ")
+    assert lp.LMStudioConfig(model=" m ").model == " m "  # kept as given otherwise
+
+
 def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert lp.main([]) == 2
     assert lp.main(["fly"]) == 2
@@ -4718,7 +4747,7 @@ def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
     def load() -> str:
         calls.append(1)
         gate.wait(2)
-        raise lp.ServerError("boom", status_code=500)
+        raise lp.ServerError("boom", status_code=500, body={"e": len(calls)})
 
     errors: list[BaseException] = []
 
@@ -4737,6 +4766,17 @@ def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
         thread.join()
     assert len(calls) == 1  # not once per waiting thread, one after another
     assert len(errors) == 6 and all(str(e) == "boom" for e in errors)
+    # Each waiting thread raises its own copy, chained to the one failure: one
+    # object raised in six threads would grow its traceback with every raise.
+    (cause,) = [e for e in errors if e.__cause__ is None]
+    copies = [e for e in errors if e is not cause]
+    assert len({id(e) for e in copies}) == 5
+    for copy in copies:
+        assert type(copy) is lp.ServerError and str(copy) == "boom"
+        assert copy.status_code == 500 and copy.body == {"e": 1}
+        assert copy.__cause__ is cause
+        assert len(traceback.extract_tb(copy.__traceback__)) <= 3
+    assert len(traceback.extract_tb(cause.__traceback__)) <= 4
     with pytest.raises(lp.ServerError):  # a later caller tries again
         cache.get_or_load("k", load)
     assert len(calls) == 2
@@ -5339,44 +5379,40 @@ def test_close_after_an_http_error_releases_the_socket(status: int, retries: int
         stop()
 
 
-# -- 13. threads that shared a failed load each get their own error ----------
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streaming-in"])
+def test_a_body_over_the_limit_hangs_up_at_once(declared: bool) -> None:
+    hung_up = threading.Event()
+    length = "Content-Length: 10000000\r\n" if declared else ""
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{length}\r\n".encode()
 
-
-def test_threads_sharing_a_failed_load_each_raise_their_own_copy() -> None:
-    cache = lp.TTLCache(60)
-    gate = threading.Event()
-    shared: list[BaseException] = []
-
-    def load() -> str:
-        gate.wait(2)
-        error = lp.ServerError("boom", status_code=500, body={"e": 1})
-        shared.append(error)
-        raise error
-
-    errors: list[BaseException] = []
-
-    def worker() -> None:
+    def act(conn: socket.socket) -> None:
+        conn.settimeout(3)
         try:
-            cache.get_or_load("k", load)
-        except lp.LMStudioError as exc:
-            errors.append(exc)
+            conn.sendall(head + b"[" + b" " * 300_000)
+            if conn.recv(1) == b"":
+                hung_up.set()
+        except socket.timeout:
+            pass  # still connected: the failure this test looks for
+        except OSError:  # reset or broken pipe: the client hung up mid-send
+            hung_up.set()
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    time.sleep(0.1)
-    gate.set()
-    for thread in threads:
-        thread.join()
-    (cause,) = shared
-    copies = [e for e in errors if e is not cause]
-    assert len(copies) == 5 and len({id(e) for e in copies}) == 5
-    for copy in copies:
-        assert type(copy) is lp.ServerError and str(copy) == "boom"
-        assert copy.status_code == 500 and copy.body == {"e": 1}
-        assert copy.__cause__ is cause
-        assert len(traceback.extract_tb(copy.__traceback__)) < 6
-    assert len(traceback.extract_tb(cause.__traceback__)) < 6
+    gc.disable()
+    try:
+        with raw_server(act) as url:
+            client = make_client(base_url=url, max_response_bytes=100_000)
+            with pytest.raises(
+                lp.MalformedResponseError, match="max_response_bytes=100000"
+            ) as info:
+                client.chat("hi", model="m")
+            # The caller keeps the error (and so its traceback): the socket must be let go.
+            assert hung_up.wait(3), "the connection stayed open after the refused body"
+            assert info.value.__traceback__ is not None
+    finally:
+        gc.enable()
+
+
+# -- 13. threads that shared a failed load: see
+# test_cache_shares_a_failed_load_with_the_threads_that_waited
 
 
 # -- 14. behaviours a mutation sample found unpinned -------------------------
@@ -5582,9 +5618,13 @@ def test_deadline_bounds_a_body_dripped_a_byte_at_a_time() -> None:
     with raw_server(drip(head, body, 0.05)) as url:
         client = make_client(base_url=url)
         started = time.monotonic()
-        with pytest.raises(lp.RequestTimeoutError, match=r"the deadline of 0\.4 s passed"):
+        with pytest.raises(lp.RequestTimeoutError) as info:
             client.chat("hi", model="m", timeout=5, deadline=0.4)
         assert time.monotonic() - started < 3
+    assert str(info.value) == (
+        "reading the body: the deadline of 0.4 s passed; "
+        "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
+    )
 
 
 def test_deadline_counts_retries_and_backoff(rsps: responses.RequestsMock) -> None:
