@@ -353,6 +353,20 @@ def test_api_key_never_in_repr() -> None:
         assert SECRET not in text
     assert "api_key=<set>" in repr(config)
     assert "api_key=None" in repr(lp.LMStudioConfig())
+    assert repr(client) == "LMStudioClient(base_url='http://localhost:1234', model=None)"
+
+
+def test_records_repr_like_dataclasses_without_raw() -> None:
+    assert repr(lp.Usage(1, 2, 3)) == "Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3)"
+    info = lp.ModelInfo("m", raw={"big": "x" * 1000})
+    assert repr(info).startswith("ModelInfo(id='m', type=None, state=None, ")
+    assert "big" not in repr(info)
+
+
+def test_timeout_out_of_range_names_the_bounds_and_the_value(rsps: responses.RequestsMock) -> None:
+    with pytest.raises(ValueError) as info:
+        make_client().chat("hi", model="m", timeout=-1)
+    assert str(info.value) == "timeout must be > 0 and below 1e+07 s, not -1"
 
 
 def test_client_builds_config_from_overrides_and_environment(
