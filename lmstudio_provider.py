@@ -1868,12 +1868,13 @@ def _check_model_name(model: Any, what: str = "model") -> None:
 def _never_connected(exc: BaseException) -> bool:
     """True when the request cannot have reached the server (safe to retry).
 
-    requests wraps urllib3's errors; their class names are matched so this
-    file imports nothing but requests.
+    requests wraps urllib3's errors; the class name is matched so this file
+    imports nothing but requests. urllib3's NameResolutionError derives from
+    NewConnectionError, and requests turns other connect timeouts into
+    ``requests.ConnectTimeout`` itself.
     """
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    names = {cls.__name__ for cls in type(reason).__mro__}
-    return bool(names & {"NewConnectionError", "ConnectTimeoutError", "NameResolutionError"})
+    return any(cls.__name__ == "NewConnectionError" for cls in type(reason).__mro__)
 
 
 #: How resolvers say "no such host": glibc, urllib3 2, macOS, Windows.

@@ -3159,6 +3159,8 @@ def test_json_cut_by_max_tokens_says_so(rsps: responses.RequestsMock) -> None:
 def test_parse_json_content_unit() -> None:
     assert lp._parse_json_content("```json\n[1, 2]\n```", "stop", lp._NO_SECRETS) == [1, 2]
     assert lp._parse_json_content("42", None, lp._NO_SECRETS) == 42
+    fenced = '```json\n{"code": "```py"}\n```'  # a fence inside the JSON stays in it
+    assert lp._parse_json_content(fenced, "stop", lp._NO_SECRETS) == {"code": "```py"}
     with pytest.raises(lp.MalformedResponseError, match="max_tokens"):
         lp._parse_json_content("[1, 2", "length", lp._NO_SECRETS)
 
