@@ -24,6 +24,7 @@ https://pypi.org/project/lmstudio-provider/
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -155,7 +156,6 @@ QUOTE_LIMIT = 200
 ID_LIMIT = 80
 MAX_LISTED_IDS = 5
 VALID_ROLES = frozenset({"system", "user", "assistant", "tool"})
-LLM_TYPES = frozenset({"llm", "vlm"})
 EMBEDDING_TYPE = "embeddings"
 
 START_SERVER_ADVICE = (
@@ -326,6 +326,9 @@ MESSAGE_ERRORS: tuple[tuple[str, type[APIError]], ...] = (
 )
 
 
+_compiled_patterns: list[tuple[re.Pattern[str], type[APIError]]] = []
+
+
 def _message_patterns() -> list[tuple[re.Pattern[str], type[APIError]]]:
     """MESSAGE_ERRORS compiled on first use: errors are rare, imports are not."""
     if not _compiled_patterns:
@@ -333,9 +336,6 @@ def _message_patterns() -> list[tuple[re.Pattern[str], type[APIError]]]:
             (re.compile(pattern, re.IGNORECASE), cls) for pattern, cls in MESSAGE_ERRORS
         )
     return _compiled_patterns
-
-
-_compiled_patterns: list[tuple[re.Pattern[str], type[APIError]]] = []
 
 
 _ErrorT = TypeVar("_ErrorT", bound=LMStudioError)
@@ -1308,6 +1308,37 @@ def _parse_embeddings(body: Any, count: int, redactor: _Redactor) -> EmbeddingRe
     )
 
 
+def _model_list(
+    body: Any, key: str, parse: Callable[[JSONDict], ModelInfo]
+) -> list[ModelInfo] | None:
+    """The models under ``body[key]``, None for another shape; entries without an id are dropped."""
+    entries = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        return None
+    models = (parse(entry) for entry in entries if isinstance(entry, dict))
+    return [model for model in models if model.id]
+
+
+def _models_v1(body: Any) -> list[ModelInfo] | None:
+    return _model_list(body, "models", ModelInfo.from_v1)
+
+
+def _models_v0(body: Any) -> list[ModelInfo] | None:
+    return _model_list(body, "data", ModelInfo.from_v0)
+
+
+def _models_openai(body: Any) -> list[ModelInfo] | None:
+    return _model_list(body, "data", ModelInfo.from_openai)
+
+
+#: Where the model list lives, richest first, with the parser for each shape.
+MODEL_ROUTES: tuple[tuple[str, Callable[[Any], list[ModelInfo] | None]], ...] = (
+    ("/api/v1/models", _models_v1),
+    ("/api/v0/models", _models_v0),
+    ("/v1/models", _models_openai),
+)
+
+
 @runtime_checkable
 class ModelProvider(Protocol):
     """The seam to write code against: an LM Studio client, or a fake in tests."""
@@ -1334,67 +1365,131 @@ class ModelProvider(Protocol):
 
 
 # ============================================================================
-# Streaming: server-sent events from bytes to chunks
+# Transport: send, retry, read within limits
 # ============================================================================
 
 
-_BOM = b"\xef\xbb\xbf"
+def _is_finite(number: float) -> bool:
+    """math.isfinite without the OverflowError for an int like 10**400."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
-def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
-    """Yield ``(event, data)`` for each server-sent event as soon as it is complete.
+class _Deadline:
+    """When a whole call must be over: ``deadline`` seconds after it began.
 
-    Works on bytes and splits lines before decoding, so a UTF-8 character cut
-    in two by the network survives. As the SSE spec says, a leading BOM is
-    skipped and ``\\n``, ``\\r\\n`` and ``\\r`` all end a line, also when the
-    network splits them. A line arriving in many chunks is joined once, so
-    the cost stays linear. A last event without its blank line is delivered.
+    Read timeouts count per read, so a server dripping a byte at a time could
+    otherwise hold a call for ever; retries and backoff count too.
     """
-    pending: list[bytes] = []  # the pieces of a line whose end has not arrived yet
-    start: bytes | None = b""  # the first bytes, until they are known not to be a BOM
-    after_cr = False  # the last chunk ended in "\\r": a "\\n" opening the next belongs to it
-    event = ""
-    data: list[str] = []
-    for chunk in chunks:
-        if start is not None:
-            start += chunk
-            if len(start) < len(_BOM) and _BOM.startswith(start):
-                continue  # could still be a BOM: wait for more
-            chunk, start = (start[3:] if start.startswith(_BOM) else start), None
-        if after_cr and chunk[:1] == b"\n":
-            chunk = chunk[1:]
-        after_cr = False
-        if b"\r" in chunk:
-            after_cr = chunk[-1:] == b"\r"
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = chunk.split(b"\n")
-        if pending:
-            pending.append(lines[0])
-            if len(lines) == 1:
-                continue  # still inside one long line
-            lines[0] = b"".join(pending)
-            pending = []
-        tail = lines.pop()
-        if tail:
-            pending.append(tail)
-        for line in lines:
-            if not line:  # a blank line dispatches the event
-                if data:
-                    yield event or "message", data[0] if len(data) == 1 else "\n".join(data)
-                    data = []
-                event = ""
-            elif line[:5] == b"data:":  # the hot path
-                value = line[5:].decode("utf-8", "replace")
-                data.append(value[1:] if value[:1] == " " else value)
-            elif line[:6] == b"event:":
-                event = line[6:].decode("utf-8", "replace").strip()
-            # comments (":...") and other fields (id:, retry:) are ignored
-    last = b"".join(pending) if start is None else start
-    if last[:5] == b"data:":
-        value = last[5:].decode("utf-8", "replace")
-        data.append(value[1:] if value[:1] == " " else value)
-    if data:
-        yield event or "message", "\n".join(data)
+
+    def __init__(self, seconds: Any, clock: Callable[[], float]) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ValueError(f"deadline must be a number of seconds, not {_shown(seconds)}")
+        if not (_is_finite(seconds) and 0 < seconds < MAX_TIMEOUT):
+            shown = _shown(seconds)
+            raise ValueError(f"deadline must be > 0 and below {MAX_TIMEOUT:g} s, not {shown}")
+        self.seconds = float(seconds)
+        self._clock = clock
+        self._ends = clock() + self.seconds
+
+    def left(self, what: str, attempts: int, cause: BaseException | None = None) -> float:
+        """Seconds left; past the deadline, raises the error that says so."""
+        left = self._ends - self._clock()
+        if left <= 0:
+            raise self.passed(what, attempts) from cause
+        return left
+
+    def passed(self, what: str, attempts: int) -> RequestTimeoutError:
+        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
+        return RequestTimeoutError(
+            f"{what}: the deadline of {self.seconds:g} s passed{tries}; "
+            "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
+        )
+
+
+def _check_timeout(timeout: Any) -> float:
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not 0 < seconds < MAX_TIMEOUT:  # NaN fails this too
+        raise ValueError(f"timeout must be > 0 and below {MAX_TIMEOUT:g} s, not {_shown(timeout)}")
+    return seconds
+
+
+def _encode(payload: JSONDict) -> bytes:
+    """The request body, encoded before anything is sent: a value JSON cannot carry
+    is the caller's ``ValueError``, naming the option, not a TypeError from deep inside."""
+    try:
+        return json.dumps(payload, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        pass
+    for name, value in payload.items():
+        try:
+            json.dumps({name: value}, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            reason = _one_line(str(exc) or type(exc).__name__, 120)
+            shown = _one_line(name, 80) if isinstance(name, str) else _shown(name)
+            raise ValueError(f"{shown} cannot be sent as JSON: {reason}") from None
+    raise ValueError("the request cannot be sent as JSON")  # pragma: no cover
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The server's requested delay, None when it asked for none, inf when unusable."""
+    value: float | None = None
+    milliseconds = headers.get("retry-after-ms")
+    header = headers.get("retry-after")
+    try:
+        if milliseconds is not None:
+            value = float(milliseconds) / 1000.0
+        elif header is not None:
+            try:
+                value = float(header)
+            except ValueError:
+                from email.utils import parsedate_to_datetime
+
+                when = parsedate_to_datetime(header)
+                value = max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return math.inf
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return math.inf
+    return value
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the request cannot have reached the server (safe to retry).
+
+    requests wraps urllib3's errors; the class name is matched so this file
+    imports nothing but requests. urllib3's NameResolutionError derives from
+    NewConnectionError, and requests turns other connect timeouts into
+    ``requests.ConnectTimeout`` itself.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return any(cls.__name__ == "NewConnectionError" for cls in type(reason).__mro__)
+
+
+#: How resolvers say "no such host": glibc, urllib3 2, macOS, Windows.
+_NAME_NOT_FOUND = ("name or service", "resolution", "failed to resolve", "nodename", "getaddrinfo")
+
+
+def _connect_failure_reason(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if any(sign in text for sign in _NAME_NOT_FOUND):
+        return "host name not found"
+    if "timed out" in text:
+        return "connection timed out"
+    return "cannot connect"
 
 
 def _is_timeout(exc: BaseException | None) -> bool:
@@ -1417,25 +1512,483 @@ def _is_corrupt_encoding(exc: BaseException) -> bool:
     return any(cls.__name__ in ("DecodeError", "ContentDecodingError") for cls in type(exc).__mro__)
 
 
-def _body_reader(response: requests.Response) -> Callable[[], bytes]:
-    """A function returning whatever of the body has arrived (decoded), ``b""`` at its end.
+def _arriving(response: requests.Response) -> Iterator[bytes]:
+    """The body, decoded, in the pieces the network delivers, each as soon as it is here.
 
     Streams need each event the moment it arrives, and deadlines need control
     back between reads; ``iter_content(n)`` would wait for ``n`` bytes.
     """
     raw = response.raw
+    if raw.chunked and raw.supports_chunked_reads():
+        # LM Studio and llama.cpp send one event per HTTP chunk; urllib3's chunk
+        # reader costs a third of what read1() does per chunk.
+        return raw.read_chunked(decode_content=True)  # type: ignore[no-any-return]
     read1 = getattr(raw, "read1", None)  # urllib3 >= 2.3: whatever has arrived
     if read1 is not None:
-        return lambda: read1(65536, decode_content=True)
-    if raw.chunked or response.headers.get("Content-Encoding"):
-        pieces = response.iter_content(None)  # older urllib3: each HTTP chunk as it arrives
-        return lambda: next(pieces, b"")
-    fp: Any = raw._fp  # older urllib3, no chunks: http.client's read1 returns what arrived
-    return lambda: fp.read1(65536)
+        return iter(lambda: read1(65536, decode_content=True), b"")
+    if response.headers.get("Content-Encoding"):
+        return response.iter_content(None)  # older urllib3: it decodes, http.client cannot
+    fp: Any = raw._fp  # older urllib3, plain body: http.client's read1 returns what arrived
+    return iter(lambda: fp.read1(65536), b"")
+
+
+def _content_length(response: requests.Response) -> int | None:
+    """The declared body size; one that is not a plain number is the server's fault."""
+    declared = response.headers.get("Content-Length")
+    if declared is None:
+        return None
+    text = declared.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 20):
+        raise MalformedResponseError(
+            f"the server sent an invalid Content-Length: {_one_line(declared, 40)!r}"
+        )
+    return int(text)
+
+
+def _read_up_to(
+    response: requests.Response, limit: int, ends: _Deadline | None, read_timeout: float
+) -> bytes:
+    """Read a body as it arrives, stopping at ``limit`` bytes (decoded) or at ``ends``."""
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        for piece in _arriving(response):
+            size += len(piece)
+            if size > limit:
+                raise MalformedResponseError(
+                    f"the response exceeded max_response_bytes={limit}; stopped reading"
+                )
+            pieces.append(piece)
+            if ends is not None:
+                ends.left("reading the body", 0)
+    except LMStudioError:
+        raise
+    except Exception as exc:  # requests', urllib3's and the socket's own errors
+        if _is_corrupt_encoding(exc):
+            raise MalformedResponseError(
+                f"the compressed body is corrupt ({type(exc).__name__})"
+            ) from exc
+        if _is_timeout(exc):
+            raise RequestTimeoutError(
+                f"LM Studio stopped sending the body for {read_timeout:g} s"
+            ) from exc
+        raise ServerUnreachableError(
+            f"the connection broke while reading the body ({type(exc).__name__})"
+        ) from exc
+    return b"".join(pieces)
+
+
+def _set_read_timeout(response: requests.Response, seconds: float) -> None:
+    """Give an open response's socket another read timeout (urllib3 1.26 and 2.x).
+
+    The socket hangs off the pooled connection, or, once http.client has let go
+    of it (``Connection: close``), only off the reader of the body.
+    """
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        reader = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
+class _Transport:
+    """How one client talks HTTP: send, retry, read a body within limits.
+
+    Every request goes through :meth:`send`; whether another attempt may help
+    is :meth:`_should_retry`, how long to wait first :meth:`_retry_delay`.
+    Errors come out mapped by the error table, with the secrets redacted.
+    """
+
+    def __init__(
+        self,
+        config: LMStudioConfig,
+        session: requests.Session,
+        sleep: Callable[[float], None],
+        rng: random.Random,
+        clock: Callable[[], float],
+    ) -> None:
+        from urllib.parse import urlsplit
+
+        self._config = config
+        self._session = session
+        self._sleep = sleep
+        self._rng = rng
+        self._clock = clock
+        self._headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+        if config.api_key:
+            self._headers["Authorization"] = f"Bearer {config.api_key}"
+        password = urlsplit(config.base_url).password
+        self.redactor = _Redactor({config.api_key or "": "<api key>", password or "": "***"})
+        #: The base URL as messages show it: without a password.
+        self.where = _without_password(config.base_url)
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        payload: JSONDict | None = None,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+        deadline: float | None = None,
+    ) -> Any:
+        """Send, read within the size limit, parse, and check for an error body."""
+        ends = self._deadline(deadline)
+        response, read_timeout = self.send(
+            method, path, payload, timeout=timeout, retries=retries, ends=ends
+        )
+        data = self._read_body(response, read_timeout, ends)
+        if not data.strip():
+            raise MalformedResponseError(
+                f"{method} {path}: empty body (HTTP {response.status_code}); expected JSON"
+            )
+        what = f"{method} {path}: the body (HTTP {response.status_code})"
+        body = _loads(data, what, self.redactor)
+        if isinstance(body, dict) and body.get("error"):  # LM Studio's "200 but error"
+            raise _api_error_from(response.status_code, body, "", "", 1, self.redactor)
+        return body
+
+    def open_stream(
+        self, path: str, payload: JSONDict, timeout: float | None, deadline: float | None
+    ) -> dict[str, Any]:
+        """Send a streaming request; an error answer raises before any chunk.
+
+        Returns the keyword arguments of the stream class that will read it.
+        """
+        started = self._clock()
+        ends = self._deadline(deadline)
+        response, read_timeout = self.send(
+            "POST", path, payload, timeout=timeout, accept="text/event-stream", ends=ends
+        )
+        content_type = response.headers.get("Content-Type", "")
+        if "json" in content_type:  # an error body, or a server that ignored stream=true
+            data = self._read_body(response, read_timeout, ends)
+            body = self._error_body(data)
+            if isinstance(body, dict) and body.get("error"):
+                raise _api_error_from(response.status_code, body, "", "", 1, self.redactor)
+            raise MalformedResponseError(
+                f"POST {path}: expected an event stream, got {self.redactor.quote(content_type)}"
+                f": {self.redactor.quote(data.decode('utf-8', 'replace'))}"
+            )
+        if ends is not None:  # the deadline covered the wait; the stream has the read timeout
+            _set_read_timeout(response, read_timeout)
+        return {
+            "response": response,
+            "read_timeout": read_timeout,
+            "max_bytes": self._config.max_response_bytes,
+            "started": started,
+            "clock": self._clock,
+            "redactor": self.redactor,
+        }
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        payload: JSONDict | None = None,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+        accept: str = "application/json",
+        ends: _Deadline | None = None,
+    ) -> tuple[requests.Response, float]:
+        """Send with retries; returns a 2xx response whose body is not read yet.
+
+        ``ends`` (from ``deadline``) bounds every wait, retries and backoff included.
+        """
+        what = f"{method} {path}"
+        read_timeout = _check_timeout(self._config.timeout if timeout is None else timeout)
+        body = None if payload is None else _encode(payload)
+        headers = {**self._headers, "Accept": accept}
+        if body is None:
+            del headers["Content-Type"]
+        attempts = 1 + (self._config.max_retries if retries is None else retries)
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._request(
+                    method, path, body, headers, read_timeout, ends, (attempt, attempts)
+                )
+            except requests.RequestException as exc:
+                error: LMStudioError = self._failure(exc, what, read_timeout, attempt)
+                if attempt < attempts and self._should_retry(method, exc, error):
+                    self._wait(self._retry_delay(attempt, {}, error), ends, what, attempt)
+                    continue
+                raise error from exc
+            if response.status_code < 400:
+                return response, read_timeout
+            error, asked = self._error_answer(response, read_timeout, attempt)
+            status = response.status_code
+            del response  # the traceback of the error must not keep the connection alive
+            if self._should_retry(method, status, error):
+                delay = self._retry_delay(attempt, asked, error)  # raises if too long
+                if attempt < attempts:
+                    self._wait(delay, ends, what, attempt)
+                    continue
+            raise error
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        read_timeout: float,
+        ends: _Deadline | None,
+        attempts: tuple[int, int],
+    ) -> requests.Response:
+        """One attempt (number ``attempts[0]`` of ``attempts[1]``), its timeouts cut to
+        what the deadline leaves, logged either way."""
+        what = f"{method} {path}"
+        attempt = attempts[0]
+        connect, read = self._config.connect_timeout, read_timeout
+        if ends is not None:
+            left = ends.left(what, attempt - 1)
+            connect, read = min(connect, left), min(read, left)
+        started = self._clock()
+        try:
+            response = self._session.request(
+                method,
+                self._config.base_url + path,
+                data=body,
+                headers=headers,
+                timeout=(connect, read),
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            self._log(what, type(exc).__name__, started, attempts)
+            if ends is not None:
+                ends.left(what, attempt, cause=exc)  # raises once it has passed
+            raise
+        self._log(what, response.status_code, started, attempts)
+        return response
+
+    # -- the retry policy ---------------------------------------------------
+    def _should_retry(self, method: str, failure: Exception | int, error: LMStudioError) -> bool:
+        """Whether another attempt may help.
+
+        Yes when the request never reached the server; when a GET (or, with
+        ``retry_on_timeout``, a POST: the model may still be generating) timed
+        out; when a GET lost its connection; when the server or a proxy said it
+        is busy (429, 502, 503, 504) and the body named no other error. LM
+        Studio's 500s are deterministic: never.
+        """
+        if isinstance(failure, int):  # an HTTP status
+            return failure in RETRY_STATUSES and type(error) in (RateLimitError, ServerError)
+        if _never_connected(failure):
+            return True
+        if isinstance(failure, requests.Timeout):
+            return method == "GET" or self._config.retry_on_timeout
+        return isinstance(failure, requests.ConnectionError) and method == "GET"
+
+    def _retry_delay(self, attempt: int, asked: Mapping[str, str], error: LMStudioError) -> float:
+        """Seconds before the next attempt: the server's Retry-After when it gave one,
+        else exponential backoff with full jitter, which spreads out clients that
+        failed together. A server asking for more than MAX_RETRY_AFTER gets its
+        error back at once."""
+        delay = retry_after_seconds(asked)
+        if delay is None:
+            return self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
+        if delay > MAX_RETRY_AFTER:
+            wanted = asked.get("retry-after-ms") or asked.get("retry-after")
+            error.args = (
+                f"{error}; the server asked to wait {self.redactor.quote(wanted, 60)!r},"
+                f" more than {MAX_RETRY_AFTER:g} s: try again later",
+            )
+            raise error
+        return delay
+
+    def _wait(self, delay: float, ends: _Deadline | None, what: str, attempt: int) -> None:
+        """Sleep before a retry, unless the deadline would pass first."""
+        if ends is not None and ends.left(what, attempt) <= delay:
+            raise ends.passed(what, attempt)
+        self._sleep(delay)
+
+    # -- failures -------------------------------------------------------------
+    def _failure(
+        self, exc: requests.RequestException, what: str, read_timeout: float, attempt: int
+    ) -> LMStudioError:
+        """The error for a failure below HTTP."""
+        tries = f", after {attempt} attempts" if attempt > 1 else ""
+        if _never_connected(exc):
+            reason = _connect_failure_reason(exc)
+            return ServerUnreachableError(
+                f"cannot reach LM Studio at {self.where} ({reason}{tries}); {START_SERVER_ADVICE}"
+            )
+        if isinstance(exc, requests.Timeout):
+            return RequestTimeoutError(
+                f"{what}: LM Studio at {self.where} sent nothing for {read_timeout:g} s"
+                f"{tries}; a model loading just in time can take minutes: "
+                "raise LMSTUDIO_TIMEOUT or pass timeout="
+            )
+        if isinstance(exc, requests.ConnectionError):
+            return ServerUnreachableError(
+                f"{what}: LM Studio at {self.where} closed the connection without "
+                f"an answer ({type(exc).__name__}{tries})"
+            )
+        reason = self.redactor.quote(_without_password(str(exc)))
+        return LMStudioError(f"{what}: request failed: {reason}")
+
+    def _error_answer(
+        self, response: requests.Response, read_timeout: float, attempt: int
+    ) -> tuple[APIError, dict[str, str]]:
+        """The error for an HTTP error answer, and its Retry-After headers."""
+        try:
+            data = self._read_body(response, read_timeout, None)
+        except LMStudioError:
+            data = b""
+        error = _api_error_from(
+            response.status_code,
+            self._error_body(data),
+            data.decode("utf-8", "replace"),
+            response.reason or "",
+            attempt,
+            self.redactor,
+        )
+        names = ("retry-after", "retry-after-ms")
+        asked = {name: response.headers[name] for name in names if name in response.headers}
+        return error, asked
+
+    def _error_body(self, data: bytes) -> Any:
+        """The JSON of an error answer, or None when it has none we can read."""
+        try:
+            return _loads(data, "the error body", self.redactor) if data.strip() else None
+        except MalformedResponseError:
+            return None
+
+    # -- reading ----------------------------------------------------------------
+    def _read_body(
+        self, response: requests.Response, read_timeout: float, ends: _Deadline | None
+    ) -> bytes:
+        """The whole body, refusing one larger than ``max_response_bytes`` early."""
+        limit = self._config.max_response_bytes
+        try:
+            declared = _content_length(response)
+            if declared is not None and declared > limit:
+                raise MalformedResponseError(
+                    f"the response is {declared} bytes, more than max_response_bytes={limit}"
+                )
+            return _read_up_to(response, limit, ends, read_timeout)
+        finally:
+            response.close()
+
+    def _deadline(self, deadline: float | None) -> _Deadline | None:
+        seconds = self._config.deadline if deadline is None else deadline
+        return None if seconds is None else _Deadline(seconds, self._clock)
+
+    def _log(
+        self, what: str, outcome: str | int, started: float, attempts: tuple[int, int]
+    ) -> None:
+        elapsed = self._clock() - started
+        log.debug("%s -> %s in %.3fs (attempt %d/%d)", what, outcome, elapsed, *attempts)
+
+
+# ============================================================================
+# Streaming: server-sent events from bytes to chunks
+# ============================================================================
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class _SSELines:
+    """Cuts a byte stream into lines as the SSE spec reads them.
+
+    A leading UTF-8 BOM is skipped; ``\\n``, ``\\r\\n`` and ``\\r`` all end a
+    line, also when the network splits a ``\\r\\n``; a line arriving in many
+    chunks is joined once, so the cost stays linear in the input.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []  # the pieces of a line whose end has not arrived
+        self._start: bytes | None = b""  # the first bytes, until known not to be a BOM
+        self._after_cr = False  # the last chunk ended in "\\r": a "\\n" next is its end
+
+    def lone_event(self, chunk: bytes | None) -> bytes | None:
+        """The data of a chunk that is one whole one-line ``data:`` event at a line
+        boundary, as LM Studio sends each token; None for anything else."""
+        if (
+            chunk is not None
+            and chunk[-2:] == b"\n\n"
+            and chunk[:5] == b"data:"
+            and chunk.find(b"\n") == len(chunk) - 2
+            and b"\r" not in chunk
+            and self._start is None
+            and not self._pending
+        ):
+            self._after_cr = False
+            return chunk[5:-2]
+        return None
+
+    def feed(self, chunk: bytes | None) -> list[bytes]:
+        """The lines ``chunk`` completes; at the end (None), the last line even without
+        its end, then a blank line that ends its event."""
+        if chunk is None:
+            last = self._start if self._start is not None else b"".join(self._pending)
+            return [last, b""]
+        if self._start is not None:
+            chunk = self._start + chunk
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._start = chunk
+                return []  # could still be a BOM: wait for more
+            chunk, self._start = chunk[3:] if chunk.startswith(_BOM) else chunk, None
+        if self._after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._after_cr = chunk[-1:] == b"\r"
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        if self._pending:
+            self._pending.append(lines[0])
+            if len(lines) == 1:
+                return []  # still inside one long line
+            lines[0] = b"".join(self._pending)
+            self._pending = []
+        tail = lines.pop()
+        if tail:
+            self._pending.append(tail)
+        return lines
+
+
+def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
+    """Yield ``(event, data)`` for each server-sent event as soon as it is complete.
+
+    Works on bytes and splits lines before decoding, so a UTF-8 character cut
+    in two by the network survives; line ends and a BOM as the spec says (see
+    :class:`_SSELines`). A last event without its blank line is delivered.
+    """
+    lines = _SSELines()
+    event = ""
+    data: list[str] = []
+    for chunk in itertools.chain(chunks, (None,)):  # None: the body ended
+        lone = None if data else lines.lone_event(chunk)
+        if lone is not None:  # the hot path: one chunk, one event
+            value = lone.decode("utf-8", "replace")
+            yield event or "message", value[1:] if value[:1] == " " else value
+            event = ""
+            continue
+        for line in lines.feed(chunk):
+            if line[:5] == b"data:":
+                value = line[5:].decode("utf-8", "replace")
+                data.append(value[1:] if value[:1] == " " else value)
+            elif not line:  # a blank line dispatches the event
+                if data:
+                    yield event or "message", "\n".join(data)
+                    data = []
+                event = ""
+            elif line[:6] == b"event:":
+                event = line[6:].decode("utf-8", "replace").strip()
+            # comments (":...") and other fields (id:, retry:) are ignored
 
 
 ChunkT = TypeVar("ChunkT")
+
+
 ResultT = TypeVar("ResultT")
+
+
 _StreamT = TypeVar("_StreamT", bound="_Stream[Any, Any]")
 
 
@@ -1540,30 +2093,31 @@ class _Stream(Generic[ChunkT, ResultT]):
     def _text_so_far(self) -> str:
         return "".join(self._blocks) + "".join(self._pieces)
 
-    def _compact(self) -> None:
-        """A 4-byte delta costs ~60 bytes as its own string: fold them into blocks."""
-        self._blocks.append("".join(self._pieces))
-        self._pieces.clear()
+    def _add_text(self, text: str) -> None:
+        """Keep a delta for ``response``. A 4-byte delta costs ~60 bytes as its own
+        string, so every 1,024 of them are folded into one block."""
+        self._pieces.append(text)
+        if len(self._pieces) >= 1024:
+            self._blocks.append("".join(self._pieces))
+            self._pieces.clear()
 
     # -- the wire (self is the weak proxy in these two generators) ---------
     def _read_bytes(self) -> Iterator[bytes]:
-        read = _body_reader(self._response)
         total, limit = 0, self._max_bytes
-        while True:
-            try:
-                data = read()
-            except Exception as exc:  # any failure to read is a cut stream
-                raise self._read_failure(exc) from exc
-            if not data:
-                self._eof = True
-                return
-            total += len(data)
-            if total > limit:
-                raise MalformedResponseError(
-                    f"{self._what}: the response exceeded max_response_bytes="
-                    f"{limit}; stopped reading"
-                )
-            yield data
+        try:
+            for data in _arriving(self._response):
+                total += len(data)
+                if total > limit:
+                    raise MalformedResponseError(
+                        f"{self._what}: the response exceeded max_response_bytes="
+                        f"{limit}; stopped reading"
+                    )
+                yield data
+        except LMStudioError:
+            raise
+        except Exception as exc:  # any failure to read is a cut stream
+            raise self._read_failure(exc) from exc
+        self._eof = True
 
     def _read_failure(self, exc: Exception) -> LMStudioError:
         partial = self._redactor.hide(self._text_so_far())
@@ -1668,54 +2222,44 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
 
     def _parse(self, obj: JSONDict) -> ChatChunk:
         choices = obj.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        delta = choice.get("delta") if type(choice) is dict else None
-        if (
-            type(delta) is dict
-            and self._splitter is None
-            and "tool_calls" not in delta
-            and "reasoning_content" not in delta
-            and "reasoning" not in delta
-        ):  # the fast path: a plain text delta, most of any stream
-            content = delta.get("content")
-            if type(content) is not str:
-                content = ""
-            elif content:
-                self._pieces.append(content)
-                if len(self._pieces) >= 1024:
-                    self._compact()
-            finish = choice.get("finish_reason")  # type: ignore[union-attr]
-            if finish is not None:
-                finish = _finish_reason(finish)
-                self._finish_reason = finish or self._finish_reason
-            usage = self._usage if obj.get("usage") else None
-            return ChatChunk(content, "", [], finish, usage, obj)
-        if not isinstance(choice, dict):  # the usage chunk has no choices
-            return ChatChunk(usage=self._usage if obj.get("usage") else None, raw=obj)
+        choice = choices[0] if type(choices) is list and choices else None
+        usage = self._usage if obj.get("usage") else None
+        if type(choice) is not dict:  # the usage chunk has no choices
+            return ChatChunk(usage=usage, raw=obj)
         delta = choice.get("delta")
-        delta = delta if isinstance(delta, dict) else {}
-        content, reasoning = _text(delta.get("content")), _delta_reasoning(delta)
+        if type(delta) is not dict:
+            delta = {}
+        content = delta.get("content")
+        if type(content) is not str:
+            content = ""
+        reasoning = _delta_reasoning(delta)
         finish = _finish_reason(choice.get("finish_reason"))
         if self._splitter is not None:
-            content, thought = self._splitter.feed(content)
-            reasoning += thought
-            if finish is not None:
-                more_content, more_thought = self._splitter.flush()
-                content, reasoning = content + more_content, reasoning + more_thought
+            content, reasoning = self._split(content, reasoning, finish)
         if content:
-            self._pieces.append(content)
-            if len(self._pieces) >= 1024:
-                self._compact()
+            self._add_text(content)
         if reasoning:
             self._reasoning.append(reasoning)
-        calls = delta.get("tool_calls")
-        calls = calls if isinstance(calls, list) else []
-        for piece in calls:
-            self._add_call_piece(piece)
+        calls = self._add_calls(delta.get("tool_calls"))
         if finish is not None:
             self._finish_reason = finish
-        usage = self._usage if obj.get("usage") else None
         return ChatChunk(content, reasoning, calls, finish, usage, obj)
+
+    def _split(self, content: str, reasoning: str, finish: str | None) -> tuple[str, str]:
+        """split_think: a leading <think> block's text moves from content to reasoning."""
+        assert self._splitter is not None
+        content, thought = self._splitter.feed(content)
+        if finish is None:
+            return content, reasoning + thought
+        more_content, more_thought = self._splitter.flush()
+        return content + more_content, reasoning + thought + more_thought
+
+    def _add_calls(self, pieces: Any) -> list[JSONDict]:
+        if type(pieces) is not list:
+            return []
+        for piece in pieces:
+            self._add_call_piece(piece)
+        return pieces
 
     def _add_call_piece(self, piece: Any) -> None:
         """Tool calls arrive in pieces keyed by index: the first names, the rest append."""
@@ -1740,7 +2284,7 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
         if not content and not reasoning:
             return None
         if content:
-            self._pieces.append(content)
+            self._add_text(content)
         if reasoning:
             self._reasoning.append(reasoning)
         return ChatChunk(content=content, reasoning=reasoning)
@@ -1777,9 +2321,7 @@ class CompletionStream(_Stream[CompletionChunk, CompletionResponse]):
             return CompletionChunk(usage=usage, raw=obj)
         text = _text(choice.get("text"))
         if text:
-            self._pieces.append(text)
-            if len(self._pieces) >= 1024:
-                self._compact()
+            self._add_text(text)
         finish = _finish_reason(choice.get("finish_reason"))
         if finish is not None:
             self._finish_reason = finish
@@ -1844,14 +2386,6 @@ def _check_sampling(temperature: Any, max_tokens: Any) -> None:
             raise ValueError(f"max_tokens must be >= 1, or -1 for no limit, not {shown}")
 
 
-def _is_finite(number: float) -> bool:
-    """math.isfinite without the OverflowError for an int like 10**400."""
-    try:
-        return math.isfinite(number)
-    except OverflowError:
-        return False
-
-
 def _check_tools(tools: Any) -> list[Any] | None:
     if tools is None:
         return None
@@ -1863,58 +2397,6 @@ def _check_tools(tools: Any) -> list[Any] | None:
 def _check_model_name(model: Any, what: str = "model") -> None:
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"{what} must be a non-empty string, not {_shown(model)}")
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """True when the request cannot have reached the server (safe to retry).
-
-    requests wraps urllib3's errors; the class name is matched so this file
-    imports nothing but requests. urllib3's NameResolutionError derives from
-    NewConnectionError, and requests turns other connect timeouts into
-    ``requests.ConnectTimeout`` itself.
-    """
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return any(cls.__name__ == "NewConnectionError" for cls in type(reason).__mro__)
-
-
-#: How resolvers say "no such host": glibc, urllib3 2, macOS, Windows.
-_NAME_NOT_FOUND = ("name or service", "resolution", "failed to resolve", "nodename", "getaddrinfo")
-
-
-def _connect_failure_reason(exc: BaseException) -> str:
-    text = str(exc).lower()
-    if "refused" in text:
-        return "connection refused"
-    if any(sign in text for sign in _NAME_NOT_FOUND):
-        return "host name not found"
-    if "timed out" in text:
-        return "connection timed out"
-    return "cannot connect"
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """The server's requested delay, None when it asked for none, inf when unusable."""
-    value: float | None = None
-    milliseconds = headers.get("retry-after-ms")
-    header = headers.get("retry-after")
-    try:
-        if milliseconds is not None:
-            value = float(milliseconds) / 1000.0
-        elif header is not None:
-            try:
-                value = float(header)
-            except ValueError:
-                from email.utils import parsedate_to_datetime
-
-                when = parsedate_to_datetime(header)
-                value = max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return math.inf
-    if value is None:
-        return None
-    if not math.isfinite(value) or value < 0:
-        return math.inf
-    return value
 
 
 def _ask_for_stream(payload: JSONDict, include_usage: bool) -> None:
@@ -1981,7 +2463,10 @@ _MODEL_NAME_RULES: tuple[Callable[[str], str], ...] = (
     _without_variant,
 )
 
+
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
 _JSON_TYPE_NAMES = {cls.__name__: name for cls, name in _JSON_TYPES.items()}
 
 
@@ -2071,6 +2556,24 @@ def _run_tool(functions: Mapping[str, Callable[..., Any]], call: JSONDict) -> st
     return result if isinstance(result, str) else _as_text(result)
 
 
+def _merge_options(
+    payload: JSONDict,
+    options: Mapping[str, Any],
+    params: Mapping[str, Any],
+    extra_body: Mapping[str, Any] | None,
+) -> JSONDict:
+    """Options that are None are not sent; ``extra_body`` is sent as given, last."""
+    if extra_body is not None and not isinstance(extra_body, Mapping):
+        raise ValueError(f"extra_body must be a dict, not {_shown(extra_body)}")
+    for source in (options, params):
+        for name, value in source.items():
+            if value is not None:
+                payload[name] = value
+    if extra_body:
+        payload.update(extra_body)
+    return payload
+
+
 class LMStudioClient:
     """A blocking client for one LM Studio server, over one ``requests.Session``.
 
@@ -2102,19 +2605,12 @@ class LMStudioClient:
         self.config = config
         self._session = session if session is not None else requests.Session()
         self._owns_session = session is None
-        self._sleep = sleep
-        self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._cache = TTLCache(config.cache_ttl, clock=clock)
-        self._headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
-        if config.api_key:
-            self._headers["Authorization"] = f"Bearer {config.api_key}"
-        from urllib.parse import urlsplit
-
-        password = urlsplit(config.base_url).password
-        self._redactor = _Redactor({config.api_key or "": "<api key>", password or "": "***"})
+        self._transport = _Transport(config, self._session, sleep, rng or random.Random(), clock)
+        self._redactor = self._transport.redactor
         #: The base URL as messages show it: without a password.
-        self._where = _without_password(config.base_url)
+        self._where = self._transport.where
 
     def __repr__(self) -> str:
         return f"LMStudioClient(base_url={self._where!r}, model={self.config.model!r})"
@@ -2617,21 +3113,27 @@ class LMStudioClient:
                 raise _needs_native_route(exc, path, self._where, "stats=True") from exc
             raise
 
-    def _api_error(
-        self,
-        status_code: int,
-        body: Any,
-        payload: JSONDict | None,
-        *,
-        text: str = "",
-        reason: str = "",
-        attempts: int = 1,
-    ) -> APIError:
-        """The error table's verdict, without secrets, and for a model the server does
-        not know, with the closest ids from the (cached) model list."""
-        error = _api_error_from(status_code, body, text, reason, attempts, self._redactor)
+    # -- the transport's answers, with what only the client knows ------------
+    def _request_json(
+        self, method: str, path: str, payload: JSONDict | None = None, **options: Any
+    ) -> Any:
+        try:
+            return self._transport.request_json(method, path, payload, **options)
+        except ModelNotFoundError as exc:
+            raise self._with_closest_ids(exc, payload) from None
+
+    def _open_stream(
+        self, path: str, payload: JSONDict, timeout: float | None, deadline: float | None
+    ) -> dict[str, Any]:
+        try:
+            return self._transport.open_stream(path, payload, timeout, deadline)
+        except ModelNotFoundError as exc:
+            raise self._with_closest_ids(exc, payload) from None
+
+    def _with_closest_ids(self, error: ModelNotFoundError, payload: JSONDict | None) -> APIError:
+        """For a model the server does not know, the closest ids from the (cached) list."""
         model = payload.get("model") if payload else None  # unload names an instance
-        if not isinstance(error, ModelNotFoundError) or not isinstance(model, str):
+        if not isinstance(model, str):
             return error
         try:
             ids = [m.id for m in self.list_models()]
@@ -2642,422 +3144,21 @@ class LMStudioClient:
             f"{error}; {detail}", status_code=error.status_code, code=error.code, body=error.body
         )
 
-    # -- transport: send, retry, read ----------------------------------------
-    def _request_json(
-        self,
-        method: str,
-        path: str,
-        payload: JSONDict | None = None,
-        *,
-        timeout: float | None = None,
-        retries: int | None = None,
-        deadline: float | None = None,
-    ) -> Any:
-        """Send, read within the size limit, parse, and check for an error body."""
-        ends = self._deadline(deadline)
-        response, read_timeout = self._send(
-            method, path, payload, timeout=timeout, retries=retries, ends=ends
-        )
-        data = self._read_body(response, read_timeout, ends)
-        if not data.strip():
-            raise MalformedResponseError(
-                f"{method} {path}: empty body (HTTP {response.status_code}); expected JSON"
-            )
-        what = f"{method} {path}: the body (HTTP {response.status_code})"
-        body = _loads(data, what, self._redactor)
-        if isinstance(body, dict) and body.get("error"):  # LM Studio's "200 but error"
-            raise self._api_error(response.status_code, body, payload)
-        return body
 
-    def _open_stream(
-        self, path: str, payload: JSONDict, timeout: float | None, deadline: float | None
-    ) -> dict[str, Any]:
-        """Send a streaming request; an error answer raises before any chunk.
+# ============================================================================
+# Discovery: finding a server
+# ============================================================================
 
-        Returns the keyword arguments of the stream class that will read it.
-        """
-        started = self._clock()
-        ends = self._deadline(deadline)
-        response, read_timeout = self._send(
-            "POST", path, payload, timeout=timeout, accept="text/event-stream", ends=ends
-        )
-        content_type = response.headers.get("Content-Type", "")
-        if "json" in content_type:  # an error body, or a server that ignored stream=true
-            data = self._read_body(response, read_timeout, ends)
-            body = self._error_body(data)
-            if isinstance(body, dict) and body.get("error"):
-                raise self._api_error(response.status_code, body, payload)
-            raise MalformedResponseError(
-                f"POST {path}: expected an event stream, got {self._redactor.quote(content_type)}"
-                f": {self._redactor.quote(data.decode('utf-8', 'replace'))}"
-            )
-        if ends is not None:  # the deadline covered the wait; the stream has the read timeout
-            _set_read_timeout(response, read_timeout)
-        return {
-            "response": response,
-            "read_timeout": read_timeout,
-            "max_bytes": self.config.max_response_bytes,
-            "started": started,
-            "clock": self._clock,
-            "redactor": self._redactor,
-        }
-
-    def _deadline(self, deadline: float | None) -> _Deadline | None:
-        seconds = self.config.deadline if deadline is None else deadline
-        return None if seconds is None else _Deadline(seconds, self._clock)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        payload: JSONDict | None = None,
-        *,
-        timeout: float | None = None,
-        retries: int | None = None,
-        accept: str = "application/json",
-        ends: _Deadline | None = None,
-    ) -> tuple[requests.Response, float]:
-        """Send with retries; returns a 2xx response whose body is not read yet.
-
-        Retried: connections that never reached the server, 429/502/503/504
-        (honouring Retry-After), read timeouts of GETs (and of POSTs when
-        ``retry_on_timeout``). Everything else raises the mapped error at once.
-        ``ends`` (from ``deadline``) bounds every wait, retries and backoff included.
-        """
-        url = self.config.base_url + path
-        read_timeout = _check_timeout(self.config.timeout if timeout is None else timeout)
-        body = None if payload is None else _encode(payload)
-        attempts = 1 + (self.config.max_retries if retries is None else retries)
-        headers = {**self._headers, "Accept": accept}
-        if body is None:
-            del headers["Content-Type"]
-        for attempt in range(1, attempts + 1):
-            started = self._clock()
-            connect, read = self.config.connect_timeout, read_timeout
-            if ends is not None:
-                left = ends.left(f"{method} {path}", attempt - 1)
-                connect, read = min(connect, left), min(read, left)
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    data=body,
-                    headers=headers,
-                    timeout=(connect, read),
-                    stream=True,
-                )
-            except requests.RequestException as exc:
-                error, retryable = self._transport_error(exc, method, path, read_timeout, attempt)
-                log.debug(
-                    "%s %s -> %s in %.3fs (attempt %d/%d)",
-                    method,
-                    path,
-                    type(exc).__name__,
-                    self._clock() - started,
-                    attempt,
-                    attempts,
-                )
-                if ends is not None:
-                    ends.left(f"{method} {path}", attempt, cause=exc)  # raises once it passed
-                if retryable and attempt < attempts:
-                    self._wait(self._backoff(attempt), ends, f"{method} {path}", attempt)
-                    continue
-                raise error from exc
-            status = response.status_code
-            log.debug(
-                "%s %s -> %d in %.3fs (attempt %d/%d)",
-                method,
-                path,
-                status,
-                self._clock() - started,
-                attempt,
-                attempts,
-            )
-            if status < 400:
-                return response, read_timeout
-            error, asked = self._error_answer(response, read_timeout, attempt, payload)
-            del response  # the traceback of the error must not keep the connection alive
-            if status in RETRY_STATUSES and type(error) in (RateLimitError, ServerError):
-                delay = retry_after_seconds(asked)
-                if delay is not None and delay > MAX_RETRY_AFTER:
-                    wanted = asked.get("retry-after-ms") or asked.get("retry-after")
-                    error.args = (
-                        f"{error}; the server asked to wait {self._redactor.quote(wanted, 60)!r},"
-                        f" more than {MAX_RETRY_AFTER:g} s: try again later",
-                    )
-                    raise error
-                if attempt < attempts:
-                    delay = self._backoff(attempt) if delay is None else delay
-                    self._wait(delay, ends, f"{method} {path}", attempt)
-                    continue
-            raise error
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter: spreads out clients that failed together."""
-        return self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
-
-    def _wait(self, delay: float, ends: _Deadline | None, what: str, attempt: int) -> None:
-        """Sleep before a retry, unless the deadline would pass first."""
-        if ends is not None and ends.left(what, attempt) <= delay:
-            raise ends.passed(what, attempt)
-        self._sleep(delay)
-
-    def _error_body(self, data: bytes) -> Any:
-        """The JSON of an error answer, or None when it has none we can read."""
-        try:
-            return _loads(data, "the error body", self._redactor) if data.strip() else None
-        except MalformedResponseError:
-            return None
-
-    def _error_answer(
-        self,
-        response: requests.Response,
-        read_timeout: float,
-        attempt: int,
-        payload: JSONDict | None,
-    ) -> tuple[APIError, dict[str, str]]:
-        """The error for an HTTP error answer, and its Retry-After headers."""
-        try:
-            data = self._read_body(response, read_timeout, None)
-        except LMStudioError:
-            data = b""
-        error = self._api_error(
-            response.status_code,
-            self._error_body(data),
-            payload,
-            text=data.decode("utf-8", "replace"),
-            reason=response.reason or "",
-            attempts=attempt,
-        )
-        names = ("retry-after", "retry-after-ms")
-        asked = {name: response.headers[name] for name in names if name in response.headers}
-        return error, asked
-
-    def _transport_error(
-        self,
-        exc: requests.RequestException,
-        method: str,
-        path: str,
-        read_timeout: float,
-        attempt: int,
-    ) -> tuple[LMStudioError, bool]:
-        """The error to raise for a failure below HTTP, and whether to retry it."""
-        base = self._where
-        tries = f", after {attempt} attempts" if attempt > 1 else ""
-        if isinstance(exc, requests.ConnectTimeout) or (
-            isinstance(exc, requests.ConnectionError) and _never_connected(exc)
-        ):
-            reason = _connect_failure_reason(exc)
-            message = f"cannot reach LM Studio at {base} ({reason}{tries}); {START_SERVER_ADVICE}"
-            return ServerUnreachableError(message), True
-        if isinstance(exc, requests.Timeout):
-            message = (
-                f"{method} {path}: LM Studio at {base} sent nothing for {read_timeout:g} s"
-                f"{tries}; a model loading just in time can take minutes: "
-                "raise LMSTUDIO_TIMEOUT or pass timeout="
-            )
-            retry = method == "GET" or self.config.retry_on_timeout
-            return RequestTimeoutError(message), retry
-        if isinstance(exc, requests.ConnectionError):
-            message = (
-                f"{method} {path}: LM Studio at {base} closed the connection without "
-                f"an answer ({type(exc).__name__}{tries})"
-            )
-            return ServerUnreachableError(message), method == "GET"
-        reason = self._redactor.quote(_without_password(str(exc)))
-        return LMStudioError(f"{method} {path}: request failed: {reason}"), False
-
-    def _read_body(
-        self, response: requests.Response, read_timeout: float, ends: _Deadline | None
-    ) -> bytes:
-        """The whole body, refusing one larger than ``max_response_bytes`` early."""
-        limit = self.config.max_response_bytes
-        try:
-            declared = _content_length(response)
-            if declared is not None and declared > limit:
-                raise MalformedResponseError(
-                    f"the response is {declared} bytes, more than max_response_bytes={limit}"
-                )
-            return _read_up_to(response, limit, ends, read_timeout)
-        finally:
-            response.close()
-
-
-class _Deadline:
-    """When a whole call must be over: ``deadline`` seconds after it began.
-
-    Read timeouts count per read, so a server dripping a byte at a time could
-    otherwise hold a call for ever; retries and backoff count too.
-    """
-
-    def __init__(self, seconds: Any, clock: Callable[[], float]) -> None:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise ValueError(f"deadline must be a number of seconds, not {_shown(seconds)}")
-        if not (_is_finite(seconds) and 0 < seconds < MAX_TIMEOUT):
-            shown = _shown(seconds)
-            raise ValueError(f"deadline must be > 0 and below {MAX_TIMEOUT:g} s, not {shown}")
-        self.seconds = float(seconds)
-        self._clock = clock
-        self._ends = clock() + self.seconds
-
-    def left(self, what: str, attempts: int, cause: BaseException | None = None) -> float:
-        """Seconds left; past the deadline, raises the error that says so."""
-        left = self._ends - self._clock()
-        if left <= 0:
-            raise self.passed(what, attempts) from cause
-        return left
-
-    def passed(self, what: str, attempts: int) -> RequestTimeoutError:
-        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
-        return RequestTimeoutError(
-            f"{what}: the deadline of {self.seconds:g} s passed{tries}; "
-            "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
-        )
-
-
-def _check_timeout(timeout: Any) -> float:
-    try:
-        seconds = float(timeout)
-    except (TypeError, ValueError, OverflowError):
-        seconds = math.nan
-    if not 0 < seconds < MAX_TIMEOUT:  # NaN fails this too
-        raise ValueError(f"timeout must be > 0 and below {MAX_TIMEOUT:g} s, not {_shown(timeout)}")
-    return seconds
-
-
-def _encode(payload: JSONDict) -> bytes:
-    """The request body, encoded before anything is sent: a value JSON cannot carry
-    is the caller's ``ValueError``, naming the option, not a TypeError from deep inside."""
-    try:
-        return json.dumps(payload, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError, RecursionError):
-        pass
-    for name, value in payload.items():
-        try:
-            json.dumps({name: value}, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            reason = _one_line(str(exc) or type(exc).__name__, 120)
-            shown = _one_line(name, 80) if isinstance(name, str) else _shown(name)
-            raise ValueError(f"{shown} cannot be sent as JSON: {reason}") from None
-    raise ValueError("the request cannot be sent as JSON")  # pragma: no cover
-
-
-def _content_length(response: requests.Response) -> int | None:
-    """The declared body size; one that is not a plain number is the server's fault."""
-    declared = response.headers.get("Content-Length")
-    if declared is None:
-        return None
-    text = declared.strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 20):
-        raise MalformedResponseError(
-            f"the server sent an invalid Content-Length: {_one_line(declared, 40)!r}"
-        )
-    return int(text)
-
-
-def _read_up_to(
-    response: requests.Response, limit: int, ends: _Deadline | None, read_timeout: float
-) -> bytes:
-    """Read a body as it arrives, stopping at ``limit`` bytes (decoded) or at ``ends``."""
-    read = _body_reader(response)
-    pieces: list[bytes] = []
-    size = 0
-    while True:
-        try:
-            piece = read()
-        except Exception as exc:
-            if _is_corrupt_encoding(exc):
-                raise MalformedResponseError(
-                    f"the compressed body is corrupt ({type(exc).__name__})"
-                ) from exc
-            if _is_timeout(exc):
-                raise RequestTimeoutError(
-                    f"LM Studio stopped sending the body for {read_timeout:g} s"
-                ) from exc
-            raise ServerUnreachableError(
-                f"the connection broke while reading the body ({type(exc).__name__})"
-            ) from exc
-        if not piece:
-            return b"".join(pieces)
-        size += len(piece)
-        if size > limit:
-            raise MalformedResponseError(
-                f"the response exceeded max_response_bytes={limit}; stopped reading"
-            )
-        pieces.append(piece)
-        if ends is not None:
-            ends.left("reading the body", 0)
-
-
-def _set_read_timeout(response: requests.Response, seconds: float) -> None:
-    """Give an open response's socket another read timeout (urllib3 1.26 and 2.x).
-
-    The socket hangs off the pooled connection, or, once http.client has let go
-    of it (``Connection: close``), only off the reader of the body.
-    """
-    raw = response.raw
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
-    if sock is None:
-        reader = getattr(getattr(raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(reader, "raw", None), "_sock", None)
-    if sock is not None:
-        sock.settimeout(seconds)
-
-
-def _merge_options(
-    payload: JSONDict,
-    options: Mapping[str, Any],
-    params: Mapping[str, Any],
-    extra_body: Mapping[str, Any] | None,
-) -> JSONDict:
-    """Options that are None are not sent; ``extra_body`` is sent as given, last."""
-    if extra_body is not None and not isinstance(extra_body, Mapping):
-        raise ValueError(f"extra_body must be a dict, not {_shown(extra_body)}")
-    for source in (options, params):
-        for name, value in source.items():
-            if value is not None:
-                payload[name] = value
-    if extra_body:
-        payload.update(extra_body)
-    return payload
-
-
-def _model_list(
-    body: Any, key: str, parse: Callable[[JSONDict], ModelInfo]
-) -> list[ModelInfo] | None:
-    """The models under ``body[key]``, None for another shape; entries without an id are dropped."""
-    entries = body.get(key) if isinstance(body, dict) else None
-    if not isinstance(entries, list):
-        return None
-    models = (parse(entry) for entry in entries if isinstance(entry, dict))
-    return [model for model in models if model.id]
-
-
-def _models_v1(body: Any) -> list[ModelInfo] | None:
-    return _model_list(body, "models", ModelInfo.from_v1)
-
-
-def _models_v0(body: Any) -> list[ModelInfo] | None:
-    return _model_list(body, "data", ModelInfo.from_v0)
-
-
-def _models_openai(body: Any) -> list[ModelInfo] | None:
-    return _model_list(body, "data", ModelInfo.from_openai)
-
-
-#: Where the model list lives, richest first, with the parser for each shape.
-MODEL_ROUTES: tuple[tuple[str, Callable[[Any], list[ModelInfo] | None]], ...] = (
-    ("/api/v1/models", _models_v1),
-    ("/api/v0/models", _models_v0),
-    ("/v1/models", _models_openai),
-)
 
 #: Where discover() looks after the configured URL.
 DISCOVERY_URLS = (DEFAULT_BASE_URL, "http://127.0.0.1:1234")
+
+
 DISCOVERY_TTL = 30.0
-_discovered: dict[tuple[str, ...], tuple[float, str | None]] = {}
-_discovery_lock = threading.Lock()
+
+
+#: What discover() found (a URL or None) per list of URLs it probed.
+_discovered = TTLCache(DISCOVERY_TTL)
 
 
 def _discovery_candidates(
@@ -3127,16 +3228,9 @@ def discover(
     """
     seconds = _check_timeout(timeout)
     urls, api_key = _discovery_candidates(candidates, environ)
-    key = tuple(urls)
-    now = time.monotonic()
-    with _discovery_lock:
-        cached = _discovered.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-    found = next((url for url in urls if _probe(url, seconds, api_key)), None)
-    with _discovery_lock:
-        _discovered[key] = (time.monotonic() + DISCOVERY_TTL, found)
-    return found
+    return _discovered.get_or_load(
+        "\n".join(urls), lambda: next((url for url in urls if _probe(url, seconds, api_key)), None)
+    )
 
 
 def _probe(url: str, timeout: float, api_key: str | None) -> bool:
@@ -3165,6 +3259,18 @@ if TYPE_CHECKING:  # mypy proves that the client is a ModelProvider
 # ============================================================================
 
 
+#: The subcommands and what each does, in the order ``--help`` lists them.
+_COMMANDS = (
+    ("models", "list the server's models"),
+    ("health", "check that the server answers"),
+    ("chat", "chat with a model (streams the answer)"),
+    ("complete", "complete raw text, without a chat template"),
+    ("embed", "print the embedding of a text as JSON"),
+    ("load", "load a model now (LM Studio 0.4+)"),
+    ("unload", "unload a loaded model instance (LM Studio 0.4+)"),
+)
+
+
 def _build_parser() -> Any:
     import argparse
 
@@ -3186,17 +3292,14 @@ def _build_parser() -> Any:
     add_common(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = {}
-    for name, what in (
-        ("models", "list the server's models"),
-        ("health", "check that the server answers"),
-        ("chat", "chat with a model (streams the answer)"),
-        ("complete", "complete raw text, without a chat template"),
-        ("embed", "print the embedding of a text as JSON"),
-        ("load", "load a model now (LM Studio 0.4+)"),
-        ("unload", "unload a loaded model instance (LM Studio 0.4+)"),
-    ):
+    for name, what in _COMMANDS:
         commands[name] = sub.add_parser(name, help=what, description=what)
         add_common(commands[name], argparse.SUPPRESS)
+    _add_command_arguments(commands)
+    return parser
+
+
+def _add_command_arguments(commands: Mapping[str, Any]) -> None:
     for name in ("chat", "complete"):
         command = commands[name]
         command.add_argument("prompt")
@@ -3211,7 +3314,6 @@ def _build_parser() -> Any:
     commands["load"].add_argument("model_key", metavar="MODEL")
     commands["load"].add_argument("--context-length", type=int)
     commands["unload"].add_argument("instance_id", metavar="INSTANCE_ID")
-    return parser
 
 
 def _print_models(client: LMStudioClient, as_json: bool) -> None:

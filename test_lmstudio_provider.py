@@ -2832,7 +2832,11 @@ def test_discover_skips_servers_that_are_not_lm_studio(
             stop()
 
 
-def test_discover_caches_per_candidate_list(closed_discovery: tuple[str, str]) -> None:
+def test_discover_caches_per_candidate_list(
+    closed_discovery: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(lp, "_discovered", lp.TTLCache(lp.DISCOVERY_TTL, clock=clock))
     hits: list[str] = []
     url, stop = serve(openai_list_server(hits))
     try:
@@ -2844,19 +2848,24 @@ def test_discover_caches_per_candidate_list(closed_discovery: tuple[str, str]) -
         assert lp.discover(other, environ=environ) == url  # another list: probed again
         assert len(hits) == 2
         assert lp.DISCOVERY_TTL == 30.0
-        for key, (_, found) in list(lp._discovered.items()):
-            lp._discovered[key] = (0.0, found)  # as if 30 s had passed
+        clock.advance(29.9)
+        assert lp.discover(environ=environ) == url
+        assert len(hits) == 2
+        clock.advance(0.1)  # 30 s have passed
         assert lp.discover(environ=environ) == url
         assert len(hits) == 3
     finally:
         stop()
 
 
-def test_discover_caches_a_miss_too(closed_discovery: tuple[str, str]) -> None:
+def test_discover_caches_a_miss_too(
+    closed_discovery: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
     assert lp.discover(environ=environ) is None
-    assert next(iter(lp._discovered.values()))[1] is None
     assert len(lp._discovered) == 1
+    monkeypatch.setattr(lp, "_probe", lambda *args: pytest.fail("probed again"))
+    assert lp.discover(environ=environ) is None
 
 
 def test_discover_never_raises_for_a_malformed_candidate(
@@ -4946,6 +4955,24 @@ def seeded(what: str) -> str:
     return f"{what} (repeat with LMSTUDIO_FUZZ_SEED={FUZZ_SEED})"
 
 
+def read_raw_request(conn: socket.socket) -> None:
+    """Read one request's head and its Content-Length body off a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            return
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += conn.recv(65536)
+
+
 @contextlib.contextmanager
 def raw_server(act: Callable[[socket.socket], None] | bytes) -> Iterator[str]:
     """A server on 127.0.0.1 that reads each request and then sends exactly the
@@ -4958,26 +4985,10 @@ def raw_server(act: Callable[[socket.socket], None] | bytes) -> Iterator[str]:
     listener.settimeout(0.05)
     stop = threading.Event()
 
-    def read_request(conn: socket.socket) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            piece = conn.recv(65536)
-            if not piece:
-                return
-            data += piece
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(body) < length:
-            body += conn.recv(65536)
-
     def handle(conn: socket.socket) -> None:
         with conn:
             try:
-                read_request(conn)
+                read_raw_request(conn)
                 if isinstance(act, bytes):
                     conn.sendall(act)
                 else:
@@ -5558,8 +5569,12 @@ def test_corrupt_gzip_stream_is_malformed() -> None:
     )
     with raw_server(head + b"\x1f\x8b\x08\x00garbage-not-gzip" * 10) as url:
         stream = make_client(base_url=url).chat_stream("hi", model="m")
-        with pytest.raises(lp.MalformedResponseError, match="compressed body is corrupt"):
+        with pytest.raises(lp.MalformedResponseError) as info:
             list(stream)
+    assert re.fullmatch(
+        r"chat stream: the compressed body is corrupt \(\w*Error\) after 0 characters",
+        str(info.value),
+    ), str(info.value)
 
 
 def test_gzip_bomb_stops_at_max_response_bytes() -> None:

@@ -196,6 +196,46 @@ def run_suite(source: str, support: dict[str, bytes], extra: list[str], timeout:
         return "survived" if proc.returncode == 0 else f"killed\n{out}"
 
 
+def sample(tree: ast.Module, baseline: str, count: int, seed: int) -> list[tuple[Site, str]]:
+    """``count`` distinct compiling mutants, drawn with ``seed`` from every site."""
+    refs = list(walk(tree))
+    sites = [site for i, ref in enumerate(refs) for site in sites_for(ref, i)]
+    random.Random(seed).shuffle(sites)
+    mutants: list[tuple[Site, str]] = []
+    seen, skipped_count = {baseline}, 0
+    for site in sites:
+        if len(mutants) == count:
+            break
+        source = mutate(tree, refs, site)
+        try:
+            compile(source, MODULE, "exec")
+        except SyntaxError:
+            source = baseline
+        if source in seen:
+            skipped_count += 1
+            continue
+        seen.add(source)
+        mutants.append((site, source))
+    print(f"{len(sites)} candidate sites; sampled {len(mutants)} (seed {seed}),"
+          f" skipped {skipped_count} identical or not compiling")  # fmt: skip
+    return mutants
+
+
+def report(results: list[tuple[Site, str, str]], baseline: str) -> None:
+    counts = {s: [r[1] for r in results].count(s) for s in ("killed", "survived", "timeout")}
+    total = len(results)
+    score = (counts["killed"] + counts["timeout"]) / total if total else 0.0
+    print(f"\ntotal {total}, killed {counts['killed']}, survived {counts['survived']},"
+          f" timeout {counts['timeout']}, score {score:.2f}")  # fmt: skip
+    for site, status, src in sorted(results, key=lambda r: r[0].line):
+        if status == "survived":
+            print(f"\nsurvived {site.label}")
+            diff = difflib.unified_diff(
+                baseline.splitlines(), src.splitlines(), "baseline", "mutant", n=3, lineterm=""
+            )
+            print("\n".join(diff))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100)
@@ -209,26 +249,7 @@ def main() -> int:
     tree = ast.parse((ROOT / MODULE).read_text(encoding="utf-8"), MODULE)
     support = {n: (ROOT / n).read_bytes() for n in SUPPORT if (ROOT / n).exists()}
     baseline = ast.unparse(tree)
-    refs = list(walk(tree))
-    sites = [site for i, ref in enumerate(refs) for site in sites_for(ref, i)]
-    random.Random(args.seed).shuffle(sites)
-    mutants: list[tuple[Site, str]] = []
-    seen, skipped_count = {baseline}, 0
-    for site in sites:
-        if len(mutants) == args.count:
-            break
-        source = mutate(tree, refs, site)
-        try:
-            compile(source, MODULE, "exec")
-        except SyntaxError:
-            source = baseline
-        if source in seen:
-            skipped_count += 1
-            continue
-        seen.add(source)
-        mutants.append((site, source))
-    print(f"{len(sites)} candidate sites; sampled {len(mutants)} (seed {args.seed}),"
-          f" skipped {skipped_count} identical or not compiling")  # fmt: skip
+    mutants = sample(tree, baseline, args.count, args.seed)
     if args.list_only:
         for site, _ in mutants:
             print(f"  {site.label}")
@@ -259,18 +280,7 @@ def main() -> int:
                     kill(proc)
             raise
 
-    counts = {s: [r[1] for r in results].count(s) for s in ("killed", "survived", "timeout")}
-    total = len(results)
-    score = (counts["killed"] + counts["timeout"]) / total if total else 0.0
-    print(f"\ntotal {total}, killed {counts['killed']}, survived {counts['survived']},"
-          f" timeout {counts['timeout']}, score {score:.2f}")  # fmt: skip
-    for site, status, src in sorted(results, key=lambda r: r[0].line):
-        if status == "survived":
-            print(f"\nsurvived {site.label}")
-            diff = difflib.unified_diff(
-                baseline.splitlines(), src.splitlines(), "baseline", "mutant", n=3, lineterm=""
-            )
-            print("\n".join(diff))
+    report(results, baseline)
     return 0
 
 
