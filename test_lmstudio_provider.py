@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+import inspect
 import io
 import json
 import logging
@@ -61,6 +62,35 @@ class Sleeps(list):  # type: ignore[type-arg]
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+
+
+#: Sub-second timeouts in tests are multiplied by this; a slow CI machine can raise it.
+TIME_SCALE = float(os.environ.get("LMSTUDIO_TEST_TIME_SCALE", "1"))
+
+
+def scaled(seconds: float) -> float:
+    return seconds * TIME_SCALE
+
+
+def shown(seconds: float) -> str:
+    """A scaled number of seconds as messages print it, escaped for ``match=``."""
+    return re.escape(f"{scaled(seconds):g}")
+
+
+def wait_until_waiting(threads: list[threading.Thread], count: int) -> None:
+    """Wait until ``count`` of ``threads`` stand at TTLCache.get_or_load's per-key lock,
+    where followers wait for the thread that loads: no sleep that hopes they got there."""
+    source, first = inspect.getsourcelines(lp.TTLCache.get_or_load)
+    line = first + next(i for i, text in enumerate(source) if "with key_lock:" in text)
+    idents = {thread.ident for thread in threads}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        frames = sys._current_frames()
+        at_lock = [i for i in idents if i in frames and frames[i].f_lineno == line]
+        if len(at_lock) >= count:
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"fewer than {count} threads reached the cache's key lock")
 
 
 def make_client(**overrides: Any) -> lp.LMStudioClient:
@@ -163,7 +193,7 @@ def serve(handler: Callable[[BaseHTTPRequestHandler], None]) -> tuple[str, Calla
             pass
 
     server = _QuietServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
 
     def stop() -> None:
@@ -637,7 +667,7 @@ def test_cache_single_flight_across_threads() -> None:
     ]
     for thread in threads:
         thread.start()
-    time.sleep(0.05)
+    wait_until_waiting(threads, 7)  # all but the one in load()
     gate.set()
     for thread in threads:
         thread.join()
@@ -1675,14 +1705,16 @@ def test_post_read_timeout_is_not_retried_by_default() -> None:
     release, hits, sleeps = threading.Event(), [], Sleeps()
     url, stop = silent_server(release, hits)
     try:
-        client = make_client(base_url=url, timeout=0.3, max_retries=2, sleep=sleeps)
+        client = make_client(base_url=url, timeout=scaled(0.3), max_retries=2, sleep=sleeps)
         with pytest.raises(lp.RequestTimeoutError) as info:
             client.chat("hi", model="m")
     finally:
         release.set()
         stop()
     message = str(info.value)
-    assert "POST /v1/chat/completions" in message and "sent nothing for 0.3 s" in message
+    assert (
+        "POST /v1/chat/completions" in message and f"sent nothing for {scaled(0.3):g} s" in message
+    )
     assert "attempts" not in message
     assert isinstance(info.value, TimeoutError)
     assert hits == ["POST /v1/chat/completions"]
@@ -1694,7 +1726,7 @@ def test_post_read_timeout_is_retried_with_retry_on_timeout() -> None:
     url, stop = silent_server(release, hits)
     try:
         client = make_client(
-            base_url=url, timeout=0.3, max_retries=2, retry_on_timeout=True, sleep=sleeps
+            base_url=url, timeout=scaled(0.3), max_retries=2, retry_on_timeout=True, sleep=sleeps
         )
         with pytest.raises(lp.RequestTimeoutError, match="after 3 attempts"):
             client.chat("hi", model="m")
@@ -1709,7 +1741,7 @@ def test_get_read_timeout_is_retried() -> None:
     release, hits, sleeps = threading.Event(), [], Sleeps()
     url, stop = silent_server(release, hits)
     try:
-        client = make_client(base_url=url, timeout=0.3, max_retries=2, sleep=sleeps)
+        client = make_client(base_url=url, timeout=scaled(0.3), max_retries=2, sleep=sleeps)
         with pytest.raises(lp.RequestTimeoutError, match="after 3 attempts"):
             client.list_models()
     finally:
@@ -1736,8 +1768,8 @@ def test_server_that_accepts_and_never_answers_times_out() -> None:
     thread.start()
     try:
         port = listener.getsockname()[1]
-        client = make_client(base_url=f"http://127.0.0.1:{port}", timeout=0.3)
-        with pytest.raises(lp.RequestTimeoutError, match=r"sent nothing for 0\.3 s"):
+        client = make_client(base_url=f"http://127.0.0.1:{port}", timeout=scaled(0.3))
+        with pytest.raises(lp.RequestTimeoutError, match=rf"sent nothing for {shown(0.3)} s"):
             client.chat("hi", model="m")
     finally:
         release.set()
@@ -2046,7 +2078,7 @@ def test_secret_never_in_errors_or_logs(
     fault_server: str, caplog: pytest.LogCaptureFixture, fault: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    client = make_client(base_url=fault_server, api_key=SECRET, timeout=0.3)
+    client = make_client(base_url=fault_server, api_key=SECRET, timeout=scaled(0.3))
     with pytest.raises(SECRET_FAULTS[fault][1]) as info:
         if fault.startswith("stream"):
             client.chat_stream("hi", model=fault).text()
@@ -2105,7 +2137,7 @@ V1_MODELS = {
 
 
 def test_one_client_shared_by_eight_threads() -> None:
-    threads, calls = 8, 200
+    threads, calls = 8, 60
     model_fetches: list[str] = []
     models_sent: set[Any] = set()
 
@@ -4338,7 +4370,7 @@ def test_chat_stream_silent_server_is_a_read_timeout(
 
     url, stop = serve(handler)
     try:
-        stream = make_client(base_url=url, timeout=0.5).chat_stream("hi", model="m")
+        stream = make_client(base_url=url, timeout=scaled(0.5)).chat_stream("hi", model="m")
         assert next(stream).content == "Hello"
         with pytest.raises(lp.RequestTimeoutError) as info:
             next(stream)
@@ -4346,7 +4378,7 @@ def test_chat_stream_silent_server_is_a_read_timeout(
         release.set()
         stop()
     assert isinstance(info.value, TimeoutError)
-    assert "no data from the server for 0.5 s after 5 characters" in str(info.value)
+    assert f"no data from the server for {scaled(0.5):g} s after 5 characters" in str(info.value)
     assert "LMSTUDIO_TIMEOUT" in str(info.value)
 
 
@@ -4362,7 +4394,7 @@ def test_chat_stream_ends_at_done_without_waiting_for_the_socket() -> None:
 
     url, stop = serve(handler)
     try:
-        stream = make_client(base_url=url, timeout=0.5).chat_stream("hi", model="m")
+        stream = make_client(base_url=url, timeout=scaled(0.5)).chat_stream("hi", model="m")
         assert stream.text() == "Hi"  # a read past [DONE] would time out here
     finally:
         release.set()
@@ -4386,8 +4418,10 @@ def test_chat_body_stall_is_a_read_timeout() -> None:
 
     url, stop = serve(handler)
     try:
-        with pytest.raises(lp.RequestTimeoutError, match=r"stopped sending the body for 0\.5 s"):
-            make_client(base_url=url, timeout=0.5).chat("hi", model="m")
+        with pytest.raises(
+            lp.RequestTimeoutError, match=rf"stopped sending the body for {shown(0.5)} s"
+        ):
+            make_client(base_url=url, timeout=scaled(0.5)).chat("hi", model="m")
     finally:
         release.set()
         stop()
@@ -4785,7 +4819,7 @@ def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
     threads = [threading.Thread(target=worker) for _ in range(6)]
     for thread in threads:
         thread.start()
-    time.sleep(0.1)
+    wait_until_waiting(threads, 5)  # all but the one in load()
     gate.set()
     for thread in threads:
         thread.join()
@@ -5599,10 +5633,10 @@ def test_read_timeout_in_the_middle_of_a_stream_carries_partial() -> None:
 
     def act(conn: socket.socket) -> None:
         conn.sendall(head + sse_event(delta_chunk({"content": "Hel"})))
-        time.sleep(1.0)
+        time.sleep(scaled(1.0))
 
     with raw_server(act) as url:
-        stream = make_client(base_url=url).chat_stream("hi", model="m", timeout=0.2)
+        stream = make_client(base_url=url).chat_stream("hi", model="m", timeout=scaled(0.2))
         with pytest.raises(lp.RequestTimeoutError) as info:
             list(stream)
         assert info.value.partial == "Hel"
@@ -5620,7 +5654,7 @@ def test_discover_against_a_dripping_server_keeps_its_timeout(
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
     with raw_server(drip(head, models, 0.05)) as url:
         started = time.monotonic()
-        assert lp.discover([url], timeout=0.3, environ={}) is None
+        assert lp.discover([url], timeout=scaled(0.3), environ={}) is None
         assert time.monotonic() - started < 3  # bounded, not ~1 s per byte forever
 
 
@@ -5650,10 +5684,10 @@ def test_deadline_bounds_a_body_dripped_a_byte_at_a_time() -> None:
         client = make_client(base_url=url)
         started = time.monotonic()
         with pytest.raises(lp.RequestTimeoutError) as info:
-            client.chat("hi", model="m", timeout=5, deadline=0.4)
+            client.chat("hi", model="m", timeout=5, deadline=scaled(0.4))
         assert time.monotonic() - started < 3
     assert str(info.value) == (
-        "reading the body: the deadline of 0.4 s passed; "
+        f"reading the body: the deadline of {scaled(0.4):g} s passed; "
         "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
     )
 
@@ -5687,19 +5721,22 @@ def test_stream_deadline_covers_the_wait_for_the_first_byte_only() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
 
     def late(conn: socket.socket) -> None:
-        time.sleep(1.0)
+        time.sleep(scaled(1.0))
         conn.sendall(head + content_stream("x"))
 
-    with raw_server(late) as url, pytest.raises(lp.RequestTimeoutError, match=r"0\.3 s passed"):
-        make_client(base_url=url).chat_stream("hi", model="m", deadline=0.3)
+    with (
+        raw_server(late) as url,
+        pytest.raises(lp.RequestTimeoutError, match=rf"{shown(0.3)} s passed"),
+    ):
+        make_client(base_url=url).chat_stream("hi", model="m", deadline=scaled(0.3))
 
     def slow_tokens(conn: socket.socket) -> None:
         conn.sendall(head + sse_event(delta_chunk({"content": "a"})))
-        time.sleep(0.6)  # longer than the deadline, shorter than the read timeout
+        time.sleep(scaled(0.6))  # longer than the deadline, shorter than the read timeout
         conn.sendall(sse_stream(delta_chunk({"content": "b"}, "stop")))
 
     with raw_server(slow_tokens) as url:
-        stream = make_client(base_url=url).chat_stream("hi", model="m", deadline=0.3)
+        stream = make_client(base_url=url).chat_stream("hi", model="m", deadline=scaled(0.3))
         assert stream.text() == "ab"
 
 
