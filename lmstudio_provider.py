@@ -2048,9 +2048,7 @@ class _Stream(Generic[ChunkT, ResultT]):
         yield from self._chunks
 
     def __next__(self) -> ChunkT:
-        if self._closed and not self._complete:
-            raise StopIteration
-        return next(self._chunks)
+        return next(self._chunks)  # after close(), the closed generator just stops
 
     def __enter__(self: _StreamT) -> _StreamT:
         return self

@@ -1078,8 +1078,9 @@ def test_plain_text_with_json_content_type_is_malformed(
 
 def test_empty_200_is_malformed(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
     rsps.post(f"{BASE}/v1/chat/completions", body="", content_type="application/json")
-    with pytest.raises(lp.MalformedResponseError, match="empty body"):
+    with pytest.raises(lp.MalformedResponseError) as info:
         client.chat("hi", model="m")
+    assert str(info.value) == "POST /v1/chat/completions: empty body (HTTP 200); expected JSON"
 
 
 def test_invalid_utf8_never_escapes_as_unicode_error(
@@ -3396,8 +3397,8 @@ def test_run_tools_max_rounds_is_a_tool_loop_error(rsps: responses.RequestsMock)
 @pytest.mark.parametrize(
     ("tools", "max_rounds", "words"),
     [
-        ({"get_weather": get_weather}, 0, "max_rounds must be an integer >= 1"),
-        ({"get_weather": get_weather}, True, "max_rounds must be an integer >= 1"),
+        ({"get_weather": get_weather}, 0, "max_rounds must be an integer >= 1, not 0$"),
+        ({"get_weather": get_weather}, True, "max_rounds must be an integer >= 1, not True$"),
         ({}, 3, "tools must be a non-empty dict"),
         ({"x": 42}, 3, "tools['x'] must be a function"),
         ({"x": (42, {"type": "object"})}, 3, "tools['x'] is not callable"),
@@ -5065,6 +5066,16 @@ def drip(head: bytes, body: bytes, every: float) -> Callable[[socket.socket], No
     return act
 
 
+def stream_over(
+    data: bytes, cls: type[lp.ChatStream] | type[lp.CompletionStream], **options: Any
+) -> Any:
+    """A stream class reading ``data`` as its body, without a client or a mock."""
+    response = requests.Response()
+    response.status_code = 200
+    response.raw = urllib3.HTTPResponse(body=io.BytesIO(data), preload_content=False)
+    return cls(response, read_timeout=1.0, max_bytes=1 << 20, started=0.0, **options)
+
+
 def deep_json(depth: int = 5000) -> str:
     return "[" * depth + "]" * depth
 
@@ -5488,6 +5499,38 @@ def test_stream_choice_without_delta_still_finishes(rsps: responses.RequestsMock
     assert stream.response.finish_reason == "stop" and stream.response.content == "Hi"
 
 
+def test_an_error_event_without_a_message_says_the_status() -> None:
+    stream = stream_over(b'event: error\ndata: {"detail": 1}\n\n', lp.ChatStream)
+    with pytest.raises(lp.APIError) as info:
+        list(stream)
+    assert str(info.value) == "HTTP 200"
+    assert info.value.body == {"detail": 1}
+
+
+def test_a_stream_read_before_its_end_has_no_response_yet() -> None:
+    stream = stream_over(content_stream("a"), lp.ChatStream)
+    with pytest.raises(RuntimeError) as info:
+        _ = stream.response
+    assert str(info.value) == ("the stream is not finished: iterate it to the end or call text()")
+    stream.close()
+    assert list(stream) == []  # closed: nothing more, and no error
+
+
+def test_split_think_holds_back_a_closing_tag_split_one_short() -> None:
+    events = [delta_chunk({"content": c}) for c in ("<think>abc</think", ">Answer")]
+    body = sse_stream(*events, delta_chunk({}, "stop"))
+    stream = stream_over(body, lp.ChatStream, split_think=True)
+    chunks = list(stream)
+    assert "".join(c.reasoning for c in chunks) == "abc"
+    assert "".join(c.content for c in chunks) == "Answer"
+
+
+def test_secrets_of_four_characters_are_hidden_three_are_too_short() -> None:
+    body = {"error": {"message": "echo wxyz and abc"}}
+    error = lp.error_from_response(400, body, secrets=["wxyz", "abc"])
+    assert str(error) == "echo <secret> and abc (HTTP 400)"
+
+
 def test_null_tool_calls_in_a_plain_answer_are_skipped(rsps: responses.RequestsMock) -> None:
     call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [None, call, 5]}))
@@ -5772,14 +5815,6 @@ def test_fuzz_random_splits_of_sse_give_the_same_events() -> None:
         cuts = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randrange(0, 12))))
         pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
         assert list(lp.iter_sse(pieces)) == events, seeded(f"round {round_}: {pieces!r}")
-
-
-def stream_over(data: bytes, cls: type[lp.ChatStream] | type[lp.CompletionStream]) -> Any:
-    """A stream class reading ``data`` as its body, without a client or a mock."""
-    response = requests.Response()
-    response.status_code = 200
-    response.raw = urllib3.HTTPResponse(body=io.BytesIO(data), preload_content=False)
-    return cls(response, read_timeout=1.0, max_bytes=1 << 20, started=0.0)
 
 
 def test_fuzz_a_stream_cut_at_every_byte_is_never_a_short_answer() -> None:
