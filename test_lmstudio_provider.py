@@ -381,7 +381,7 @@ def test_api_key_never_in_repr() -> None:
     client = lp.LMStudioClient(config)
     for text in (repr(config), str(config), repr(client), str(client)):
         assert SECRET not in text
-    assert "api_key=<set>" in repr(config)
+    assert repr(config).startswith("LMStudioConfig(base_url='http://localhost:1234', api_key=<set>")
     assert "api_key=None" in repr(lp.LMStudioConfig())
     assert repr(client) == "LMStudioClient(base_url='http://localhost:1234', model=None)"
 
@@ -4213,7 +4213,10 @@ def test_chat_stream_json_answer_to_a_stream_request_is_malformed(
     rsps.post(CHAT_URL, json=chat_body("whole"))
     with pytest.raises(lp.MalformedResponseError, match="expected an event stream") as info:
         make_client().chat_stream("hi", model="m")
-    assert "application/json" in str(info.value) and "whole" in str(info.value)
+    assert str(info.value).startswith(
+        "POST /v1/chat/completions: expected an event stream, got application/json: {"
+    )
+    assert "whole" in str(info.value)
 
 
 def test_chat_stream_refused_connection_raises_before_iterating() -> None:
@@ -5529,6 +5532,22 @@ def test_secrets_of_four_characters_are_hidden_three_are_too_short() -> None:
     body = {"error": {"message": "echo wxyz and abc"}}
     error = lp.error_from_response(400, body, secrets=["wxyz", "abc"])
     assert str(error) == "echo <secret> and abc (HTTP 400)"
+
+
+def test_invalid_utf8_in_events_is_replaced_not_raised() -> None:
+    lone = [b"data: a\xffb\n\n"]  # one event per chunk
+    split = [b"event: e\xff\ndata: c\xfe", b"d\n\n"]  # lines across chunks
+    assert list(lp.iter_sse(lone)) == [("message", "a\ufffdb")]
+    assert list(lp.iter_sse(split)) == [("e\ufffd", "c\ufffdd")]
+
+
+def test_model_kind_from_type_before_the_id() -> None:
+    assert lp.ModelInfo("x", type="embeddings").is_embedding is True
+    assert lp.ModelInfo("nomic-embed", type="llm").is_embedding is False
+    assert lp.ModelInfo("nomic-embed").is_embedding is True  # no type: the id decides
+    v1 = {"key": "m", "type": "llm", "arch": "qwen2"}  # older 0.4 builds say "arch"
+    assert lp.ModelInfo.from_v1(v1).arch == "qwen2"
+    assert lp.ModelInfo.from_v1({**v1, "architecture": "llama"}).arch == "llama"
 
 
 def test_null_tool_calls_in_a_plain_answer_are_skipped(rsps: responses.RequestsMock) -> None:
