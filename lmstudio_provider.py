@@ -1891,6 +1891,7 @@ class _Transport:
 
 
 _BOM = b"\xef\xbb\xbf"
+_decode_json = json.JSONDecoder().raw_decode
 
 
 class _SSELines:
@@ -1905,22 +1906,8 @@ class _SSELines:
         self._pending: list[bytes] = []  # the pieces of a line whose end has not arrived
         self._start: bytes | None = b""  # the first bytes, until known not to be a BOM
         self._after_cr = False  # the last chunk ended in "\\r": a "\\n" next is its end
-
-    def lone_event(self, chunk: bytes | None) -> bytes | None:
-        """The data of a chunk that is one whole one-line ``data:`` event at a line
-        boundary, as LM Studio sends each token; None for anything else."""
-        if (
-            chunk is not None
-            and chunk[-2:] == b"\n\n"
-            and chunk[:5] == b"data:"
-            and chunk.find(b"\n") == len(chunk) - 2
-            and b"\r" not in chunk
-            and self._start is None
-            and not self._pending
-        ):
-            self._after_cr = False
-            return chunk[5:-2]
-        return None
+        #: Nothing held back: the next chunk starts a line of its own.
+        self.clean = False
 
     def feed(self, chunk: bytes | None) -> list[bytes]:
         """The lines ``chunk`` completes; at the end (None), the last line even without
@@ -1949,6 +1936,7 @@ class _SSELines:
         tail = lines.pop()
         if tail:
             self._pending.append(tail)
+        self.clean = not (tail or self._after_cr)
         return lines
 
 
@@ -1963,10 +1951,17 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     event = ""
     data: list[str] = []
     for chunk in itertools.chain(chunks, (None,)):  # None: the body ended
-        lone = None if data else lines.lone_event(chunk)
-        if lone is not None:  # the hot path: one chunk, one event
-            value = lone.decode("utf-8", "replace")
-            yield event or "message", value[1:] if value[:1] == " " else value
+        if (
+            lines.clean
+            and chunk
+            and chunk[-2:] == b"\n\n"
+            and chunk[:5] == b"data:"
+            and chunk.find(b"\n") == len(chunk) - 2
+            and b"\r" not in chunk
+            and not data
+        ):  # the hot path: one chunk holds one whole one-line event, as LM Studio sends
+            start = 6 if chunk[5:6] == b" " else 5  # one space after the colon is not data
+            yield event or "message", chunk[start:-2].decode("utf-8", "replace")
             event = ""
             continue
         for line in lines.feed(chunk):
@@ -2092,12 +2087,15 @@ class _Stream(Generic[ChunkT, ResultT]):
         return "".join(self._blocks) + "".join(self._pieces)
 
     def _add_text(self, text: str) -> None:
-        """Keep a delta for ``response``. A 4-byte delta costs ~60 bytes as its own
-        string, so every 1,024 of them are folded into one block."""
+        """Keep a delta for ``response``."""
         self._pieces.append(text)
         if len(self._pieces) >= 1024:
-            self._blocks.append("".join(self._pieces))
-            self._pieces.clear()
+            self._fold()
+
+    def _fold(self) -> None:
+        """A 4-byte delta costs ~60 bytes as its own string: every 1,024 become one."""
+        self._blocks.append("".join(self._pieces))
+        self._pieces.clear()
 
     # -- the wire (self is the weak proxy in these two generators) ---------
     def _read_bytes(self) -> Iterator[bytes]:
@@ -2159,12 +2157,18 @@ class _Stream(Generic[ChunkT, ResultT]):
 
     def _take(self, event: str, data: str) -> ChunkT:
         """One event to one chunk; the error table for errors sent inside the stream."""
-        try:
-            obj = json.loads(data)  # not _loads: this is the hot path, and a cut is no JSON error
-        except (ValueError, RecursionError) as exc:
-            if self._eof:  # the body ended inside this line: a cut stream
-                raise self._cut("the stream ended inside an event") from None
-            raise _not_json(data, exc, f"{self._what}: a data line", self._redactor) from None
+        try:  # not _loads: this is the hot path, and a cut is no JSON error
+            obj, end = _decode_json(data)  # json.loads's own work, without its wrapper
+        except (ValueError, RecursionError):
+            end = -1
+        if end != len(data):  # whitespace around it, or not JSON at all: the long way
+            try:
+                obj = json.loads(data)
+            except (ValueError, RecursionError) as exc:
+                if self._eof:  # the body ended inside this line: a cut stream
+                    raise self._cut("the stream ended inside an event") from None
+                what = f"{self._what}: a data line"
+                raise _not_json(data, exc, what, self._redactor) from None
         if not isinstance(obj, dict):
             raise MalformedResponseError(
                 f"{self._what}: a data line is not a JSON object: {self._redactor.quote(data)}"
@@ -2199,6 +2203,10 @@ class _Stream(Generic[ChunkT, ResultT]):
         raise NotImplementedError
 
 
+#: Delta fields beyond the text that need ChatStream._extras.
+_DELTA_EXTRAS = frozenset({"reasoning_content", "reasoning", "tool_calls"})
+
+
 class ChatStream(_Stream[ChatChunk, ChatResponse]):
     """Chunks of a chat answer; ``response`` is the assembled :class:`ChatResponse`."""
 
@@ -2220,44 +2228,50 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
 
     def _parse(self, obj: JSONDict) -> ChatChunk:
         choices = obj.get("choices")
-        choice = choices[0] if type(choices) is list and choices else None
         usage = self._usage if obj.get("usage") else None
-        if type(choice) is not dict:  # the usage chunk has no choices
-            return ChatChunk(usage=usage, raw=obj)
+        if not choices or type(choices) is not list or type(choices[0]) is not dict:
+            return ChatChunk(usage=usage, raw=obj)  # the usage chunk has no choices
+        choice = choices[0]
         delta = choice.get("delta")
         if type(delta) is not dict:
             delta = {}
         content = delta.get("content")
         if type(content) is not str:
             content = ""
-        reasoning = _delta_reasoning(delta)
-        finish = _finish_reason(choice.get("finish_reason"))
-        if self._splitter is not None:
-            content, reasoning = self._split(content, reasoning, finish)
+        finish = choice.get("finish_reason") or None  # "" is no finish reason
+        if finish is not None and type(finish) is not str:
+            finish = None
+        if self._splitter is None and _DELTA_EXTRAS.isdisjoint(delta):
+            reasoning, calls = "", []  # a plain text delta: most of any stream
+        else:
+            content, reasoning, calls = self._extras(delta, content, finish)
         if content:
-            self._add_text(content)
-        if reasoning:
-            self._reasoning.append(reasoning)
-        calls = self._add_calls(delta.get("tool_calls"))
+            self._pieces.append(content)  # _add_text, inlined: once per token
+            if len(self._pieces) >= 1024:
+                self._fold()
         if finish is not None:
             self._finish_reason = finish
         return ChatChunk(content, reasoning, calls, finish, usage, obj)
 
-    def _split(self, content: str, reasoning: str, finish: str | None) -> tuple[str, str]:
-        """split_think: a leading <think> block's text moves from content to reasoning."""
-        assert self._splitter is not None
-        content, thought = self._splitter.feed(content)
-        if finish is None:
-            return content, reasoning + thought
-        more_content, more_thought = self._splitter.flush()
-        return content + more_content, reasoning + thought + more_thought
-
-    def _add_calls(self, pieces: Any) -> list[JSONDict]:
-        if type(pieces) is not list:
-            return []
-        for piece in pieces:
+    def _extras(
+        self, delta: JSONDict, content: str, finish: str | None
+    ) -> tuple[str, str, list[JSONDict]]:
+        """Reasoning, tool-call pieces and ``split_think``: what a plain text delta lacks."""
+        reasoning = _delta_reasoning(delta)
+        if self._splitter is not None:  # a leading <think> block moves to reasoning
+            content, thought = self._splitter.feed(content)
+            reasoning += thought
+            if finish is not None:
+                more_content, more_thought = self._splitter.flush()
+                content, reasoning = content + more_content, reasoning + more_thought
+        if reasoning:
+            self._reasoning.append(reasoning)
+        calls = delta.get("tool_calls")
+        if type(calls) is not list:
+            return content, reasoning, []
+        for piece in calls:
             self._add_call_piece(piece)
-        return pieces
+        return content, reasoning, calls
 
     def _add_call_piece(self, piece: Any) -> None:
         """Tool calls arrive in pieces keyed by index: the first names, the rest append."""
