@@ -4,10 +4,12 @@ Why: the client adds config, retries, size limits, error mapping and parsing on
 top of ``requests``; this checks that a plain, non-streaming call stays within
 10% of the bare ``requests.Session().post(...).json()`` it replaces.
 
-How: a local ThreadingHTTPServer on 127.0.0.1 (a free port) answers
+How: a local ThreadingHTTPServer on 127.0.0.1 (a free port, in a child process)
+answers
 ``POST /v1/chat/completions`` with a fixed small chat completion (Content-Length,
 HTTP/1.1 keep-alive). Rounds alternate the two sides so machine noise hits both
-alike; it prints the median calls/s of each and their ratio (target >= 0.9):
+alike; it prints the median calls per CPU-second of each and their ratio
+(target >= 0.95):
 
     python scripts/bench_calls.py [--calls 500] [--rounds 5]
 """
@@ -16,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -72,25 +74,36 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
-def start_server() -> tuple[str, Callable[[], None]]:
+def _serve(port: Any) -> None:
     server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    port.send(server.server_address[1])
+    server.serve_forever()
+
+
+def start_server() -> tuple[str, Callable[[], None]]:
+    """Serve from a child process, so the server does not share the client's GIL."""
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=_serve, args=(child,), daemon=True)
+    process.start()
+    port = parent.recv()
 
     def stop() -> None:
-        server.shutdown()
-        server.server_close()
+        process.terminate()
+        process.join()
 
-    return f"http://127.0.0.1:{server.server_address[1]}", stop
+    return f"http://127.0.0.1:{port}", stop
 
 
 def time_calls(call: Callable[[], str], calls: int) -> float:
-    """Calls per second of ``calls`` calls; checks every answer."""
-    started = time.perf_counter()
+    """Calls per second of this process's CPU time (the server's is not counted, nor a
+    virtual machine's stolen time); checks every answer."""
+    started = time.process_time()
     for _ in range(calls):
         if call() != "Hello there!":
             raise SystemExit("wrong answer from the bench server")
-    return calls / (time.perf_counter() - started)
+    return calls / (time.process_time() - started)
 
 
 def main() -> None:
@@ -136,8 +149,8 @@ def main() -> None:
         spread = ", ".join(f"{v:.0f}" for v in values)
         print(f"  {name:<18} {median[name]:8.0f} calls/s median  ({spread})")
     ratio = median["lmstudio_provider"] / median["requests"]
-    verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
-    print(f"  ratio lmstudio_provider/requests: {ratio:.3f} (target >= 0.9: {verdict})")
+    verdict = "ok" if ratio >= 0.95 else "BELOW TARGET"
+    print(f"  ratio lmstudio_provider/requests: {ratio:.3f} (target >= 0.95: {verdict})")
 
 
 if __name__ == "__main__":
