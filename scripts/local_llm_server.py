@@ -17,7 +17,8 @@ Usage::
         [--api-key KEY] [--threads 1] [--ctx 2048]
 
 Once the server answers ``GET /v1/models`` it prints exactly one line,
-``serving SmolLM2-135M-Instruct at http://127.0.0.1:PORT``, on stdout and
+``serving SmolLM2-135M-Instruct at http://127.0.0.1:PORT``, on stdout (with
+``--port 0`` llama.cpp picks a free port, and PORT is the one it bound) and
 keeps serving until Ctrl-C or SIGTERM (exit status 0).  When xllamacpp or
 the model file is missing it explains how to install them on stderr and
 exits with status 2.  The module can be imported without side effects.
@@ -147,6 +148,14 @@ def wait_until_ready(
     return False
 
 
+def bound_port(server: xllamacpp.Server, asked: int) -> int:
+    """The port llama.cpp bound: the one asked for, or with ``--port 0`` the free
+    one it chose (so callers need not pick a port that someone else may take)."""
+    address = getattr(server, "listening_address", "") or ""
+    tail = address.rstrip("/").rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else asked
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
@@ -226,16 +235,17 @@ def _serve(args: argparse.Namespace, model_path: str, stop: threading.Event) -> 
         print(f"local_llm_server: failed to start on port {args.port}: {exc}", file=sys.stderr)
         return EXIT_START_FAILED
     try:
-        if not wait_until_ready(args.port, args.api_key, READY_TIMEOUT_S, stop):
+        port = bound_port(server, args.port)
+        if not wait_until_ready(port, args.api_key, READY_TIMEOUT_S, stop):
             if stop.is_set():
                 return 0
             print(
                 "local_llm_server: server did not answer GET /v1/models "
-                f"within {READY_TIMEOUT_S:.0f}s on port {args.port}",
+                f"within {READY_TIMEOUT_S:.0f}s on port {port}",
                 file=sys.stderr,
             )
             return EXIT_START_FAILED
-        print(f"serving {MODEL_DISPLAY_NAME} at {base_url(args.port)}", flush=True)
+        print(f"serving {MODEL_DISPLAY_NAME} at {base_url(port)}", flush=True)
         while not stop.wait(0.5):
             pass
     finally:
