@@ -1347,6 +1347,16 @@ def test_readme_error_table_covers_every_mapping() -> None:
             )
 
 
+def test_readme_reading_guide_follows_the_module_banners_in_order() -> None:
+    root = Path(__file__).parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    guide = readme.split("**Reading guide.**", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"^\d+\. \*\*(.+?)\*\*", guide, re.MULTILINE)
+    source = (root / "lmstudio_provider.py").read_text(encoding="utf-8")
+    banners = re.findall(r"^# =+\n# (.+)\n# =+$", source, re.MULTILINE)
+    assert named == banners
+
+
 def test_readme_configuration_table_lists_every_setting_and_variable() -> None:
     readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
     rows = [line for line in readme.splitlines() if line.startswith("| `")]
