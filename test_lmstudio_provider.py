@@ -36,6 +36,7 @@ from responses import matchers
 import lmstudio_provider as lp
 
 BASE = "http://lms.test:1234"
+CHAT_URL = f"{BASE}/v1/chat/completions"
 SECRET = "sk-lm-SENTINEL:do-not-leak-0123456789"
 
 
@@ -552,7 +553,7 @@ def test_error_table_row_through_the_client(
     cls: type,
     words: str,
 ) -> None:
-    rsps.post(f"{BASE}/v1/chat/completions", json=body, status=status)
+    rsps.post(CHAT_URL, json=body, status=status)
     with pytest.raises(cls) as info:
         client.chat("hi", model="m")
     assert type(info.value) is cls
@@ -786,7 +787,7 @@ def test_get_model_miss_lists_closest_ids(
 def test_chat_sends_only_given_options(rsps: responses.RequestsMock) -> None:
     client = make_client(model="qwen")
     rsps.post(
-        f"{BASE}/v1/chat/completions",
+        CHAT_URL,
         json=chat_body(),
         match=[
             matchers.json_params_matcher(
@@ -814,7 +815,7 @@ def test_chat_passes_tools_extra_params_and_extra_body(rsps: responses.RequestsM
     tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
     messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
     rsps.post(
-        f"{BASE}/v1/chat/completions",
+        CHAT_URL,
         json=chat_body(),
         match=[
             matchers.json_params_matcher(
@@ -847,13 +848,13 @@ def test_chat_passes_tools_extra_params_and_extra_body(rsps: responses.RequestsM
 
 def test_auth_header_only_when_a_key_is_set(rsps: responses.RequestsMock) -> None:
     rsps.post(
-        f"{BASE}/v1/chat/completions",
+        CHAT_URL,
         json=chat_body(),
         match=[matchers.header_matcher({"Authorization": f"Bearer {SECRET}"})],
     )
     make_client(api_key=SECRET).chat("hi", model="m")
     rsps.reset()
-    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body())
+    rsps.post(CHAT_URL, json=chat_body())
     make_client().chat("hi", model="m")
     assert "Authorization" not in rsps.calls[0].request.headers
     assert rsps.calls[0].request.headers["User-Agent"].startswith("lmstudio-provider/")
@@ -869,7 +870,7 @@ def test_chat_parses_tool_calls_and_missing_content(
     }
     body = chat_body(message={"content": None, "tool_calls": [call]})
     body["choices"][0]["finish_reason"] = "tool_calls"
-    rsps.post(f"{BASE}/v1/chat/completions", json=body)
+    rsps.post(CHAT_URL, json=body)
     reply = client.chat("weather?", model="m")
     assert reply.content == ""
     assert reply.tool_calls == [call]
@@ -881,13 +882,13 @@ def test_chat_parses_tool_calls_and_missing_content(
 def test_chat_reasoning_fields(
     rsps: responses.RequestsMock, client: lp.LMStudioClient, field: str
 ) -> None:
-    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body("42", message={field: "thinking"}))
+    rsps.post(CHAT_URL, json=chat_body("42", message={field: "thinking"}))
     reply = client.chat("q", model="m")
     assert (reply.content, reply.reasoning) == ("42", "thinking")
 
 
 def test_chat_split_think_moves_inline_reasoning(rsps: responses.RequestsMock) -> None:
-    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body("<think>hmm</think>\n\n42"))
+    rsps.post(CHAT_URL, json=chat_body("<think>hmm</think>\n\n42"))
     assert make_client(split_think=True).chat("q", model="m").reasoning == "hmm"
     assert make_client(split_think=True).chat("q", model="m").content == "42"
     kept = make_client().chat("q", model="m")
@@ -950,7 +951,7 @@ def test_embed_with_a_missing_vector_is_malformed(
 
 def test_model_choice_order(rsps: responses.RequestsMock) -> None:
     mock_v0_models(rsps)
-    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body())
+    rsps.post(CHAT_URL, json=chat_body())
     rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
 
     def sent_model() -> str:
@@ -1026,7 +1027,7 @@ def test_bad_arguments_raise_value_error_before_any_request(
 
 def test_max_tokens_minus_one_means_no_limit(rsps: responses.RequestsMock) -> None:
     rsps.post(
-        f"{BASE}/v1/chat/completions",
+        CHAT_URL,
         json=chat_body(),
         match=[
             matchers.json_params_matcher(
@@ -1055,7 +1056,7 @@ def test_max_tokens_minus_one_means_no_limit(rsps: responses.RequestsMock) -> No
 def test_json_of_the_wrong_shape_is_malformed(
     rsps: responses.RequestsMock, client: lp.LMStudioClient, body: Any, words: str
 ) -> None:
-    rsps.post(f"{BASE}/v1/chat/completions", json=body)
+    rsps.post(CHAT_URL, json=body)
     with pytest.raises(lp.MalformedResponseError, match=words):
         client.chat("hi", model="m")
 
@@ -1071,13 +1072,13 @@ def test_embeddings_data_not_a_list_is_malformed(
 def test_plain_text_with_json_content_type_is_malformed(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
-    rsps.post(f"{BASE}/v1/chat/completions", body="all good!", content_type="application/json")
+    rsps.post(CHAT_URL, body="all good!", content_type="application/json")
     with pytest.raises(lp.MalformedResponseError, match=r"not JSON.*all good!"):
         client.chat("hi", model="m")
 
 
 def test_empty_200_is_malformed(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
-    rsps.post(f"{BASE}/v1/chat/completions", body="", content_type="application/json")
+    rsps.post(CHAT_URL, body="", content_type="application/json")
     with pytest.raises(lp.MalformedResponseError) as info:
         client.chat("hi", model="m")
     assert str(info.value) == "POST /v1/chat/completions: empty body (HTTP 200); expected JSON"
@@ -1086,7 +1087,7 @@ def test_empty_200_is_malformed(rsps: responses.RequestsMock, client: lp.LMStudi
 def test_invalid_utf8_never_escapes_as_unicode_error(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
-    rsps.post(f"{BASE}/v1/chat/completions", body=b"\xff\xfe\xfa{oops", status=200)
+    rsps.post(CHAT_URL, body=b"\xff\xfe\xfa{oops", status=200)
     with pytest.raises(lp.MalformedResponseError):
         client.chat("hi", model="m")
     rsps.post(f"{BASE}/v1/completions", body=b"\xff\xfe broken", status=500)
@@ -1096,7 +1097,7 @@ def test_invalid_utf8_never_escapes_as_unicode_error(
 
 def test_html_502_from_a_proxy(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
     rsps.post(
-        f"{BASE}/v1/chat/completions",
+        CHAT_URL,
         body="<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
         status=502,
         content_type="text/html",
@@ -1110,7 +1111,7 @@ def test_html_502_from_a_proxy(rsps: responses.RequestsMock, client: lp.LMStudio
 def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMock) -> None:
     client = make_client(max_response_bytes=1000)
     rsps.post(
-        f"{BASE}/v1/chat/completions",
+        CHAT_URL,
         body=json.dumps(chat_body("x" * 5000)),
         headers={"Content-Length": "5200"},
     )
@@ -1260,7 +1261,7 @@ def test_cli_chat_no_stream(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rsps.post(
-        f"{BASE}/v1/chat/completions",
+        CHAT_URL,
         json=chat_body("Bonjour"),
         match=[
             matchers.json_params_matcher(
@@ -1295,7 +1296,7 @@ def test_cli_chat_no_stream(
 
 
 def test_cli_chat_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
-    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body("Bonjour"))
+    rsps.post(CHAT_URL, json=chat_body("Bonjour"))
     assert lp.main(["--base-url", BASE, "chat", "hello", "--json", "--model", "m"]) == 0
     assert json.loads(capsys.readouterr().out)["choices"][0]["message"]["content"] == "Bonjour"
 
@@ -1314,7 +1315,7 @@ def test_cli_complete_and_embed(
 def test_cli_api_error_is_one_line(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rsps.post(f"{BASE}/v1/chat/completions", json=UNEXPECTED)
+    rsps.post(CHAT_URL, json=UNEXPECTED)
     assert lp.main(["chat", "hi", "--no-stream", "--model", "m", "--base-url", BASE]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "base URL is probably wrong" in err[0]
@@ -1375,8 +1376,6 @@ def test_readme_configuration_table_lists_every_setting_and_variable() -> None:
 # reliability helpers
 # ----------------------------------------------------------------------------
 
-CHAT_URL = f"{BASE}/v1/chat/completions"
-
 
 class TopOfRange:
     """An rng whose ``uniform(a, b)`` is always ``b``: the sleeps show the bounds."""
@@ -1386,17 +1385,33 @@ class TopOfRange:
         return b
 
 
-def sse(*events: Any) -> bytes:
-    """A text/event-stream body: one ``data:`` line per event, then a blank line."""
-    lines = [e if isinstance(e, bytes) else f"data: {json.dumps(e)}".encode() for e in events]
-    return b"".join(line + b"\n\n" for line in lines)
+def sse_event(event: Any) -> bytes:
+    """One event: a dict goes as JSON on a ``data:`` line, a string as the data
+    itself, bytes as a whole raw line; then the blank line that ends it."""
+    if isinstance(event, bytes):
+        return event + b"\n\n"
+    data = event if isinstance(event, str) else json.dumps(event)
+    return f"data: {data}\n\n".encode()
 
 
-def delta(content: str, finish: str | None = None) -> dict[str, Any]:
-    return {"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]}
+def sse_stream(*events: Any, done: bool = True) -> bytes:
+    return b"".join(sse_event(e) for e in events) + (b"data: [DONE]\n\n" if done else b"")
 
 
-SSE_HELLO = sse(delta("Hel"), delta("lo"), delta("", "stop"), b"data: [DONE]")
+def delta_chunk(delta: dict[str, Any] | None = None, finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-9",
+        "object": "chat.completion.chunk",
+        "model": "qwen2.5-7b-instruct",
+        "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
+    }
+
+
+def text_chunk(content: str, finish: str | None = None) -> dict[str, Any]:
+    return delta_chunk({"content": content}, finish)
+
+
+SSE_HELLO = sse_stream(text_chunk("Hel"), text_chunk("lo"), text_chunk("", "stop"))
 
 
 def send_json(
@@ -1850,7 +1865,7 @@ def test_stream_cut_mid_body_is_not_retried() -> None:
         hits.append(f"{h.command} {h.path}")
         read_request_body(h)
         send_chunked_head(h, "text/event-stream")
-        write_chunk(h, sse(delta("Hel")))
+        write_chunk(h, sse_stream(text_chunk("Hel"), done=False))
         h.close_connection = True  # gone, without the last chunk
 
     url, stop = serve(handler)
@@ -1918,7 +1933,7 @@ def test_per_call_timeout_overrides_the_read_timeout(rsps: responses.RequestsMoc
 
 def test_stream_larger_than_the_limit_stops_reading() -> None:
     sent = {"events": 0}
-    event = sse(delta("x" * 16384))
+    event = sse_stream(text_chunk("x" * 16384), done=False)
 
     def handler(h: BaseHTTPRequestHandler) -> None:
         read_request_body(h)
@@ -1950,14 +1965,17 @@ def test_stream_larger_than_the_limit_stops_reading() -> None:
     [
         (
             b'data: {"choices":[{"index":0,"delta":{"content":"ab\xff\xfecd"}}]}\n\n'
-            + sse(delta("", "stop"), b"data: [DONE]"),
+            + sse_stream(text_chunk("", "stop")),
             "ab\ufffd\ufffdcd",
         ),
         (
-            b"event: \xff\xfe\n" + sse(delta("ok", "stop"), b"data: [DONE]"),
+            b"event: \xff\xfe\n" + sse_stream(text_chunk("ok", "stop")),
             "ok",
         ),
-        (sse(delta("ab"), b"data: \xff\xfe{", delta("", "stop")), lp.MalformedResponseError),
+        (
+            sse_stream(text_chunk("ab"), b"data: \xff\xfe{", text_chunk("", "stop"), done=False),
+            lp.MalformedResponseError,
+        ),
     ],
     ids=["in-json-string", "in-event-name", "not-json"],
 )
@@ -2014,7 +2032,7 @@ def _echo(h: BaseHTTPRequestHandler) -> str:
 
 def _answer_stream(h: BaseHTTPRequestHandler, *events: Any) -> None:
     send_chunked_head(h, "text/event-stream")
-    write_chunk(h, sse(*events))
+    write_chunk(h, sse_stream(*events, done=False))
     h.close_connection = True  # cut: no last chunk
 
 
@@ -2034,13 +2052,13 @@ SECRET_FAULTS: dict[str, tuple[Callable[[BaseHTTPRequestHandler], None], type[Ex
     "malformed": (lambda h: send_json(h, b"<html>oops</html>"), lp.MalformedResponseError),
     "malformed-echo": (lambda h: send_json(h, _echo(h).encode()), lp.MalformedResponseError),
     "timeout": (lambda h: None, lp.RequestTimeoutError),  # the server below stays silent
-    "stream-cut": (lambda h: _answer_stream(h, delta("Hel")), lp.StreamError),
+    "stream-cut": (lambda h: _answer_stream(h, text_chunk("Hel")), lp.StreamError),
     "stream-json-echo": (
         lambda h: send_json(h, {"message": _echo(h)}),
         lp.MalformedResponseError,
     ),
     "stream-error-event-echo": (
-        lambda h: _answer_stream(h, delta("Hel"), {"error": {"message": _echo(h)}}),
+        lambda h: _answer_stream(h, text_chunk("Hel"), {"error": {"message": _echo(h)}}),
         lp.APIError,
     ),
 }
@@ -2207,7 +2225,6 @@ def test_one_client_shared_by_eight_threads() -> None:
 V1_MODELS_URL = f"{BASE}/api/v1/models"
 LOAD_URL = f"{BASE}/api/v1/models/load"
 UNLOAD_URL = f"{BASE}/api/v1/models/unload"
-NATIVE_CHAT_URL = f"{BASE}/v1/chat/completions"
 
 V1_QWEN: dict[str, Any] = {
     "type": "llm",
@@ -2445,7 +2462,7 @@ def test_model_list_route_is_remembered_for_refresh(
 
 def test_chat_without_model_picks_the_loaded_v1_llm(rsps: responses.RequestsMock) -> None:
     rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    rsps.post(NATIVE_CHAT_URL, json=chat_body("hi"))
+    rsps.post(CHAT_URL, json=chat_body("hi"))
     make_client().chat("hello")
     assert sent(rsps, 1)["model"] == "qwen/qwen3-8b"
 
@@ -2783,7 +2800,7 @@ def test_server_model_not_found_names_the_closest_ids(
 def test_server_model_not_found_without_a_model_list_keeps_the_server_message(
     rsps: responses.RequestsMock,
 ) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=lms_model_not_found(WRONG), status=400)
+    rsps.post(CHAT_URL, json=lms_model_not_found(WRONG), status=400)
     rsps.get(V1_MODELS_URL, json={"error": "token required"}, status=401)
     with pytest.raises(lp.ModelNotFoundError, match="Invalid model identifier") as info:
         make_client().chat("hi", model=WRONG)
@@ -2794,7 +2811,7 @@ def test_server_model_not_found_without_a_model_list_keeps_the_server_message(
 def test_chat_stream_model_not_found_raises_from_chat_stream(
     rsps: responses.RequestsMock, body: dict[str, Any], status: int
 ) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=body, status=status)
+    rsps.post(CHAT_URL, json=body, status=status)
     mock_v0_models(rsps)
     client = make_client()
     with pytest.raises(lp.ModelNotFoundError) as info:
@@ -2804,18 +2821,18 @@ def test_chat_stream_model_not_found_raises_from_chat_stream(
 
 
 def test_chat_stream_model_not_found_in_a_200_json_body(rsps: responses.RequestsMock) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=lms_model_not_found(WRONG))
+    rsps.post(CHAT_URL, json=lms_model_not_found(WRONG))
     mock_v0_models(rsps)
     with pytest.raises(lp.ModelNotFoundError, match=r"did you mean 'qwen2\.5-7b-instruct'"):
         make_client().chat_stream("hi", model=WRONG)
 
 
 def test_explicit_model_makes_no_model_list_request(rsps: responses.RequestsMock) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=chat_body())
+    rsps.post(CHAT_URL, json=chat_body())
     rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": " world"}]})
     rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [0.5]}]})
     rsps.post(
-        NATIVE_CHAT_URL,
+        CHAT_URL,
         body=b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
         b"data: [DONE]\n\n",
         content_type="text/event-stream",
@@ -3034,7 +3051,7 @@ def test_chat_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
 
 
 def test_chat_without_stats_uses_the_openai_route(rsps: responses.RequestsMock) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=chat_body("4"))
+    rsps.post(CHAT_URL, json=chat_body("4"))
     reply = make_client().chat("2+2?", model="m")
     assert reply.stats is None and reply.model_info is None
     assert paths(rsps) == ["/v1/chat/completions"]
@@ -3099,7 +3116,7 @@ def test_every_response_has_the_elapsed_time(rsps: responses.RequestsMock) -> No
     clock = FakeClock()
     client = make_client(clock=clock)
     rsps.add_callback(
-        "POST", NATIVE_CHAT_URL, callback=_advancing(clock, 1.5, chat_body()), content_type=None
+        "POST", CHAT_URL, callback=_advancing(clock, 1.5, chat_body()), content_type=None
     )
     rsps.add_callback(
         "POST",
@@ -3127,7 +3144,7 @@ def test_stream_responses_have_the_elapsed_time(rsps: responses.RequestsMock) ->
         clock.advance(0.75)
         return 200, {"Content-Type": "text/event-stream"}, sse
 
-    rsps.add_callback("POST", NATIVE_CHAT_URL, callback=callback)
+    rsps.add_callback("POST", CHAT_URL, callback=callback)
     stream = client.chat_stream("hi", model="m")
     clock.advance(0.25)  # reading takes time too
     assert stream.text() == "hi"
@@ -3145,7 +3162,7 @@ def _json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def test_json_schema_is_sent_and_the_answer_parsed(rsps: responses.RequestsMock) -> None:
     rsps.post(
-        NATIVE_CHAT_URL,
+        CHAT_URL,
         json=chat_body('{"name": "Ada", "age": 36}'),
         match=[
             matchers.json_params_matcher(
@@ -3169,7 +3186,7 @@ def test_json_schema_is_sent_and_the_answer_parsed(rsps: responses.RequestsMock)
 def test_json_schema_default_name(
     rsps: responses.RequestsMock, schema: dict[str, Any], name: str
 ) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
+    rsps.post(CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
     make_client().chat("Who?", model="m", json_schema=schema)
     assert sent(rsps, 0)["response_format"] == _json_schema_format(name, schema)
 
@@ -3183,14 +3200,14 @@ def test_json_schema_default_name(
     ],
 )
 def test_json_in_a_fence_is_parsed(rsps: responses.RequestsMock, content: str) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=chat_body(content))
+    rsps.post(CHAT_URL, json=chat_body(content))
     reply = make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
     assert reply.parsed == {"name": "Ada", "age": 36}
     assert reply.content == content
 
 
 def test_invalid_json_answer_is_malformed_and_quoted(rsps: responses.RequestsMock) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=chat_body("Sure! Ada is 36."))
+    rsps.post(CHAT_URL, json=chat_body("Sure! Ada is 36."))
     with pytest.raises(lp.MalformedResponseError) as info:
         make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
     assert "not the JSON asked for" in str(info.value)
@@ -3201,7 +3218,7 @@ def test_invalid_json_answer_is_malformed_and_quoted(rsps: responses.RequestsMoc
 def test_json_cut_by_max_tokens_says_so(rsps: responses.RequestsMock) -> None:
     body = chat_body('{"name": "Ad')
     body["choices"][0]["finish_reason"] = "length"
-    rsps.post(NATIVE_CHAT_URL, json=body)
+    rsps.post(CHAT_URL, json=body)
     with pytest.raises(lp.MalformedResponseError) as info:
         make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA, max_tokens=5)
     assert "cut by max_tokens" in str(info.value)
@@ -3219,7 +3236,7 @@ def test_parse_json_content_unit() -> None:
 
 def test_json_object_is_translated_to_a_schema(rsps: responses.RequestsMock) -> None:
     rsps.post(
-        NATIVE_CHAT_URL,
+        CHAT_URL,
         json=chat_body('{"ok": true}'),
         match=[
             matchers.json_params_matcher(
@@ -3237,14 +3254,14 @@ def test_json_object_is_translated_to_a_schema(rsps: responses.RequestsMock) -> 
 
 def test_response_format_json_schema_given_as_is_is_parsed(rsps: responses.RequestsMock) -> None:
     given = _json_schema_format("person", PERSON_SCHEMA)
-    rsps.post(NATIVE_CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
+    rsps.post(CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
     reply = make_client().chat("Who?", model="m", response_format=given)
     assert sent(rsps, 0)["response_format"] == given
     assert reply.parsed == {"name": "Ada", "age": 36}
 
 
 def test_response_format_text_is_not_parsed(rsps: responses.RequestsMock) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=chat_body("plain words"))
+    rsps.post(CHAT_URL, json=chat_body("plain words"))
     reply = make_client().chat("Hi", model="m", response_format={"type": "text"})
     assert sent(rsps, 0)["response_format"] == {"type": "text"}
     assert reply.parsed is None
@@ -3276,7 +3293,7 @@ def test_chat_stream_with_json_schema_fills_response_parsed(
         b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n'
         b"data: [DONE]\n\n"
     )
-    rsps.post(NATIVE_CHAT_URL, body=sse, content_type="text/event-stream")
+    rsps.post(CHAT_URL, body=sse, content_type="text/event-stream")
     with make_client().chat_stream(
         "Who?", model="m", json_schema=PERSON_SCHEMA, schema_name="person"
     ) as stream:
@@ -3302,8 +3319,8 @@ def get_weather(city: str, days: int = 1) -> dict[str, Any]:
 
 def test_run_tools_single_call(rsps: responses.RequestsMock) -> None:
     call = tool_call("123", "get_weather", '{"city": "Paris"}')
-    rsps.post(NATIVE_CHAT_URL, json=tool_answer(call))
-    rsps.post(NATIVE_CHAT_URL, json=chat_body("It is 21 degrees in Paris."))
+    rsps.post(CHAT_URL, json=tool_answer(call))
+    rsps.post(CHAT_URL, json=chat_body("It is 21 degrees in Paris."))
     reply = make_client().run_tools(
         "Weather in Paris?", {"get_weather": get_weather}, model="m", temperature=0
     )
@@ -3343,8 +3360,8 @@ def test_run_tools_parallel_calls_run_in_order(rsps: responses.RequestsMock) -> 
         tool_call("2", "add", '{"a": 2, "b": 3}'),
         tool_call("3", "shout", '{"text": "bye"}'),
     ]
-    rsps.post(NATIVE_CHAT_URL, json=tool_answer(*calls))
-    rsps.post(NATIVE_CHAT_URL, json=chat_body("done"))
+    rsps.post(CHAT_URL, json=tool_answer(*calls))
+    rsps.post(CHAT_URL, json=chat_body("done"))
     reply = make_client().run_tools("go", {"add": add, "shout": shout}, model="m")
     assert reply.content == "done"
     assert order == ["shout hi", "add 2 3", "shout bye"]
@@ -3369,8 +3386,8 @@ def test_run_tools_failures_go_back_to_the_model(rsps: responses.RequestsMock) -
         tool_call("4", "divide", "[1, 0]"),  # not an object
         tool_call("5", "divide", '{"a": 1, "c": 2}'),  # wrong argument names
     ]
-    rsps.post(NATIVE_CHAT_URL, json=tool_answer(*calls))
-    rsps.post(NATIVE_CHAT_URL, json=chat_body("sorry"))
+    rsps.post(CHAT_URL, json=tool_answer(*calls))
+    rsps.post(CHAT_URL, json=chat_body("sorry"))
     reply = make_client().run_tools("go", {"divide": divide}, model="m")
     assert reply.content == "sorry"
     results = [m["content"] for m in sent(rsps, 1)["messages"][2:]]
@@ -3384,8 +3401,8 @@ def test_run_tools_failures_go_back_to_the_model(rsps: responses.RequestsMock) -
 
 
 def test_run_tools_gives_ids_to_calls_without_one(rsps: responses.RequestsMock) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=tool_answer({"function": {"name": "get_weather"}}))
-    rsps.post(NATIVE_CHAT_URL, json=chat_body("ok"))
+    rsps.post(CHAT_URL, json=tool_answer({"function": {"name": "get_weather"}}))
+    rsps.post(CHAT_URL, json=chat_body("ok"))
     make_client().run_tools("go", {"get_weather": get_weather}, model="m")
     assistant, tool = sent(rsps, 1)["messages"][1:]
     call_id = assistant["tool_calls"][0]["id"]
@@ -3395,7 +3412,7 @@ def test_run_tools_gives_ids_to_calls_without_one(rsps: responses.RequestsMock) 
 
 
 def test_run_tools_max_rounds_is_a_tool_loop_error(rsps: responses.RequestsMock) -> None:
-    rsps.post(NATIVE_CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
+    rsps.post(CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
     with pytest.raises(lp.ToolLoopError, match="max_rounds=2") as info:
         make_client().run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=2)
     assert len(rsps.calls) == 2
@@ -3508,8 +3525,8 @@ def test_run_tools_explicit_schemas_in_three_shapes(rsps: responses.RequestsMock
         "c": (tool("c"), params),
     }
     calls = [tool_call(str(i), name, f'{{"n": {i}}}') for i, name in enumerate("abc")]
-    rsps.post(NATIVE_CHAT_URL, json=tool_answer(*calls))
-    rsps.post(NATIVE_CHAT_URL, json=chat_body("ok"))
+    rsps.post(CHAT_URL, json=tool_answer(*calls))
+    rsps.post(CHAT_URL, json=chat_body("ok"))
     make_client().run_tools("go", tools, model="m")
     assert sent(rsps, 0)["tools"] == [
         {"type": "function", "function": {"name": "a", "parameters": params}},
@@ -3679,25 +3696,6 @@ CONTEXT_MESSAGE = (
 )
 
 
-def sse_event(event: Any) -> bytes:
-    """One `data:` frame; a dict goes as JSON, a string as it is."""
-    data = event if isinstance(event, str) else json.dumps(event)
-    return f"data: {data}\n\n".encode()
-
-
-def sse_stream(*events: Any, done: bool = True) -> bytes:
-    return b"".join(sse_event(e) for e in events) + (b"data: [DONE]\n\n" if done else b"")
-
-
-def delta_chunk(delta: dict[str, Any] | None = None, finish: str | None = None) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-9",
-        "object": "chat.completion.chunk",
-        "model": "qwen2.5-7b-instruct",
-        "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
-    }
-
-
 def usage_chunk() -> dict[str, Any]:
     return {
         "id": "chatcmpl-9",
@@ -3815,7 +3813,7 @@ def test_chat_stream_yields_chunks_and_stops_at_done(rsps: responses.RequestsMoc
 
 def test_chat_stream_response_equals_the_plain_chat_answer(rsps: responses.RequestsMock) -> None:
     mock_sse(rsps, content_stream("Hel", "lo"))
-    rsps.post(f"{BASE}/v1/chat/completions", json=chat_body("Hello"))
+    rsps.post(CHAT_URL, json=chat_body("Hello"))
     client = make_client()
     stream = client.chat_stream("hi", model="m")
     for _ in stream:
@@ -4870,11 +4868,11 @@ def test_json_schema_with_tool_calls_parses_only_the_final_answer(
 ) -> None:
     call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     body = chat_body(message={"content": None, "tool_calls": [call]})
-    rsps.post(f"{BASE}/v1/chat/completions", json=body)
+    rsps.post(CHAT_URL, json=body)
     schema = {"type": "object"}
     reply = make_client().chat("q", model="m", json_schema=schema, tools=[{"type": "function"}])
     assert reply.tool_calls == [call] and reply.parsed is None
-    rsps.replace("POST", f"{BASE}/v1/chat/completions", json=chat_body('{"a": 1}'))
+    rsps.replace("POST", CHAT_URL, json=chat_body('{"a": 1}'))
     reply = make_client().run_tools("q", {"f": lambda: "x"}, model="m", json_schema=schema)
     assert reply.parsed == {"a": 1}
 
