@@ -649,6 +649,9 @@ def test_cache_with_zero_ttl_never_keeps_anything() -> None:
     cache = lp.TTLCache(0)
     cache.set("k", 1)
     assert cache.get("k") is None
+    brief = lp.TTLCache(0.5, clock=FakeClock())  # any positive TTL keeps it for that long
+    brief.set("k", 1)
+    assert brief.get("k") == 1
 
 
 def test_cache_single_flight_across_threads() -> None:
@@ -3426,7 +3429,7 @@ def test_run_tools_max_rounds_is_a_tool_loop_error(rsps: responses.RequestsMock)
     [
         ({"get_weather": get_weather}, 0, "max_rounds must be an integer >= 1, not 0$"),
         ({"get_weather": get_weather}, True, "max_rounds must be an integer >= 1, not True$"),
-        ({}, 3, "tools must be a non-empty dict"),
+        ({}, 3, "^tools must be a non-empty dict of name -> function$"),
         ({"x": 42}, 3, "tools['x'] must be a function"),
         ({"x": (42, {"type": "object"})}, 3, "tools['x'] is not callable"),
     ],
@@ -5508,6 +5511,19 @@ def test_stream_choice_without_delta_still_finishes(rsps: responses.RequestsMock
     chunks = list(stream)
     assert [c.content for c in chunks] == ["Hi", ""]
     assert stream.response.finish_reason == "stop" and stream.response.content == "Hi"
+
+
+def test_split_think_releases_held_text_when_the_stream_ends_without_a_finish() -> None:
+    # "<th" could still become "<think>", so it is held; [DONE] without a
+    # finish_reason must release it, as a last chunk and in the answer.
+    body = sse_stream(text_chunk("<th"))
+    stream = stream_over(body, lp.ChatStream, split_think=True)
+    chunks = list(stream)
+    assert chunks[-1].content == "<th" and chunks[-1].reasoning == ""
+    assert stream.response.content == "<th"
+    thinking = stream_over(sse_stream(text_chunk("<think>still")), lp.ChatStream, split_think=True)
+    assert list(thinking)[-1].reasoning == "still"
+    assert thinking.response.reasoning == "still" and thinking.response.content == ""
 
 
 def test_an_error_event_without_a_message_says_the_status() -> None:
