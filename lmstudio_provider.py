@@ -1522,7 +1522,8 @@ def _arriving(response: requests.Response) -> Iterator[bytes]:
     if raw.chunked and raw.supports_chunked_reads():
         # LM Studio and llama.cpp send one event per HTTP chunk; urllib3's chunk
         # reader costs a third of what read1() does per chunk.
-        return raw.read_chunked(decode_content=True)  # type: ignore[no-any-return]
+        chunks: Iterator[bytes] = raw.read_chunked(decode_content=True)
+        return chunks
     read1 = getattr(raw, "read1", None)  # urllib3 >= 2.3: whatever has arrived
     if read1 is not None:
         return iter(lambda: read1(65536, decode_content=True), b"")
@@ -2241,8 +2242,9 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
         finish = choice.get("finish_reason") or None  # "" is no finish reason
         if finish is not None and type(finish) is not str:
             finish = None
+        calls: list[JSONDict] = []
         if self._splitter is None and _DELTA_EXTRAS.isdisjoint(delta):
-            reasoning, calls = "", []  # a plain text delta: most of any stream
+            reasoning = ""  # a plain text delta: most of any stream
         else:
             content, reasoning, calls = self._extras(delta, content, finish)
         if content:
