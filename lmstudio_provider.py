@@ -565,8 +565,11 @@ def _parse_number(value: Any, source: str, *, integer: bool, allow_zero: bool) -
             raise ValueError
         number: int | float
         if integer:
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
+            if isinstance(value, float):  # 3.0 is 3; 2.5 is no count of retries or bytes
+                if not math.isfinite(value):
+                    raise OverflowError
+                if not value.is_integer():
+                    raise ValueError
             number = int(value) if not isinstance(value, str) else int(value.strip())
         else:
             number = float(value)

@@ -1211,6 +1211,33 @@ def test_cli_no_server_prints_one_line_and_exits_1(
     assert "Traceback" not in captured.err
 
 
+def test_the_readme_no_server_line_is_what_the_client_says() -> None:
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    promised = next(line for line in readme.splitlines() if "cannot reach LM Studio" in line)
+    url = f"http://127.0.0.1:{free_port()}"
+    client = make_client(base_url=url, max_retries=2)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.list_models()
+    said = f"lmstudio-provider: error: {info.value}"
+    assert said == promised.replace(lp.DEFAULT_BASE_URL, url)
+
+
+def test_a_connect_timeout_is_unreachable_and_retried(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, body=requests.ConnectTimeout("timed out"))
+    sleeps = Sleeps()
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        make_client(max_retries=2, sleep=sleeps).chat("hi", model="m")
+    assert "(connection timed out, after 3 attempts)" in str(info.value)
+    assert len(rsps.calls) == 3 and len(sleeps) == 2  # a POST, retried: it never got there
+
+
+def test_a_body_cut_short_is_a_broken_connection() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    with raw_server(answer) as url, pytest.raises(lp.ServerUnreachableError) as info:
+        make_client(base_url=url).chat("hi", model="m")
+    assert str(info.value).startswith("the connection broke while reading the body (")
+
+
 def test_cli_bad_config_is_one_line_exit_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1244,6 +1271,12 @@ def test_cli_help_describes_every_command(capsys: pytest.CaptureFixture[str]) ->
         "unload unload a loaded model instance (LM Studio 0.4+)",
     ):
         assert words in shown
+
+
+def test_counts_must_be_whole_numbers() -> None:
+    assert lp.LMStudioConfig(max_retries=3.0).max_retries == 3
+    with pytest.raises(lp.ConfigError, match=r"^max_retries=2\.5 is not a whole number$"):
+        lp.LMStudioConfig(max_retries=2.5)
 
 
 def test_empty_model_setting_is_a_config_error() -> None:
@@ -2524,6 +2557,12 @@ def test_model_capabilities_vlm_type_means_vision(rsps: responses.RequestsMock) 
 # ----------------------------------------------------------------------------
 # native features: load and unload
 # ----------------------------------------------------------------------------
+
+
+def test_load_model_accepts_the_smallest_context(rsps: responses.RequestsMock) -> None:
+    one = matchers.json_params_matcher({"model": "m", "context_length": 1})
+    rsps.post(LOAD_URL, json=LOAD_ANSWER, match=[one])
+    assert make_client().load_model("m", context_length=1).instance_id == "qwen/qwen3-8b"
 
 
 def test_load_model_sends_only_the_given_fields(rsps: responses.RequestsMock) -> None:
@@ -5411,6 +5450,7 @@ def test_bad_arguments_are_value_errors_before_anything_is_sent(
     ],
 )
 def test_absurd_settings_are_config_errors_naming_them(setting: str, value: Any) -> None:
+    """10**400 overflows a float, inf an int: each must still be a ConfigError."""
     with pytest.raises(lp.ConfigError, match=rf"^{setting}=.* (finite|below|must)") as info:
         lp.LMStudioClient(**{setting: value})
     assert len(str(info.value)) < 200
@@ -5559,9 +5599,9 @@ def test_secrets_of_four_characters_are_hidden_three_are_too_short() -> None:
 
 
 def test_invalid_utf8_in_events_is_replaced_not_raised() -> None:
-    lone = [b"data: a\xffb\n\n"]  # one event per chunk
+    lone = [b"data: ok\n\n", b"data: a\xffb\n\n"]  # one event per chunk: the hot path
     split = [b"event: e\xff\ndata: c\xfe", b"d\n\n"]  # lines across chunks
-    assert list(lp.iter_sse(lone)) == [("message", "a\ufffdb")]
+    assert list(lp.iter_sse(lone)) == [("message", "ok"), ("message", "a\ufffdb")]
     assert list(lp.iter_sse(split)) == [("e\ufffd", "c\ufffdd")]
 
 
