@@ -1,6 +1,13 @@
 """Tests for lmstudio_provider: HTTP is mocked with `responses`; faults that
-`responses` cannot play (slow servers, cut sockets) use a stdlib server on
-127.0.0.1; the integration tier runs a real llama.cpp server (xllamacpp)."""
+`responses` cannot play (slow servers, cut sockets, bytes chosen one by one) use
+small servers on 127.0.0.1; the integration tier runs a real llama.cpp server
+(xllamacpp).
+
+The sections follow the module's. Each README promise ("everything raised derives
+from LMStudioError", "the key appears in no message", "one line", "a cut stream is
+never a short answer", "dropping a stream closes it at once") is tested with inputs
+chosen to break it, not only with friendly ones; the fuzz section at the end draws
+such inputs at random from a seed (LMSTUDIO_FUZZ_SEED)."""
 
 from __future__ import annotations
 
@@ -40,9 +47,9 @@ CHAT_URL = f"{BASE}/v1/chat/completions"
 SECRET = "sk-lm-SENTINEL:do-not-leak-0123456789"
 
 
-# ----------------------------------------------------------------------------
-# helpers
-# ----------------------------------------------------------------------------
+# ============================================================================
+# Helpers: fakes, servers, bodies and tables the tests share
+# ============================================================================
 
 
 class FakeClock:
@@ -228,9 +235,1395 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# ----------------------------------------------------------------------------
-# config
-# ----------------------------------------------------------------------------
+ERROR_ROWS = [
+    # (status, body, expected class, words the message must contain)
+    (400, {"error": "bad things"}, lp.BadRequestError, "bad things (HTTP 400)"),
+    (422, {"error": {"message": "unprocessable"}}, lp.BadRequestError, "unprocessable"),
+    (401, {"error": "unauthorised"}, lp.AuthenticationError, "LMSTUDIO_API_KEY"),
+    (403, {"error": "forbidden"}, lp.PermissionDeniedError, "forbidden (HTTP 403)"),
+    (404, {"error": "nothing here"}, lp.NotFoundError, "nothing here"),
+    (429, {"error": "slow down"}, lp.RateLimitError, "slow down"),
+    (500, {"error": "exploded"}, lp.ServerError, "exploded (HTTP 500)"),
+    (503, {"error": "busy"}, lp.ServerError, "busy"),
+    (418, {"error": "teapot"}, lp.APIError, "teapot (HTTP 418)"),
+    (
+        200,
+        {"error": "Unexpected endpoint or method. (POST /chat/completions)"},
+        lp.EndpointNotFoundError,
+        "base URL is probably wrong",
+    ),
+    (
+        404,
+        {"error": "Unexpected endpoint or method. (GET /v2/models)"},
+        lp.EndpointNotFoundError,
+        "Unexpected endpoint",
+    ),
+    (
+        400,
+        {
+            "error": {
+                "message": 'Invalid model identifier "qwen-9000". Please specify a valid '
+                "downloaded model (e.g., qwen2.5-7b-instruct)",
+                "type": "invalid_request_error",
+                "param": "model",
+                "code": "model_not_found",
+            }
+        },
+        lp.ModelNotFoundError,
+        "qwen-9000",
+    ),
+    (404, {"error": 'Model "qwen-9000" not found'}, lp.ModelNotFoundError, "not found"),
+    (
+        400,
+        {"error": {"message": "whatever", "code": "model_not_found"}},
+        lp.ModelNotFoundError,
+        "whatever",
+    ),
+    (
+        404,
+        {
+            "error": "No models loaded. Please load a model in the developer page or use "
+            "the 'lms load' command."
+        },
+        lp.NoModelLoadedError,
+        "No models loaded",
+    ),
+    (
+        400,
+        {"error": 'Failed to load model "big-model". Error: out of memory'},
+        lp.ModelLoadError,
+        "Failed to load model",
+    ),
+    (500, {"error": "Model is unloaded."}, lp.ModelLoadError, "Model is unloaded"),
+    (
+        400,
+        {
+            "error": "The number of tokens to keep from the initial prompt is greater than "
+            "the context length (n_keep: 5000>= n_ctx: 4096). Try to load the model with "
+            "a larger context length, or provide a shorter input."
+        },
+        lp.ContextLengthExceededError,
+        "larger context length",
+    ),
+    (
+        200,
+        {
+            "error": {
+                "message": "Input does not fit in context length. The input has 9000 "
+                "tokens, but the context length only supports 4096 tokens."
+            },
+            "message": "Input does not fit in context length.",
+        },
+        lp.ContextLengthExceededError,
+        "does not fit",
+    ),
+    (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": "request (570 tokens) exceeds the available context size "
+                "(256 tokens), try increasing it",
+                "type": "exceed_context_size_error",
+            }
+        },
+        lp.ContextLengthExceededError,
+        "570 tokens",
+    ),
+    (
+        401,
+        {"error": {"message": "An LM Studio API token is required", "code": "invalid_api_key"}},
+        lp.AuthenticationError,
+        "API token is required",
+    ),
+    (
+        400,
+        {"error": "'response_format.type' must be 'json_schema' or 'text'"},
+        lp.BadRequestError,
+        "json_schema",
+    ),
+    (
+        404,
+        {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}},
+        lp.NotFoundError,
+        "File Not Found",
+    ),
+]
+
+
+class TopOfRange:
+    """An rng whose ``uniform(a, b)`` is always ``b``: the sleeps show the bounds."""
+
+    def uniform(self, a: float, b: float) -> float:
+        assert a == 0
+        return b
+
+
+def sse_event(event: Any) -> bytes:
+    """One event: a dict goes as JSON on a ``data:`` line, a string as the data
+    itself, bytes as a whole raw line; then the blank line that ends it."""
+    if isinstance(event, bytes):
+        return event + b"\n\n"
+    data = event if isinstance(event, str) else json.dumps(event)
+    return f"data: {data}\n\n".encode()
+
+
+def sse_stream(*events: Any, done: bool = True) -> bytes:
+    return b"".join(sse_event(e) for e in events) + (b"data: [DONE]\n\n" if done else b"")
+
+
+def delta_chunk(delta: dict[str, Any] | None = None, finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-9",
+        "object": "chat.completion.chunk",
+        "model": "qwen2.5-7b-instruct",
+        "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
+    }
+
+
+def text_chunk(content: str, finish: str | None = None) -> dict[str, Any]:
+    return delta_chunk({"content": content}, finish)
+
+
+SSE_HELLO = sse_stream(text_chunk("Hel"), text_chunk("lo"), text_chunk("", "stop"))
+
+
+def send_json(
+    h: BaseHTTPRequestHandler, body: Any, status: int = 200, content_type: str = "application/json"
+) -> None:
+    """Answer with Content-Length and keep-alive, headers and body in one write."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    h.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    head = (
+        f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    h.wfile.write(head + data)
+    h.wfile.flush()
+
+
+def silent_server(release: threading.Event, hits: list[str]) -> tuple[str, Callable[[], None]]:
+    """Reads each request, then says nothing until ``release`` (at most 5 s)."""
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        hits.append(f"{h.command} {h.path}")
+        read_request_body(h)
+        release.wait(5)
+        h.close_connection = True
+
+    return serve(handler)
+
+
+def hanging_up_server(hits: list[str]) -> tuple[str, Callable[[], None]]:
+    """Reads each request, then closes the connection without a word."""
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        hits.append(f"{h.command} {h.path}")
+        read_request_body(h)
+        h.close_connection = True
+
+    return serve(handler)
+
+
+class RecordingSession(requests.Session):
+    """Records the ``timeout`` each request was sent with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[Any] = []
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        self.timeouts.append(kwargs.get("timeout"))
+        return super().request(method, url, *args, **kwargs)
+
+
+def _echo(h: BaseHTTPRequestHandler) -> str:
+    """What a careless server sends back: the Authorization header it received."""
+    return f"bad header Authorization: {h.headers.get('Authorization')}"
+
+
+def _answer_stream(h: BaseHTTPRequestHandler, *events: Any) -> None:
+    send_chunked_head(h, "text/event-stream")
+    write_chunk(h, sse_stream(*events, done=False))
+    h.close_connection = True  # cut: no last chunk
+
+
+#: fault -> (how the server answers, what the client raises); the request's
+#: ``model`` names the fault, so one server plays them all.
+SECRET_FAULTS: dict[str, tuple[Callable[[BaseHTTPRequestHandler], None], type[Exception]]] = {
+    "401": (
+        lambda h: send_json(h, {"error": {"message": "bad token"}}, 401),
+        lp.AuthenticationError,
+    ),
+    "401-echo-text": (
+        lambda h: send_json(h, _echo(h).encode(), 401, "text/plain"),
+        lp.AuthenticationError,
+    ),
+    "500-echo": (lambda h: send_json(h, {"error": _echo(h)}, 500), lp.ServerError),
+    "200-error-echo": (lambda h: send_json(h, {"error": _echo(h)}), lp.APIError),
+    "malformed": (lambda h: send_json(h, b"<html>oops</html>"), lp.MalformedResponseError),
+    "malformed-echo": (lambda h: send_json(h, _echo(h).encode()), lp.MalformedResponseError),
+    "timeout": (lambda h: None, lp.RequestTimeoutError),  # the server below stays silent
+    "stream-cut": (lambda h: _answer_stream(h, text_chunk("Hel")), lp.StreamError),
+    "stream-json-echo": (
+        lambda h: send_json(h, {"message": _echo(h)}),
+        lp.MalformedResponseError,
+    ),
+    "stream-error-event-echo": (
+        lambda h: _answer_stream(h, text_chunk("Hel"), {"error": {"message": _echo(h)}}),
+        lp.APIError,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[str]:
+    release = threading.Event()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        fault = read_request_body(h)["model"]
+        if fault == "timeout":
+            release.wait(5)
+            h.close_connection = True
+            return
+        SECRET_FAULTS[fault][0](h)
+
+    url, stop = serve(handler)
+    try:
+        yield url
+    finally:
+        release.set()
+        stop()
+
+
+def _assert_no_secret(exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
+    texts = [str(exc), repr(exc), repr(exc.args), str(getattr(exc, "partial", ""))]
+    if exc.__cause__ is not None:
+        texts += [str(exc.__cause__), repr(exc.__cause__)]
+    for text in texts:
+        assert SECRET not in text
+    ours = [r for r in caplog.records if r.name.startswith(("lmstudio_provider", "urllib3"))]
+    assert any(r.name.startswith("urllib3") for r in ours)  # urllib3 was heard too
+    for record in ours:
+        assert SECRET not in record.getMessage()
+    assert any(
+        r.name == "lmstudio_provider"
+        and r.getMessage().startswith("POST /v1/chat/completions -> ")
+        and "attempt 1/" in r.getMessage()
+        for r in ours
+    )
+
+
+V1_MODELS = {
+    "models": [
+        {
+            "type": "llm",
+            "key": "m",
+            "loaded_instances": [{"id": "m", "config": {"context_length": 4096}}],
+        }
+    ]
+}
+
+
+V1_MODELS_URL = f"{BASE}/api/v1/models"
+LOAD_URL = f"{BASE}/api/v1/models/load"
+UNLOAD_URL = f"{BASE}/api/v1/models/unload"
+
+V1_QWEN: dict[str, Any] = {
+    "type": "llm",
+    "publisher": "lmstudio-community",
+    "key": "qwen/qwen3-8b",
+    "display_name": "Qwen3 8B",
+    "architecture": "qwen3",
+    "quantization": {"name": "Q4_K_M", "bits_per_weight": 4.8},
+    "size_bytes": 5000000000,
+    "params_string": "8B",
+    "loaded_instances": [{"id": "qwen/qwen3-8b", "config": {"context_length": 8192}}],
+    "max_context_length": 40960,
+    "format": "gguf",
+    "capabilities": {
+        "vision": False,
+        "trained_for_tool_use": True,
+        "reasoning": {"allowed_options": ["on", "off"], "default": "on"},
+    },
+}
+V1_NOMIC: dict[str, Any] = {
+    "type": "embedding",
+    "publisher": "nomic-ai",
+    "key": "text-embedding-nomic-embed-text-v1.5",
+    "display_name": "Nomic Embed Text v1.5",
+    "architecture": "nomic-bert",
+    "quantization": {"name": "Q8_0", "bits_per_weight": 8},
+    "size_bytes": 146000000,
+    "params_string": None,
+    "loaded_instances": [],
+    "max_context_length": 2048,
+    "format": "gguf",
+}
+V1_MODEL_LIST = {"models": [V1_QWEN, V1_NOMIC]}
+LLAMACPP_404 = {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}}
+LOAD_ANSWER = {
+    "type": "llm",
+    "instance_id": "qwen/qwen3-8b",
+    "load_time_seconds": 3.21,
+    "status": "loaded",
+}
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+
+
+def v1_models_with(*ids: str) -> dict[str, Any]:
+    """A /api/v1/models body listing downloaded, not loaded LLMs with these keys."""
+    return {"models": [{"type": "llm", "key": i, "loaded_instances": []} for i in ids]}
+
+
+def lms_model_not_found(model: str) -> dict[str, Any]:
+    """LM Studio's answer to an unknown model id."""
+    return {
+        "error": {
+            "message": f'Invalid model identifier "{model}". Please specify a valid '
+            "downloaded model (e.g., qwen2.5-7b-instruct).",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "model_not_found",
+        }
+    }
+
+
+def sent(rsps: responses.RequestsMock, index: int) -> Any:
+    """The JSON body of the index-th request."""
+    body = rsps.calls[index].request.body
+    return json.loads(body) if body else None
+
+
+def paths(rsps: responses.RequestsMock) -> list[str]:
+    return [requests.utils.urlparse(call.request.url).path for call in rsps.calls]
+
+
+def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def tool_answer(*calls: dict[str, Any]) -> dict[str, Any]:
+    body = chat_body("", message={"content": None, "tool_calls": list(calls)})
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    return body
+
+
+def native_reply(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def openai_list_server(hits: list[str]) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A server that lists one model at /v1/models and knows no other route."""
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        hits.append(handler.path)
+        if handler.path == "/v1/models":
+            body = {"object": "list", "data": [{"id": "m", "object": "model"}]}
+        else:
+            body = {"error": f"Unexpected endpoint or method. (GET {handler.path})"}
+        native_reply(handler, 200, json.dumps(body).encode())
+
+    return handle
+
+
+@pytest.fixture
+def closed_discovery(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """An empty discovery cache, and default candidates on closed ports only."""
+    closed = (f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr(lp, "DISCOVERY_URLS", closed)
+    for names in lp.ENV_VARS.values():
+        for name in names:
+            monkeypatch.delenv(name, raising=False)
+    lp._discovered.clear()
+    yield closed
+    lp._discovered.clear()
+
+
+def _v1_server(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+
+
+def _v0_server(rsps: responses.RequestsMock) -> None:
+    mock_v0_models(rsps)
+
+
+def _openai_server(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=LLAMACPP_404, status=404)
+    rsps.get(f"{BASE}/api/v0/models", json=LLAMACPP_404, status=404)
+    rsps.get(f"{BASE}/v1/models", json={"object": "list", "data": [{"id": "smollm2"}]})
+
+
+OLD_SERVER_ANSWERS = [
+    ({"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"}, 200),
+    (LLAMACPP_404, 404),
+    ({"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"}, 404),
+]
+
+
+WRONG = "qwen2.5-7b-instruc"
+MISSING_MODEL_ANSWERS = [
+    (lms_model_not_found(WRONG), 400),
+    (lms_model_not_found(WRONG), 404),
+    ({"error": f'Model "{WRONG}" not found'}, 404),
+]
+GENERATION_CALLS: dict[str, tuple[str, Callable[[lp.LMStudioClient, str], Any]]] = {
+    "chat": ("/v1/chat/completions", lambda c, m: c.chat("hi", model=m)),
+    "complete": ("/v1/completions", lambda c, m: c.complete("hi", model=m)),
+    "embed": ("/v1/embeddings", lambda c, m: c.embed("hi", model=m)),
+    "chat stats": ("/api/v0/chat/completions", lambda c, m: c.chat("hi", model=m, stats=True)),
+}
+
+
+STATS = {
+    "tokens_per_second": 51.2,
+    "time_to_first_token": 0.12,
+    "generation_time": 0.04,
+    "stop_reason": "eosFound",
+}
+MODEL_INFO = {"arch": "qwen2", "quant": "Q4_K_M", "format": "gguf", "context_length": 4096}
+
+
+def _advancing(
+    clock: FakeClock, seconds: float, body: Any
+) -> Callable[[Any], tuple[int, dict[str, str], str]]:
+    """A responses callback that takes ``seconds`` of fake time to answer."""
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        clock.advance(seconds)
+        return 200, {}, json.dumps(body)
+
+    return callback
+
+
+def _json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
+
+
+def get_weather(city: str, days: int = 1) -> dict[str, Any]:
+    """Current weather of a city.
+
+    Only used in tests.
+    """
+    return {"city": city, "temp": 21, "days": days}
+
+
+def plan_trip(city: str, days: int, budget: float = 1000.0, hostel: bool = False) -> str:
+    """Plan a trip to a city
+    within a budget.
+
+    This second paragraph is not sent to the model.
+    """
+    return city
+
+
+def _tags(city: str, tags: list[str]) -> str:
+    return city
+
+
+def _untyped(city: str, size) -> str:  # type: ignore[no-untyped-def]
+    return city
+
+
+def _star(city: str, *rest: str) -> str:
+    return city
+
+
+class FakeProvider:
+    name = "fake"
+
+    def list_models(self, *, refresh: bool = False) -> list[lp.ModelInfo]:
+        return [lp.ModelInfo(id="fake-model")]
+
+    def supports_model(self, model_id: str) -> bool:
+        return model_id == "fake-model"
+
+    def model_capabilities(self, model_id: str) -> lp.ModelCapabilities | None:
+        return None
+
+    def chat(self, messages: Any, *, model: str | None = None, **options: Any) -> lp.ChatResponse:
+        return lp.ChatResponse(id=None, model=model, content="fake")
+
+    def chat_stream(
+        self, messages: Any, *, model: str | None = None, **options: Any
+    ) -> Iterator[lp.ChatChunk]:
+        yield lp.ChatChunk(content="fake")
+
+    def embed(self, input: Any, *, model: str | None = None) -> lp.EmbeddingResponse:
+        return lp.EmbeddingResponse(embeddings=[[0.0]])
+
+
+class ProviderWithoutEmbed:
+    name = "half"
+
+    def list_models(self, *, refresh: bool = False) -> list[lp.ModelInfo]:
+        return []
+
+    def supports_model(self, model_id: str) -> bool:
+        return False
+
+    def model_capabilities(self, model_id: str) -> lp.ModelCapabilities | None:
+        return None
+
+    def chat(self, messages: Any, *, model: str | None = None, **options: Any) -> lp.ChatResponse:
+        return lp.ChatResponse(id=None, model=model, content="")
+
+    def chat_stream(
+        self, messages: Any, *, model: str | None = None, **options: Any
+    ) -> Iterator[lp.ChatChunk]:
+        yield lp.ChatChunk()
+
+
+COMPLETIONS_URL = f"{BASE}/v1/completions"
+STREAM_USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+CONTEXT_MESSAGE = (
+    "Input does not fit in context length. The input has 9000 tokens, "
+    "but the context length only supports 4096 tokens."
+)
+
+
+def usage_chunk() -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-9",
+        "object": "chat.completion.chunk",
+        "model": "qwen2.5-7b-instruct",
+        "choices": [],
+        "usage": STREAM_USAGE,
+    }
+
+
+def content_stream(*pieces: str, finish: str | None = "stop", usage: bool = True) -> bytes:
+    """A chat stream as LM Studio sends it: role, content pieces, finish, usage, [DONE]."""
+    events = [delta_chunk({"role": "assistant", "content": None})]
+    events += [delta_chunk({"content": piece}) for piece in pieces]
+    if finish is not None:
+        events.append(delta_chunk({}, finish))
+    if usage:
+        events.append(usage_chunk())
+    return sse_stream(*events)
+
+
+def mock_sse(rsps: responses.RequestsMock, body: bytes, url: str = CHAT_URL) -> None:
+    rsps.post(url, body=body, content_type="text/event-stream")
+
+
+def sent_json(rsps: responses.RequestsMock, index: int = -1) -> Any:
+    return json.loads(rsps.calls[index].request.body)
+
+
+def without_read1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make urllib3 look older than 2.3, which has no HTTPResponse.read1() (1.26 has no
+    BaseHTTPResponse either: there the old path is the only one)."""
+    for name in ("HTTPResponse", "BaseHTTPResponse"):
+        cls = getattr(urllib3.response, name, None)
+        if cls is not None and "read1" in vars(cls):
+            monkeypatch.delattr(cls, "read1")
+
+
+def tool_piece(index: int, arguments: str, **first: str) -> dict[str, Any]:
+    piece: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
+    if first:
+        piece.update(id=first["id"], type="function")
+        piece["function"]["name"] = first["name"]
+    return piece
+
+
+THINK_PIECES = ("<thi", "nk>I am thin", "king</th", "ink>\n\nAnswer")
+
+
+def two_events_then(cut: Callable[[BaseHTTPRequestHandler], None], go: threading.Event) -> Any:
+    """A handler: two content events, then (once the client read them) ``cut``."""
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_chunked_head(h, "text/event-stream")
+        write_chunk(h, sse_event(delta_chunk({"content": "Hel"})))
+        write_chunk(h, sse_event(delta_chunk({"content": "lo"})))
+        go.wait(3.0)
+        h.close_connection = True
+        cut(h)
+
+    return handler
+
+
+def cut_mid_chunk(h: BaseHTTPRequestHandler) -> None:
+    h.wfile.write(b'100\r\ndata: {"choices": [{"del')  # promises 256 bytes, sends 30
+    h.wfile.flush()
+    h.connection.shutdown(socket.SHUT_RDWR)
+
+
+def cut_between_chunks(h: BaseHTTPRequestHandler) -> None:
+    h.connection.shutdown(socket.SHUT_RDWR)  # no terminating zero-size chunk
+
+
+def cut_with_reset(h: BaseHTTPRequestHandler) -> None:
+    h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    h.connection.close()
+
+
+REST_OF_STREAM = sse_stream(delta_chunk({"content": " second"}), delta_chunk({}, "stop"))
+
+
+def chunked_pause_handler(gate: threading.Event) -> Any:
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_chunked_head(h, "text/event-stream")
+        write_chunk(h, sse_event(delta_chunk({"content": "first"})))
+        gate.wait(1.5)
+        write_chunk(h, REST_OF_STREAM)
+        write_chunk(h, b"")
+
+    return handler
+
+
+def unchunked_pause_handler(gate: threading.Event) -> Any:
+    """HTTP/1.0 style: no Content-Length, no chunking, the body ends when the socket does."""
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        h.close_connection = True
+        h.wfile.write(
+            b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        )
+        h.wfile.write(sse_event(delta_chunk({"content": "first"})))
+        h.wfile.flush()
+        gate.wait(1.5)
+        h.wfile.write(REST_OF_STREAM)
+        h.wfile.flush()
+
+    return handler
+
+
+class EndlessServer:
+    """Streams a token every 20 ms until the client hangs up, which sets
+    ``hung_up[prompt]``; the prompt "quick" gets a short, complete answer instead."""
+
+    def __init__(self) -> None:
+        self.hung_up: dict[str, threading.Event] = {}
+        self.done = threading.Event()
+        self.url, self._stop = serve(self.handle)
+
+    def hang_up_seen(self, prompt: str) -> bool:
+        return self.hung_up.setdefault(prompt, threading.Event()).wait(2.0)
+
+    def handle(self, h: BaseHTTPRequestHandler) -> None:
+        prompt = read_request_body(h)["messages"][0]["content"]
+        send_chunked_head(h, "text/event-stream")
+        if prompt == "quick":
+            write_chunk(h, content_stream("done"))
+            write_chunk(h, b"")
+            return
+        try:
+            for i in range(250):
+                write_chunk(h, sse_event(delta_chunk({"content": f"t{i} "})))
+                if self.done.wait(0.02):
+                    return
+        except OSError:
+            self.hung_up.setdefault(prompt, threading.Event()).set()
+
+    def stop(self) -> None:
+        self.done.set()
+        self._stop()
+
+
+@pytest.fixture(scope="module")
+def endless() -> Iterator[EndlessServer]:
+    server = EndlessServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def completion_chunk(text: str, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    chunk = {
+        "id": "cmpl-9",
+        "object": "text_completion",
+        "model": "m",
+        "choices": [{"index": 0, "text": text, "finish_reason": finish}],
+    }
+    chunk.update(extra)
+    return chunk
+
+
+FUZZ_SEED = int(os.environ.get("LMSTUDIO_FUZZ_SEED", "20261129"))
+
+
+def fuzz_rng(salt: str) -> random.Random:
+    """One seeded generator per test: LMSTUDIO_FUZZ_SEED=N repeats a failing run."""
+    return random.Random(f"{FUZZ_SEED}:{salt}")
+
+
+def seeded(what: str) -> str:
+    return f"{what} (repeat with LMSTUDIO_FUZZ_SEED={FUZZ_SEED})"
+
+
+def read_raw_request(conn: socket.socket) -> None:
+    """Read one request's head and its Content-Length body off a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            return
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += conn.recv(65536)
+
+
+@contextlib.contextmanager
+def raw_server(act: Callable[[socket.socket], None] | bytes) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each request and then sends exactly the
+    bytes given (or runs ``act`` on the socket): broken framing, garbage lengths,
+    drips, cut streams. Yields its URL."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                read_raw_request(conn)
+                if isinstance(act, bytes):
+                    conn.sendall(act)
+                else:
+                    act(conn)
+            except OSError:
+                pass  # the client hung up: often the point of the test
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def http_answer(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
+    head = "".join(f"{h}\r\n" for h in headers)
+    return f"HTTP/1.1 {status}\r\n{head}Connection: close\r\n\r\n".encode() + body
+
+
+def drip(head: bytes, body: bytes, every: float) -> Callable[[socket.socket], None]:
+    """Send the head at once, then the body one byte every ``every`` seconds."""
+
+    def act(conn: socket.socket) -> None:
+        conn.sendall(head)
+        for byte in body:
+            time.sleep(every)
+            conn.sendall(bytes([byte]))
+
+    return act
+
+
+def stream_over(
+    data: bytes, cls: type[lp.ChatStream] | type[lp.CompletionStream], **options: Any
+) -> Any:
+    """A stream class reading ``data`` as its body, without a client or a mock."""
+    response = requests.Response()
+    response.status_code = 200
+    response.raw = urllib3.HTTPResponse(body=io.BytesIO(data), preload_content=False)
+    return cls(response, read_timeout=1.0, max_bytes=1 << 20, started=0.0, **options)
+
+
+def deep_json(depth: int = 5000) -> str:
+    return "[" * depth + "]" * depth
+
+
+def leaked_fragments(text: str, secret: str = SECRET) -> list[str]:
+    """The 8-character pieces of ``secret`` found in ``text``."""
+    return [secret[i : i + 8] for i in range(len(secret) - 7) if secret[i : i + 8] in text]
+
+
+def error_texts(error: BaseException) -> list[str]:
+    """Everything of an error a user or a log could see."""
+    texts = [str(error), repr(error), repr(error.args)]
+    for name in ("body", "partial", "code", "messages"):
+        value = getattr(error, name, None)
+        if value is not None:
+            texts.append(repr(value))
+    cause = error.__cause__ or error.__context__
+    if cause is not None:
+        texts += [str(cause), repr(cause)]
+    return texts
+
+
+#: Bodies a hostile server sends, each with a place for the echoed key. Long
+#: padding moves the key across every cut: 80 (ids), 200 (quotes), 300 (messages).
+ECHO_BODIES: list[tuple[str, str, Callable[[str], Any]]] = [
+    ("chat", "no choices", lambda text: {"choices": [], "echo": text}),
+    ("chat", "no message", lambda text: {"choices": [{"text": text}]}),
+    ("chat", "error 400", lambda text: {"error": {"message": text, "code": text}}),
+    ("chat", "error 200", lambda text: {"error": text}),
+    ("chat", "not json", lambda text: f"<not json> {text}"),
+    ("chat", "json content", lambda text: chat_body(f"not json {text}")),
+    ("embed", "bad item", lambda text: {"data": [{"embedding": text}]}),
+    ("embed", "no data", lambda text: {"echo": text}),
+    ("load", "no instance id", lambda text: {"status": text}),
+    ("models", "bad list", lambda text: {"data": text}),
+    ("models", "ids", lambda text: {"data": [{"id": text}, {"id": "x" + text}]}),
+    ("stream", "not json", lambda text: f"data: {{{text}\n\n".encode()),
+    ("stream", "error event", lambda text: sse_event({"error": {"message": text}})),
+    ("stream", "cut", lambda text: sse_event(delta_chunk({"content": text}))),
+]
+
+
+def run_echo(kind: str, body: Any, status: int) -> list[BaseException]:
+    """Make the calls that meet ``body``; the errors they raised."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for method, url in (("POST", CHAT_URL), ("POST", f"{BASE}/v1/embeddings")):
+            if kind == "stream":
+                mock.add(method, url, body=body, content_type="text/event-stream")
+            elif isinstance(body, str):
+                mock.add(method, url, body=body, status=status, content_type="application/json")
+            else:
+                mock.add(method, url, json=body, status=status)
+        if not isinstance(body, bytes):
+            mock.post(f"{BASE}/api/v1/models/load", json=body, status=status)
+        mock.get(V1_MODELS_URL, json=UNEXPECTED)
+        mock.get(f"{BASE}/api/v0/models", json=UNEXPECTED)
+        mock.get(f"{BASE}/v1/models", json=body if kind == "models" else {"data": []})
+        client = make_client(api_key=SECRET)
+        calls: dict[str, list[Callable[[], Any]]] = {
+            "chat": [lambda: client.chat("hi", model="m", json_schema={"type": "object"})],
+            "embed": [lambda: client.embed("a", model="e")],
+            "load": [lambda: client.load_model("m")],
+            "models": [lambda: client.chat("hi"), lambda: client.get_model("no-such-model")],
+            "stream": [lambda: client.chat_stream("hi", model="m").text()],
+        }
+        errors = []
+        for call in calls[kind]:
+            try:
+                call()
+            except lp.LMStudioError as exc:
+                errors.append(exc)
+    return errors
+
+
+ODD_FIELDS: list[tuple[str, Any]] = [
+    ("loaded_instances", 5),
+    ("loaded_instances", [5, {"id": 7}, {"id": "ok", "config": 3}]),
+    ("state", 5),
+    ("state", [5]),
+    ("quantization", {}),
+    ("quantization", {"name": [1]}),
+    ("publisher", ["x"]),
+    ("capabilities", {"vision": [1]}),
+    ("capabilities", [[[1]]]),
+    ("type", {"a": 1}),
+    ("max_context_length", "4096"),
+    ("display_name", 5),
+]
+
+
+def sse_variants(rng: random.Random) -> tuple[bytes, list[tuple[str, str]]]:
+    """A random valid SSE body and the events it holds."""
+    events = []
+    body = b"\xef\xbb\xbf" if rng.random() < 0.3 else b""
+    end = rng.choice([b"\n", b"\r\n", b"\r"])
+    for _ in range(rng.randrange(1, 6)):
+        if rng.random() < 0.3:
+            body += b": a comment" + end
+        name = rng.choice(["", "message", "error", "chat.end"])
+        if name:
+            body += b"event: " + name.encode() + end
+        lines = [
+            rng.choice(["x", "héllo", '{"a": 1}', "", " spaced"])
+            for _ in range(rng.randrange(1, 3))
+        ]
+        for line in lines:
+            body += b"data: " + line.encode() + end
+        body += end
+        events.append((name or "message", "\n".join(lines)))
+    return body, events
+
+
+FIELD_NAMES = [
+    "id",
+    "choices",
+    "message",
+    "content",
+    "delta",
+    "finish_reason",
+    "data",
+    "models",
+    "error",
+    "usage",
+    "state",
+    "loaded_instances",
+    "quantization",
+    "tool_calls",
+    "function",
+    "name",
+    "arguments",
+    "index",
+    "embedding",
+    "instance_id",
+    "key",
+    "type",
+]
+
+
+def random_json(rng: random.Random, depth: int = 0) -> Any:
+    roll = rng.random()
+    if depth > 3 or roll < 0.5:
+        return rng.choice(
+            [
+                None,
+                True,
+                False,
+                0,
+                -1,
+                7,
+                1.5,
+                10**30,
+                "",
+                "x",
+                "a\nb",
+                "<think>",
+                "[DONE]",
+                "é" * 3,
+                "model not found",
+                "stop",
+                SECRET,
+            ]
+        )
+    if roll < 0.75:
+        return [random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice(FIELD_NAMES): random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every key path inside a JSON value, the value itself included."""
+    yield prefix
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        yield from json_paths(item, (*prefix, key))
+
+
+def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = json.loads(json.dumps(value))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return copy
+
+
+def finished(stream: lp.ChatStream) -> lp.ChatResponse:
+    for _ in stream:
+        pass
+    return stream.response
+
+
+EMBED_BODY = {"data": [{"embedding": [0.1, 0.2], "index": 0}], "model": "e"}
+COMPLETION_BODY = {"id": "c", "model": "m", "choices": [{"text": "x", "finish_reason": "stop"}]}
+
+#: route -> (template answer, the calls that read it)
+FUZZ_ROUTES: dict[str, tuple[Any, list[Callable[[lp.LMStudioClient], Any]]]] = {
+    "chat": (
+        chat_body("{}"),
+        [
+            lambda c: c.chat("hi", model="m"),
+            lambda c: c.chat("hi", model="m", json_schema={"type": "object"}, split_think=True),
+            lambda c: c.run_tools("hi", {"f": lambda: "x"}, model="m", max_rounds=1),
+        ],
+    ),
+    "complete": (COMPLETION_BODY, [lambda c: c.complete("hi", model="m")]),
+    "embed": (EMBED_BODY, [lambda c: c.embed(["a"], model="e")]),
+    "load": (LOAD_ANSWER, [lambda c: c.load_model("m")]),
+    "v1 models": (
+        V1_MODEL_LIST,
+        [
+            lambda c: c.list_models(),
+            lambda c: c.chat("hi"),
+            lambda c: c.resolve_model("qwen3-8b"),
+            lambda c: c.model_capabilities("qwen/qwen3-8b"),
+        ],
+    ),
+    "v0 models": (V0_MODELS, [lambda c: c.list_models(), lambda c: c.embed("a")]),
+    "error": (
+        {"error": {"message": "x", "code": "c", "type": "t"}},
+        [
+            lambda c: c.chat("hi", model="m"),
+        ],
+    ),
+    "stream": (
+        delta_chunk({"content": "a", "tool_calls": [{"index": 0, "function": {"name": "f"}}]}),
+        [
+            lambda c: c.chat_stream("hi", model="m").text(),
+            lambda c: finished(c.chat_stream("hi", model="m", split_think=True, json_schema={})),
+        ],
+    ),
+}
+
+
+def serve_fuzzed(mock: responses.RequestsMock, route: str, body: Any, status: int) -> None:
+    """Every route answers its template; the fuzzed route answers ``body``."""
+    encoded = json.dumps(body)
+    lists = {
+        "v1 models": (V1_MODELS_URL, UNEXPECTED),
+        "v0 models": (f"{BASE}/api/v0/models", V0_MODELS),
+    }
+    for name, (url, normal) in lists.items():
+        if name == route:
+            mock.get(url, body=encoded, status=status, content_type="application/json")
+        else:
+            mock.get(url, json=normal)
+    mock.get(f"{BASE}/v1/models", json={"data": [{"id": "m"}]})
+    if route == "stream":
+        stream = sse_event(body) + sse_stream(delta_chunk({}, "stop"))
+        mock.post(CHAT_URL, body=stream, content_type="text/event-stream")
+    else:
+        mock.post(CHAT_URL, body=encoded, status=status, content_type="application/json")
+    for path in ("/v1/completions", "/v1/embeddings", "/api/v1/models/load"):
+        mock.post(f"{BASE}{path}", body=encoded, status=status, content_type="application/json")
+
+
+HOSTILE_VALUES: list[Any] = [
+    b"x",
+    {1, 2},
+    math.nan,
+    math.inf,
+    10**400,
+    -1,
+    0,
+    "",
+    "\n",
+    object(),
+    [None],
+    {"a": b"x"},
+    (lambda: 0),
+    True,
+    [],
+    {},
+    "x" * 10_000,
+    [{"role": 5}],
+    2**5000,
+]
+
+#: public call -> (valid arguments, the arguments to fuzz)
+FUZZ_CALLS: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "chat": (
+        {"messages": "hi", "model": "m"},
+        [
+            "messages",
+            "model",
+            "temperature",
+            "max_tokens",
+            "stop",
+            "seed",
+            "tools",
+            "tool_choice",
+            "response_format",
+            "json_schema",
+            "schema_name",
+            "timeout",
+            "deadline",
+            "extra_body",
+            "top_p",
+        ],
+    ),
+    "chat_stream": (
+        {"messages": "hi", "model": "m"},
+        [
+            "model",
+            "temperature",
+            "max_tokens",
+            "stop",
+            "tools",
+            "timeout",
+            "deadline",
+            "extra_body",
+            "json_schema",
+        ],
+    ),
+    "complete": (
+        {"prompt": "hi", "model": "m"},
+        [
+            "prompt",
+            "model",
+            "temperature",
+            "max_tokens",
+            "stop",
+            "seed",
+            "timeout",
+            "deadline",
+            "extra_body",
+        ],
+    ),
+    "complete_stream": ({"prompt": "hi", "model": "m"}, ["prompt", "max_tokens", "timeout"]),
+    "embed": (
+        {"input": "a", "model": "e"},
+        ["input", "model", "timeout", "deadline", "extra_body"],
+    ),
+    "get_model": ({}, ["model_id"]),
+    "supports_model": ({}, ["model_id"]),
+    "model_capabilities": ({}, ["model_id"]),
+    "resolve_model": ({}, ["name"]),
+    "load_model": (
+        {"model": "m"},
+        ["model", "context_length", "flash_attention", "ttl", "timeout", "deadline", "extra_body"],
+    ),
+    "unload_model": ({}, ["instance_id"]),
+    "run_tools": (
+        {"messages": "hi", "tools": {"f": lambda: "x"}, "model": "m"},
+        ["messages", "tools", "model", "max_rounds"],
+    ),
+}
+
+
+# ============================================================================
+# Errors and the error-mapping table
+# ============================================================================
+
+
+@pytest.mark.parametrize(("status", "body", "cls", "words"), ERROR_ROWS)
+def test_error_table_row(status: int, body: Any, cls: type, words: str) -> None:
+    error = lp.error_from_response(status, body)
+    assert type(error) is cls
+    assert words in str(error)
+    assert error.status_code == status
+    assert error.body == body
+    assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize(("status", "body", "cls", "words"), ERROR_ROWS)
+def test_error_table_row_through_the_client(
+    rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
+    status: int,
+    body: Any,
+    cls: type,
+    words: str,
+) -> None:
+    rsps.post(CHAT_URL, json=body, status=status)
+    with pytest.raises(cls) as info:
+        client.chat("hi", model="m")
+    assert type(info.value) is cls
+    assert words in str(info.value)
+    assert info.value.body == body
+
+
+def test_error_hierarchy_lets_callers_catch_broadly() -> None:
+    assert issubclass(lp.ModelNotFoundError, lp.NotFoundError)
+    assert issubclass(lp.ContextLengthExceededError, lp.BadRequestError)
+    for cls in (
+        lp.ConfigError,
+        lp.ServerUnreachableError,
+        lp.RequestTimeoutError,
+        lp.APIError,
+        lp.MalformedResponseError,
+        lp.StreamError,
+    ):
+        assert issubclass(cls, lp.LMStudioError)
+    assert issubclass(lp.ServerUnreachableError, ConnectionError)
+    assert issubclass(lp.RequestTimeoutError, TimeoutError)
+    assert issubclass(lp.ConfigError, ValueError)
+
+
+def test_error_code_is_kept_and_numeric_codes_become_strings() -> None:
+    error = lp.error_from_response(400, {"error": {"message": "m", "code": "model_not_found"}})
+    assert error.code == "model_not_found"
+    error = lp.error_from_response(404, {"error": {"message": "m", "code": 404}})
+    assert error.code == "404"
+
+
+def test_html_error_page_is_reduced_to_status_and_reason() -> None:
+    html = "<html><head><title>502</title></head><body>" + "x" * 5000 + "</body></html>"
+    error = lp.error_from_response(502, None, text=html, reason="Bad Gateway")
+    assert type(error) is lp.ServerError
+    assert str(error) == "HTTP 502 Bad Gateway"
+
+
+def test_long_server_text_is_cut_to_one_short_line() -> None:
+    error = lp.error_from_response(400, {"error": "word\n" * 400})
+    assert len(str(error)) <= 320
+    assert "\n" not in str(error)
+    assert "..." in str(error)
+
+
+def test_plain_text_error_body_is_quoted() -> None:
+    error = lp.error_from_response(500, None, text="upstream crashed", reason="Server Error")
+    assert str(error) == "upstream crashed"
+
+
+def test_tables_are_public_data() -> None:
+    assert lp.STATUS_ERRORS[401] is lp.AuthenticationError
+    assert lp.CODE_ERRORS["model_not_found"] is lp.ModelNotFoundError
+    assert any(cls is lp.EndpointNotFoundError for _, cls in lp.MESSAGE_ERRORS)
+
+
+def test_html_502_from_a_proxy(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    rsps.post(
+        CHAT_URL,
+        body="<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
+        status=502,
+        content_type="text/html",
+    )
+    with pytest.raises(lp.ServerError) as info:
+        client.chat("hi", model="m")
+    assert str(info.value) == "HTTP 502 Bad Gateway"
+    assert info.value.status_code == 502
+
+
+def test_200_carrying_an_error_object_is_an_api_error(rsps: responses.RequestsMock) -> None:
+    client = make_client(max_retries=2)
+    rsps.post(CHAT_URL, json={"error": {"message": "something"}})
+    with pytest.raises(lp.APIError) as info:
+        client.chat("hi", model="m")
+    assert type(info.value) is lp.APIError
+    assert info.value.status_code == 200
+    assert str(info.value) == "something"
+    assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize("fault", list(SECRET_FAULTS))
+def test_secret_never_in_errors_or_logs(
+    fault_server: str, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = make_client(base_url=fault_server, api_key=SECRET, timeout=scaled(0.3))
+    with pytest.raises(SECRET_FAULTS[fault][1]) as info:
+        if fault.startswith("stream"):
+            client.chat_stream("hi", model=fault).text()
+        else:
+            client.chat("hi", model=fault)
+    _assert_no_secret(info.value, caplog)
+
+
+def test_secret_never_in_errors_or_logs_connection_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"http://127.0.0.1:{free_port()}"
+    client = make_client(base_url=url, api_key=SECRET, max_retries=1)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.chat("hi", model="m")
+    _assert_no_secret(info.value, caplog)
+
+
+def test_deep_json_error_body_is_still_the_mapped_error(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, body=deep_json(), status=500, content_type="application/json")
+    with pytest.raises(lp.ServerError, match=r"^\[\[\[") as info:
+        make_client().chat("hi", model="m")
+    assert info.value.body is None and len(str(info.value)) <= lp.MESSAGE_LIMIT + 40
+
+
+def test_no_error_shows_the_key_or_more_than_one_bounded_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lmstudio_provider")
+    rng = fuzz_rng("echo")
+    seen = 0
+    for kind, what, build in ECHO_BODIES:
+        offsets = sorted({0, 1, 70, 75, 190, 195, 198, 290, 295, 298, *rng.sample(range(400), 6)})
+        for offset in offsets:
+            text = "a" * offset + SECRET + "\nb" * 40
+            for status in (200, 400, 500):
+                for error in run_echo(kind, build(text), status):
+                    seen += 1
+                    where = f"{kind} / {what} / offset {offset} / HTTP {status}: {error!r}"
+                    for shown in error_texts(error):
+                        assert not leaked_fragments(shown), seeded(where)
+                    assert "\n" not in str(error), seeded(where)
+                    assert len(str(error)) <= lp.MESSAGE_LIMIT + 250, seeded(where)
+    assert seen > 200  # the matrix really produced errors
+    for record in caplog.records:
+        assert not leaked_fragments(record.getMessage())
+
+
+def test_redaction_happens_before_the_cut() -> None:
+    body = {"error": {"message": "x" * 290 + SECRET}}
+    error = lp.error_from_response(400, body, secrets=[SECRET])
+    assert str(error) == "x" * 290 + "<secret> (HTTP 400)"
+    assert SECRET not in json.dumps(error.body)  # the kept body is a redacted copy
+    assert error.body == {"error": {"message": "x" * 290 + "<secret>"}}
+
+
+def test_a_password_in_the_base_url_is_a_secret_too() -> None:
+    url = "http://me:pa55word-SENTINEL@127.0.0.1:9"
+    config = lp.LMStudioConfig(base_url=url)
+    assert config.base_url == url  # requests still needs it
+    client = lp.LMStudioClient(config, max_retries=0)
+    assert "pa55word" not in repr(config) and "pa55word" not in repr(client)
+    assert "me:***@127.0.0.1:9" in repr(client)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.list_models()
+    assert not any("pa55word" in text for text in error_texts(info.value))
+    with pytest.raises(lp.ConfigError) as bad:
+        lp.LMStudioConfig(base_url="ftp://me:pa55word-SENTINEL@host")
+    assert "pa55word" not in str(bad.value) and "me:***@host" in str(bad.value)
+
+
+def test_server_ids_in_messages_are_one_line_bounded_and_capped(
+    rsps: responses.RequestsMock,
+) -> None:
+    ids = [f"model-{n}\nwith a break" + "z" * 3000 for n in range(46)]
+    rsps.get(V1_MODELS_URL, json=UNEXPECTED)
+    rsps.get(
+        f"{BASE}/api/v0/models",
+        json={"data": [{"id": i, "state": "not-loaded", "type": "llm"} for i in ids]},
+    )
+    client = make_client()
+    with pytest.raises(lp.NoModelLoadedError) as none_loaded:
+        client.chat("hi")
+    with pytest.raises(lp.ModelNotFoundError) as missing:
+        client.get_model("qqq")
+    for error in (none_loaded.value, missing.value):
+        assert "\n" not in str(error)
+        assert "and 41 more" in str(error)
+        assert len(str(error)) < 1000
+
+
+def test_secrets_of_four_characters_are_hidden_three_are_too_short() -> None:
+    body = {"error": {"message": "echo wxyz and abc"}}
+    error = lp.error_from_response(400, body, secrets=["wxyz", "abc"])
+    assert str(error) == "echo <secret> and abc (HTTP 400)"
+
+
+# ============================================================================
+# Config
+# ============================================================================
 
 
 def test_config_defaults_without_environment() -> None:
@@ -387,19 +1780,6 @@ def test_api_key_never_in_repr() -> None:
     assert repr(client) == "LMStudioClient(base_url='http://localhost:1234', model=None)"
 
 
-def test_records_repr_like_dataclasses_without_raw() -> None:
-    assert repr(lp.Usage(1, 2, 3)) == "Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3)"
-    info = lp.ModelInfo("m", raw={"big": "x" * 1000})
-    assert repr(info).startswith("ModelInfo(id='m', type=None, state=None, ")
-    assert "big" not in repr(info)
-
-
-def test_timeout_out_of_range_names_the_bounds_and_the_value(rsps: responses.RequestsMock) -> None:
-    with pytest.raises(ValueError) as info:
-        make_client().chat("hi", model="m", timeout=-1)
-    assert str(info.value) == "timeout must be > 0 and below 1e+07 s, not -1"
-
-
 def test_client_builds_config_from_overrides_and_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -414,205 +1794,48 @@ def test_client_builds_config_from_overrides_and_environment(
     assert lp.LMStudioClient(ready, model="b").config.model == "b"
 
 
-# ----------------------------------------------------------------------------
-# the error table
-# ----------------------------------------------------------------------------
-
-ERROR_ROWS = [
-    # (status, body, expected class, words the message must contain)
-    (400, {"error": "bad things"}, lp.BadRequestError, "bad things (HTTP 400)"),
-    (422, {"error": {"message": "unprocessable"}}, lp.BadRequestError, "unprocessable"),
-    (401, {"error": "unauthorised"}, lp.AuthenticationError, "LMSTUDIO_API_KEY"),
-    (403, {"error": "forbidden"}, lp.PermissionDeniedError, "forbidden (HTTP 403)"),
-    (404, {"error": "nothing here"}, lp.NotFoundError, "nothing here"),
-    (429, {"error": "slow down"}, lp.RateLimitError, "slow down"),
-    (500, {"error": "exploded"}, lp.ServerError, "exploded (HTTP 500)"),
-    (503, {"error": "busy"}, lp.ServerError, "busy"),
-    (418, {"error": "teapot"}, lp.APIError, "teapot (HTTP 418)"),
-    (
-        200,
-        {"error": "Unexpected endpoint or method. (POST /chat/completions)"},
-        lp.EndpointNotFoundError,
-        "base URL is probably wrong",
-    ),
-    (
-        404,
-        {"error": "Unexpected endpoint or method. (GET /v2/models)"},
-        lp.EndpointNotFoundError,
-        "Unexpected endpoint",
-    ),
-    (
-        400,
-        {
-            "error": {
-                "message": 'Invalid model identifier "qwen-9000". Please specify a valid '
-                "downloaded model (e.g., qwen2.5-7b-instruct)",
-                "type": "invalid_request_error",
-                "param": "model",
-                "code": "model_not_found",
-            }
-        },
-        lp.ModelNotFoundError,
-        "qwen-9000",
-    ),
-    (404, {"error": 'Model "qwen-9000" not found'}, lp.ModelNotFoundError, "not found"),
-    (
-        400,
-        {"error": {"message": "whatever", "code": "model_not_found"}},
-        lp.ModelNotFoundError,
-        "whatever",
-    ),
-    (
-        404,
-        {
-            "error": "No models loaded. Please load a model in the developer page or use "
-            "the 'lms load' command."
-        },
-        lp.NoModelLoadedError,
-        "No models loaded",
-    ),
-    (
-        400,
-        {"error": 'Failed to load model "big-model". Error: out of memory'},
-        lp.ModelLoadError,
-        "Failed to load model",
-    ),
-    (500, {"error": "Model is unloaded."}, lp.ModelLoadError, "Model is unloaded"),
-    (
-        400,
-        {
-            "error": "The number of tokens to keep from the initial prompt is greater than "
-            "the context length (n_keep: 5000>= n_ctx: 4096). Try to load the model with "
-            "a larger context length, or provide a shorter input."
-        },
-        lp.ContextLengthExceededError,
-        "larger context length",
-    ),
-    (
-        200,
-        {
-            "error": {
-                "message": "Input does not fit in context length. The input has 9000 "
-                "tokens, but the context length only supports 4096 tokens."
-            },
-            "message": "Input does not fit in context length.",
-        },
-        lp.ContextLengthExceededError,
-        "does not fit",
-    ),
-    (
-        400,
-        {
-            "error": {
-                "code": 400,
-                "message": "request (570 tokens) exceeds the available context size "
-                "(256 tokens), try increasing it",
-                "type": "exceed_context_size_error",
-            }
-        },
-        lp.ContextLengthExceededError,
-        "570 tokens",
-    ),
-    (
-        401,
-        {"error": {"message": "An LM Studio API token is required", "code": "invalid_api_key"}},
-        lp.AuthenticationError,
-        "API token is required",
-    ),
-    (
-        400,
-        {"error": "'response_format.type' must be 'json_schema' or 'text'"},
-        lp.BadRequestError,
-        "json_schema",
-    ),
-    (
-        404,
-        {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}},
-        lp.NotFoundError,
-        "File Not Found",
-    ),
-]
+def test_counts_must_be_whole_numbers() -> None:
+    assert lp.LMStudioConfig(max_retries=3.0).max_retries == 3
+    with pytest.raises(lp.ConfigError, match=r"^max_retries=2\.5 is not a whole number$"):
+        lp.LMStudioConfig(max_retries=2.5)
 
 
-@pytest.mark.parametrize(("status", "body", "cls", "words"), ERROR_ROWS)
-def test_error_table_row(status: int, body: Any, cls: type, words: str) -> None:
-    error = lp.error_from_response(status, body)
-    assert type(error) is cls
-    assert words in str(error)
-    assert error.status_code == status
-    assert error.body == body
-    assert "\n" not in str(error)
+def test_empty_model_setting_is_a_config_error() -> None:
+    with pytest.raises(lp.ConfigError, match=r"^model is empty$"):
+        lp.LMStudioConfig(model="   ")
+    assert lp.LMStudioConfig(model=" m ").model == " m "  # kept as given otherwise
 
 
-@pytest.mark.parametrize(("status", "body", "cls", "words"), ERROR_ROWS)
-def test_error_table_row_through_the_client(
-    rsps: responses.RequestsMock,
-    client: lp.LMStudioClient,
-    status: int,
-    body: Any,
-    cls: type,
-    words: str,
-) -> None:
-    rsps.post(CHAT_URL, json=body, status=status)
-    with pytest.raises(cls) as info:
-        client.chat("hi", model="m")
-    assert type(info.value) is cls
-    assert words in str(info.value)
-    assert info.value.body == body
+def test_api_key_is_stripped_and_must_be_sendable() -> None:
+    assert lp.LMStudioConfig(api_key="  sk-lm-abc:def\n").api_key == "sk-lm-abc:def"
+    assert lp.LMStudioConfig(api_key="   ").api_key is None
+    with pytest.raises(lp.ConfigError, match="LMSTUDIO_API_KEY holds whitespace") as info:
+        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_API_KEY": "sk-lm-abc def"})
+    assert "sk-lm-abc" not in str(info.value)
+    with pytest.raises(lp.ConfigError, match="non-Latin-1"):
+        lp.LMStudioConfig(api_key="sk\u2011lm")  # a pasted non-breaking hyphen
 
 
-def test_error_hierarchy_lets_callers_catch_broadly() -> None:
-    assert issubclass(lp.ModelNotFoundError, lp.NotFoundError)
-    assert issubclass(lp.ContextLengthExceededError, lp.BadRequestError)
-    for cls in (
-        lp.ConfigError,
-        lp.ServerUnreachableError,
-        lp.RequestTimeoutError,
-        lp.APIError,
-        lp.MalformedResponseError,
-        lp.StreamError,
-    ):
-        assert issubclass(cls, lp.LMStudioError)
-    assert issubclass(lp.ServerUnreachableError, ConnectionError)
-    assert issubclass(lp.RequestTimeoutError, TimeoutError)
-    assert issubclass(lp.ConfigError, ValueError)
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("cache_ttl", 10**400),
+        ("timeout", 10**400),
+        ("deadline", float("inf")),
+        ("max_retries", float("inf")),
+        ("max_response_bytes", float("inf")),
+    ],
+)
+def test_absurd_settings_are_config_errors_naming_them(setting: str, value: Any) -> None:
+    """10**400 overflows a float, inf an int: each must still be a ConfigError."""
+    with pytest.raises(lp.ConfigError, match=rf"^{setting}=.* (finite|below|must)") as info:
+        lp.LMStudioClient(**{setting: value})
+    assert len(str(info.value)) < 200
 
 
-def test_error_code_is_kept_and_numeric_codes_become_strings() -> None:
-    error = lp.error_from_response(400, {"error": {"message": "m", "code": "model_not_found"}})
-    assert error.code == "model_not_found"
-    error = lp.error_from_response(404, {"error": {"message": "m", "code": 404}})
-    assert error.code == "404"
-
-
-def test_html_error_page_is_reduced_to_status_and_reason() -> None:
-    html = "<html><head><title>502</title></head><body>" + "x" * 5000 + "</body></html>"
-    error = lp.error_from_response(502, None, text=html, reason="Bad Gateway")
-    assert type(error) is lp.ServerError
-    assert str(error) == "HTTP 502 Bad Gateway"
-
-
-def test_long_server_text_is_cut_to_one_short_line() -> None:
-    error = lp.error_from_response(400, {"error": "word\n" * 400})
-    assert len(str(error)) <= 320
-    assert "\n" not in str(error)
-    assert "..." in str(error)
-
-
-def test_plain_text_error_body_is_quoted() -> None:
-    error = lp.error_from_response(500, None, text="upstream crashed", reason="Server Error")
-    assert str(error) == "upstream crashed"
-
-
-def test_tables_are_public_data() -> None:
-    assert lp.STATUS_ERRORS[401] is lp.AuthenticationError
-    assert lp.CODE_ERRORS["model_not_found"] is lp.ModelNotFoundError
-    assert any(cls is lp.EndpointNotFoundError for _, cls in lp.MESSAGE_ERRORS)
-
-
-# ----------------------------------------------------------------------------
-# the cache
-# ----------------------------------------------------------------------------
+# ============================================================================
+# Cache
+# ============================================================================
 
 
 def test_cache_hit_miss_and_expiry() -> None:
@@ -697,9 +1920,59 @@ def test_second_list_models_within_ttl_makes_no_request(rsps: responses.Requests
     assert len(rsps.calls) == 7
 
 
-# ----------------------------------------------------------------------------
-# models
-# ----------------------------------------------------------------------------
+def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
+    cache = lp.TTLCache(60)
+    calls = []
+    gate = threading.Event()
+
+    def load() -> str:
+        calls.append(1)
+        gate.wait(2)
+        raise lp.ServerError("boom", status_code=500, body={"e": len(calls)})
+
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            cache.get_or_load("k", load)
+        except lp.LMStudioError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    wait_until_waiting(threads, 5)  # all but the one in load()
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1  # not once per waiting thread, one after another
+    assert len(errors) == 6 and all(str(e) == "boom" for e in errors)
+    # Each waiting thread raises its own copy, chained to the one failure: one
+    # object raised in six threads would grow its traceback with every raise.
+    (cause,) = [e for e in errors if e.__cause__ is None]
+    copies = [e for e in errors if e is not cause]
+    assert len({id(e) for e in copies}) == 5
+    for copy in copies:
+        assert type(copy) is lp.ServerError and str(copy) == "boom"
+        assert copy.status_code == 500 and copy.body == {"e": 1}
+        assert copy.__cause__ is cause
+        assert len(traceback.extract_tb(copy.__traceback__)) <= 3
+    assert len(traceback.extract_tb(cause.__traceback__)) <= 4
+    with pytest.raises(lp.ServerError):  # a later caller tries again
+        cache.get_or_load("k", load)
+    assert len(calls) == 2
+
+
+# ============================================================================
+# Data types
+# ============================================================================
+
+
+def test_records_repr_like_dataclasses_without_raw() -> None:
+    assert repr(lp.Usage(1, 2, 3)) == "Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3)"
+    info = lp.ModelInfo("m", raw={"big": "x" * 1000})
+    assert repr(info).startswith("ModelInfo(id='m', type=None, state=None, ")
+    assert "big" not in repr(info)
 
 
 def test_list_models_parses_v0(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
@@ -721,148 +1994,6 @@ def test_list_models_parses_v0(rsps: responses.RequestsMock, client: lp.LMStudio
     assert models[2].loaded_context_length is None
 
 
-def test_list_models_falls_back_to_openai_route_on_404(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient
-) -> None:
-    not_found = {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}}
-    rsps.get(f"{BASE}/api/v1/models", json=not_found, status=404)
-    rsps.get(f"{BASE}/api/v0/models", json=not_found, status=404)
-    rsps.get(
-        f"{BASE}/v1/models",
-        json={"object": "list", "data": [{"id": "smollm2", "object": "model", "owned_by": "me"}]},
-    )
-    models = client.list_models()
-    assert [(m.id, m.type, m.state, m.publisher) for m in models] == [("smollm2", None, None, "me")]
-
-
-def test_list_models_falls_back_on_unexpected_endpoint_with_200(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient
-) -> None:
-    rsps.get(f"{BASE}/api/v1/models", json=UNEXPECTED)
-    rsps.get(f"{BASE}/api/v0/models", json=UNEXPECTED)
-    rsps.get(f"{BASE}/v1/models", json={"data": [{"id": "a"}]})
-    assert [m.id for m in client.list_models()] == ["a"]
-
-
-def test_list_models_raises_when_no_route_answers(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient
-) -> None:
-    for path in ("/api/v1/models", "/api/v0/models", "/v1/models"):
-        rsps.get(f"{BASE}{path}", json=UNEXPECTED)
-    with pytest.raises(lp.EndpointNotFoundError, match="base URL is probably wrong"):
-        client.list_models()
-
-
-def test_list_models_auth_failure_is_not_a_fallback(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient
-) -> None:
-    rsps.get(f"{BASE}/api/v1/models", json={"error": "token required"}, status=401)
-    with pytest.raises(lp.AuthenticationError, match="LMSTUDIO_API_KEY"):
-        client.list_models()
-    assert len(rsps.calls) == 1
-
-
-def test_get_model_and_supports_model_use_the_cache(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient
-) -> None:
-    mock_v0_models(rsps)
-    assert client.get_model("llama-3.2-1b-instruct").max_context_length == 131072
-    assert client.supports_model("qwen2.5-7b-instruct")
-    assert not client.supports_model("qwen2.5-7b")
-    assert len(rsps.calls) == 2
-
-
-def test_get_model_miss_lists_closest_ids(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient
-) -> None:
-    mock_v0_models(rsps)
-    with pytest.raises(lp.ModelNotFoundError) as info:
-        client.get_model("qwen2.5-7b-instrct")
-    assert "did you mean 'qwen2.5-7b-instruct'" in str(info.value)
-    assert info.value.code == "model_not_found"
-
-
-# ----------------------------------------------------------------------------
-# request payloads and responses
-# ----------------------------------------------------------------------------
-
-
-def test_chat_sends_only_given_options(rsps: responses.RequestsMock) -> None:
-    client = make_client(model="qwen")
-    rsps.post(
-        CHAT_URL,
-        json=chat_body(),
-        match=[
-            matchers.json_params_matcher(
-                {
-                    "model": "qwen",
-                    "messages": [{"role": "user", "content": "hi"}],
-                    "temperature": 0,
-                    "max_tokens": 5,
-                }
-            )
-        ],
-    )
-    reply = client.chat("hi", temperature=0, max_tokens=5, stop=None, seed=None)
-    assert reply.content == "Hello!"
-    assert reply.id == "chatcmpl-1"
-    assert reply.model == "qwen2.5-7b-instruct"
-    assert reply.finish_reason == "stop"
-    assert reply.usage == lp.Usage(5, 2, 7)
-    assert reply.reasoning == ""
-    assert reply.tool_calls == []
-
-
-def test_chat_passes_tools_extra_params_and_extra_body(rsps: responses.RequestsMock) -> None:
-    client = make_client()
-    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
-    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-    rsps.post(
-        CHAT_URL,
-        json=chat_body(),
-        match=[
-            matchers.json_params_matcher(
-                {
-                    "model": "m",
-                    "messages": messages,
-                    "tools": tools,
-                    "tool_choice": "auto",
-                    "stop": ["\n"],
-                    "seed": 7,
-                    "top_p": 0.5,
-                    "ttl": 60,
-                    "draft_model": "d",
-                }
-            )
-        ],
-    )
-    client.chat(
-        messages,
-        model="m",
-        tools=tools,
-        tool_choice="auto",
-        stop=["\n"],
-        seed=7,
-        top_p=0.5,
-        top_k=None,
-        extra_body={"ttl": 60, "draft_model": "d"},
-    )
-
-
-def test_auth_header_only_when_a_key_is_set(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        CHAT_URL,
-        json=chat_body(),
-        match=[matchers.header_matcher({"Authorization": f"Bearer {SECRET}"})],
-    )
-    make_client(api_key=SECRET).chat("hi", model="m")
-    rsps.reset()
-    rsps.post(CHAT_URL, json=chat_body())
-    make_client().chat("hi", model="m")
-    assert "Authorization" not in rsps.calls[0].request.headers
-    assert rsps.calls[0].request.headers["User-Agent"].startswith("lmstudio-provider/")
-
-
 def test_chat_parses_tool_calls_and_missing_content(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -881,169 +2012,12 @@ def test_chat_parses_tool_calls_and_missing_content(
     assert reply.message == {"role": "assistant", "content": "", "tool_calls": [call]}
 
 
-@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
-def test_chat_reasoning_fields(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient, field: str
-) -> None:
-    rsps.post(CHAT_URL, json=chat_body("42", message={field: "thinking"}))
-    reply = client.chat("q", model="m")
-    assert (reply.content, reply.reasoning) == ("42", "thinking")
-
-
-def test_chat_split_think_moves_inline_reasoning(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, json=chat_body("<think>hmm</think>\n\n42"))
-    assert make_client(split_think=True).chat("q", model="m").reasoning == "hmm"
-    assert make_client(split_think=True).chat("q", model="m").content == "42"
-    kept = make_client().chat("q", model="m")
-    assert kept.content == "<think>hmm</think>\n\n42"
-    assert make_client().chat("q", model="m", split_think=True).content == "42"
-
-
-def test_complete(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
-    rsps.post(
-        f"{BASE}/v1/completions",
-        json={
-            "id": "c1",
-            "model": "m",
-            "choices": [{"text": " there", "finish_reason": "length"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        },
-        match=[matchers.json_params_matcher({"model": "m", "prompt": "hi", "max_tokens": 1})],
-    )
-    done = client.complete("hi", model="m", max_tokens=1)
-    assert (done.text, done.finish_reason, done.usage) == (" there", "length", lp.Usage(1, 1, 2))
-
-
-def test_embed_orders_vectors_by_index(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient
-) -> None:
-    rsps.post(
-        f"{BASE}/v1/embeddings",
-        json={
-            "model": "e",
-            "data": [{"index": 1, "embedding": [2.0]}, {"index": 0, "embedding": [1.0]}],
-        },
-        match=[matchers.json_params_matcher({"model": "e", "input": ["a", "b"]})],
-    )
-    result = client.embed(["a", "b"], model="e")
-    assert result.embeddings == [[1.0], [2.0]]
-    assert result.model == "e"
-
-
-def test_embed_single_string(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
-    rsps.post(
-        f"{BASE}/v1/embeddings",
-        json={"data": [{"index": 0, "embedding": [0.5, 0.25]}]},
-        match=[matchers.json_params_matcher({"model": "e", "input": "a"})],
-    )
-    assert client.embed("a", model="e").embeddings == [[0.5, 0.25]]
-
-
 def test_embed_with_a_missing_vector_is_malformed(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
     rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
     with pytest.raises(lp.MalformedResponseError, match="2 inputs sent, 1 vectors received"):
         client.embed(["a", "b"], model="e")
-
-
-# ----------------------------------------------------------------------------
-# choosing a model
-# ----------------------------------------------------------------------------
-
-
-def test_model_choice_order(rsps: responses.RequestsMock) -> None:
-    mock_v0_models(rsps)
-    rsps.post(CHAT_URL, json=chat_body())
-    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
-
-    def sent_model() -> str:
-        return str(json.loads(rsps.calls[-1].request.body)["model"])
-
-    client = make_client()
-    client.chat("hi")
-    assert sent_model() == "qwen2.5-7b-instruct"  # the first loaded LLM
-    client.embed("hi")
-    assert sent_model() == "text-embedding-nomic-embed-text-v1.5"
-    make_client(model="configured").chat("hi")
-    assert sent_model() == "configured"
-    make_client(model="configured").chat("hi", model="explicit")
-    assert sent_model() == "explicit"
-
-
-def test_no_loaded_model_raises_no_model_loaded(rsps: responses.RequestsMock) -> None:
-    models = {"data": [dict(m, state="not-loaded") for m in V0_MODELS["data"]]}
-    rsps.get(f"{BASE}/api/v1/models", json=UNEXPECTED)
-    rsps.get(f"{BASE}/api/v0/models", json=models)
-    with pytest.raises(lp.NoModelLoadedError, match="no language model is loaded") as info:
-        make_client().chat("hi")
-    assert "qwen2.5-7b-instruct" in str(info.value)  # the downloaded ones are named
-    assert not any(call.request.method == "POST" for call in rsps.calls)
-
-
-def test_openai_only_server_uses_the_first_listed_model(rsps: responses.RequestsMock) -> None:
-    rsps.get(f"{BASE}/api/v1/models", status=404, json={"error": "nope"})
-    rsps.get(f"{BASE}/api/v0/models", status=404, json={"error": "nope"})
-    rsps.get(f"{BASE}/v1/models", json={"data": [{"id": "only-one"}]})
-    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
-    make_client().embed("x")
-    assert json.loads(rsps.calls[-1].request.body)["model"] == "only-one"
-
-
-# ----------------------------------------------------------------------------
-# bad arguments never reach the network
-# ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("call", "words"),
-    [
-        (lambda c: c.chat([], model="m"), "messages must not be empty"),
-        (lambda c: c.chat("", model="m"), "messages must not be empty"),
-        (lambda c: c.chat(42, model="m"), "messages must be a string or a list"),
-        (lambda c: c.chat({"role": "user"}, model="m"), "messages must be a string or a list"),
-        (lambda c: c.chat(["hi"], model="m"), r"messages\[0\] must be a dict"),
-        (lambda c: c.chat([{"content": "x"}], model="m"), r"messages\[0\] has no 'role'"),
-        (lambda c: c.chat([{"role": "robot", "content": "x"}], model="m"), "role 'robot'"),
-        (lambda c: c.chat("hi", model=""), "model must be a non-empty string"),
-        (lambda c: c.chat("hi", model="m", max_tokens=0), "max_tokens must be >= 1"),
-        (lambda c: c.chat("hi", model="m", max_tokens=-2), "max_tokens must be >= 1"),
-        (lambda c: c.chat("hi", model="m", max_tokens=2.5), "max_tokens must be an integer"),
-        (lambda c: c.chat("hi", model="m", temperature=math.nan), "temperature must be finite"),
-        (lambda c: c.chat("hi", model="m", temperature=math.inf), "temperature must be finite"),
-        (lambda c: c.chat("hi", model="m", temperature="hot"), "temperature must be a number"),
-        (lambda c: c.chat("hi", model="m", timeout=0), "timeout must be > 0"),
-        (lambda c: c.complete(["hi"], model="m"), "prompt must be a string"),
-        (lambda c: c.embed([], model="m"), "input must be a string or a non-empty list"),
-        (lambda c: c.embed([1, 2], model="m"), "input must contain only strings"),
-        (lambda c: c.chat_stream([], model="m"), "messages must not be empty"),
-        (lambda c: c.complete_stream(None, model="m"), "prompt must be a string"),
-    ],
-)
-def test_bad_arguments_raise_value_error_before_any_request(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient, call: Any, words: str
-) -> None:
-    with pytest.raises(ValueError, match=words):
-        call(client)
-    assert len(rsps.calls) == 0
-
-
-def test_max_tokens_minus_one_means_no_limit(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        CHAT_URL,
-        json=chat_body(),
-        match=[
-            matchers.json_params_matcher(
-                {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}
-            )
-        ],
-    )
-    make_client().chat("hi", model="m", max_tokens=-1)
-
-
-# ----------------------------------------------------------------------------
-# broken answers
-# ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -1101,17 +2075,140 @@ def test_invalid_utf8_never_escapes_as_unicode_error(
         client.complete("hi", model="m")
 
 
-def test_html_502_from_a_proxy(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
-    rsps.post(
-        CHAT_URL,
-        body="<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
-        status=502,
-        content_type="text/html",
+def test_list_models_parses_every_v1_field(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    qwen, nomic = make_client().list_models()
+    assert qwen == lp.ModelInfo(
+        id="qwen/qwen3-8b",
+        type="llm",
+        state="loaded",
+        publisher="lmstudio-community",
+        arch="qwen3",
+        quantization="Q4_K_M",
+        format="gguf",
+        max_context_length=40960,
+        loaded_context_length=8192,
+        capabilities=("tool_use", "reasoning"),
+        display_name="Qwen3 8B",
+        size_bytes=5000000000,
+        params_string="8B",
+        loaded_instances=(("qwen/qwen3-8b", 8192),),
     )
-    with pytest.raises(lp.ServerError) as info:
-        client.chat("hi", model="m")
-    assert str(info.value) == "HTTP 502 Bad Gateway"
-    assert info.value.status_code == 502
+    assert qwen.raw == V1_QWEN
+    assert qwen.is_loaded and not qwen.is_embedding
+    assert nomic == lp.ModelInfo(
+        id="text-embedding-nomic-embed-text-v1.5",
+        type="embeddings",
+        state="not-loaded",
+        publisher="nomic-ai",
+        arch="nomic-bert",
+        quantization="Q8_0",
+        format="gguf",
+        max_context_length=2048,
+        loaded_context_length=None,
+        capabilities=(),
+        display_name="Nomic Embed Text v1.5",
+        size_bytes=146000000,
+        params_string=None,
+        loaded_instances=(),
+    )
+    assert nomic.is_embedding and not nomic.is_loaded
+    assert paths(rsps) == ["/api/v1/models"]
+
+
+def test_v1_embedding_and_v0_embeddings_are_one_type() -> None:
+    v1 = lp.ModelInfo.from_v1({"type": "embedding", "key": "e"})
+    v0 = lp.ModelInfo.from_v0({"type": "embeddings", "id": "e"})
+    assert v1.type == v0.type == "embeddings"
+    assert v1.is_embedding and v0.is_embedding
+    assert lp.ModelInfo.from_v1({"type": "vlm", "key": "v"}).type == "vlm"
+
+
+def test_v1_vision_capability_and_instances_without_config() -> None:
+    model = lp.ModelInfo.from_v1(
+        {
+            "type": "llm",
+            "key": "google/gemma-3-4b",
+            "capabilities": {"vision": True, "trained_for_tool_use": False},
+            "loaded_instances": [{"id": "google/gemma-3-4b"}, {"id": "google/gemma-3-4b:2"}],
+        }
+    )
+    assert model.capabilities == ("vision",)
+    assert model.state == "loaded"
+    assert model.loaded_instances == (("google/gemma-3-4b", None), ("google/gemma-3-4b:2", None))
+    assert model.loaded_context_length is None
+
+
+def test_deep_json_body_is_malformed(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, body=deep_json(), content_type="application/json")
+    with pytest.raises(lp.MalformedResponseError, match=r"nested too deeply") as info:
+        make_client().chat("hi", model="m")
+    assert len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize(("field", "value"), ODD_FIELDS)
+@pytest.mark.parametrize("route", ["v1", "v0"])
+def test_model_list_fields_of_the_wrong_type_count_as_absent(
+    route: str, field: str, value: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = {"key" if route == "v1" else "id": "qwen-7b", "type": "llm", field: value}
+    odd = {"id": 5, "key": ["x"]}  # no usable id: dropped
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        if route == "v1":
+            mock.get(V1_MODELS_URL, json={"models": [entry, odd]})
+        else:
+            mock.get(V1_MODELS_URL, json=UNEXPECTED)
+            mock.get(f"{BASE}/api/v0/models", json={"data": [entry, odd]})
+        mock.post(CHAT_URL, json=chat_body())
+        client = make_client()
+        (model,) = client.list_models()
+        assert model.id == "qwen-7b"
+        if field in ("quantization", "publisher", "display_name") or (
+            field == "state" and route == "v0"  # v1 derives the state from the instances
+        ):
+            assert getattr(model, field) is None
+        assert all(isinstance(c, str) for c in model.capabilities)
+        assert client.resolve_model("QWEN-7B") == "qwen-7b"
+        assert client.model_capabilities("qwen-7b") is not None
+        with contextlib.suppress(lp.NoModelLoadedError):
+            client.chat("hi")  # auto-pick reads state and type
+        assert lp.main(["models", "--base-url", BASE]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[0] == "qwen-7b"
+
+
+def test_model_kind_from_type_before_the_id() -> None:
+    assert lp.ModelInfo("x", type="embeddings").is_embedding is True
+    assert lp.ModelInfo("nomic-embed", type="llm").is_embedding is False
+    assert lp.ModelInfo("nomic-embed").is_embedding is True  # no type: the id decides
+    v1 = {"key": "m", "type": "llm", "arch": "qwen2"}  # older 0.4 builds say "arch"
+    assert lp.ModelInfo.from_v1(v1).arch == "qwen2"
+    assert lp.ModelInfo.from_v1({**v1, "architecture": "llama"}).arch == "llama"
+
+
+def test_null_tool_calls_in_a_plain_answer_are_skipped(rsps: responses.RequestsMock) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [None, call, 5]}))
+    reply = make_client().chat("hi", model="m")
+    assert [c["function"]["name"] for c in reply.tool_calls] == ["f"]
+
+
+def test_empty_finish_reason_in_a_plain_answer_is_none(rsps: responses.RequestsMock) -> None:
+    body = chat_body("hi")
+    body["choices"][0]["finish_reason"] = ""
+    rsps.post(CHAT_URL, json=body)
+    assert make_client().chat("hi", model="m").finish_reason is None
+
+
+# ============================================================================
+# Transport: send, retry, read within limits
+# ============================================================================
+
+
+def test_timeout_out_of_range_names_the_bounds_and_the_value(rsps: responses.RequestsMock) -> None:
+    with pytest.raises(ValueError) as info:
+        make_client().chat("hi", model="m", timeout=-1)
+    assert str(info.value) == "timeout must be > 0 and below 1e+07 s, not -1"
 
 
 def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMock) -> None:
@@ -1149,82 +2246,6 @@ def test_body_larger_than_the_limit_without_content_length() -> None:
     assert sent["bytes"] < 100 * 65536  # it stopped reading long before the end
 
 
-# ----------------------------------------------------------------------------
-# no server, is_available
-# ----------------------------------------------------------------------------
-
-
-def test_no_server_is_server_unreachable_with_advice() -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    client = make_client(base_url=url, max_retries=1)
-    with pytest.raises(lp.ServerUnreachableError) as info:
-        client.list_models()
-    message = str(info.value)
-    assert url in message
-    assert "connection refused" in message
-    assert "lms server start" in message and "LMSTUDIO_BASE_URL" in message
-    assert "after 2 attempts" in message
-    assert isinstance(info.value.__cause__, requests.ConnectionError)
-
-
-def test_is_available(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
-    rsps.get(f"{BASE}/v1/models", json={"data": []})
-    assert client.is_available() is True
-    rsps.replace("GET", f"{BASE}/v1/models", json=UNEXPECTED)
-    assert client.is_available() is False
-    assert make_client(base_url=f"http://127.0.0.1:{free_port()}").is_available() is False
-
-
-# ----------------------------------------------------------------------------
-# command line
-# ----------------------------------------------------------------------------
-
-
-def test_cli_models_table(
-    rsps: responses.RequestsMock,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("LMSTUDIO_BASE_URL", BASE)
-    mock_v0_models(rsps)
-    assert lp.main(["models"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["ID", "TYPE", "STATE", "CONTEXT", "QUANT"]
-    assert lines[1].split() == ["qwen2.5-7b-instruct", "llm", "loaded", "4096", "Q4_K_M"]
-    assert lines[3].split() == ["llama-3.2-1b-instruct", "llm", "not-loaded", "131072", "-"]
-
-
-def test_cli_models_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
-    mock_v0_models(rsps)
-    assert lp.main(["models", "--json", "--base-url", BASE]) == 0
-    assert json.loads(capsys.readouterr().out) == V0_MODELS["data"]
-
-
-def test_cli_no_server_prints_one_line_and_exits_1(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LMSTUDIO_MAX_RETRIES", "0")
-    url = f"http://127.0.0.1:{free_port()}"
-    assert lp.main(["models", "--base-url", url]) == 1
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("lmstudio-provider: error: cannot reach LM Studio at " + url)
-    assert "Traceback" not in captured.err
-
-
-def test_the_readme_no_server_line_is_what_the_client_says() -> None:
-    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
-    promised = next(line for line in readme.splitlines() if "cannot reach LM Studio" in line)
-    url = f"http://127.0.0.1:{free_port()}"
-    client = make_client(base_url=url, max_retries=2)
-    with pytest.raises(lp.ServerUnreachableError) as info:
-        client.list_models()
-    said = f"lmstudio-provider: error: {info.value}"
-    assert said == promised.replace(lp.DEFAULT_BASE_URL, url)
-
-
 def test_a_connect_timeout_is_unreachable_and_retried(rsps: responses.RequestsMock) -> None:
     rsps.post(CHAT_URL, body=requests.ConnectTimeout("timed out"))
     sleeps = Sleeps()
@@ -1239,260 +2260,6 @@ def test_a_body_cut_short_is_a_broken_connection() -> None:
     with raw_server(answer) as url, pytest.raises(lp.ServerUnreachableError) as info:
         make_client(base_url=url).chat("hi", model="m")
     assert str(info.value).startswith("the connection broke while reading the body (")
-
-
-def test_cli_bad_config_is_one_line_exit_1(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LMSTUDIO_TIMEOUT", "soon")
-    assert lp.main(["models"]) == 1
-    err = capsys.readouterr().err
-    assert (
-        err.strip()
-        == "lmstudio-provider: error: LMSTUDIO_TIMEOUT='soon' is not a number of seconds"
-    )
-
-
-def test_cli_models_with_none_says_how_to_get_one(
-    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rsps.get(f"{BASE}/api/v1/models", json={"models": []})
-    assert lp.main(["models", "--base-url", BASE]) == 0
-    assert capsys.readouterr().out == "no models (download one in LM Studio or with `lms get`)\n"
-
-
-def test_cli_help_describes_every_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert lp.main(["--help"]) == 0
-    shown = " ".join(capsys.readouterr().out.split())
-    for words in (
-        "models list the server's models",
-        "health check that the server answers",
-        "chat chat with a model (streams the answer)",
-        "complete complete raw text, without a chat template",
-        "embed print the embedding of a text as JSON",
-        "load load a model now (LM Studio 0.4+)",
-        "unload unload a loaded model instance (LM Studio 0.4+)",
-    ):
-        assert words in shown
-
-
-def test_counts_must_be_whole_numbers() -> None:
-    assert lp.LMStudioConfig(max_retries=3.0).max_retries == 3
-    with pytest.raises(lp.ConfigError, match=r"^max_retries=2\.5 is not a whole number$"):
-        lp.LMStudioConfig(max_retries=2.5)
-
-
-def test_empty_model_setting_is_a_config_error() -> None:
-    with pytest.raises(lp.ConfigError, match=r"^model is empty$"):
-        lp.LMStudioConfig(model="   ")
-    assert lp.LMStudioConfig(model=" m ").model == " m "  # kept as given otherwise
-
-
-def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert lp.main([]) == 2
-    assert lp.main(["fly"]) == 2
-    assert lp.main(["chat"]) == 2
-    assert "usage:" in capsys.readouterr().err
-    assert lp.main(["--version"]) == 0
-
-
-def test_cli_chat_no_stream(
-    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rsps.post(
-        CHAT_URL,
-        json=chat_body("Bonjour"),
-        match=[
-            matchers.json_params_matcher(
-                {
-                    "model": "m",
-                    "messages": [
-                        {"role": "system", "content": "be brief"},
-                        {"role": "user", "content": "hello"},
-                    ],
-                    "max_tokens": 9,
-                }
-            )
-        ],
-    )
-    code = lp.main(
-        [
-            "chat",
-            "hello",
-            "--no-stream",
-            "--model",
-            "m",
-            "--base-url",
-            BASE,
-            "--system",
-            "be brief",
-            "--max-tokens",
-            "9",
-        ]
-    )
-    assert code == 0
-    assert capsys.readouterr().out == "Bonjour\n"
-
-
-def test_cli_chat_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
-    rsps.post(CHAT_URL, json=chat_body("Bonjour"))
-    assert lp.main(["--base-url", BASE, "chat", "hello", "--json", "--model", "m"]) == 0
-    assert json.loads(capsys.readouterr().out)["choices"][0]["message"]["content"] == "Bonjour"
-
-
-def test_cli_complete_and_embed(
-    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": " world"}]})
-    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [0.5, 1.5]}]})
-    assert lp.main(["complete", "hello", "--no-stream", "--model", "m", "--base-url", BASE]) == 0
-    assert capsys.readouterr().out == " world\n"
-    assert lp.main(["embed", "hello", "--model", "e", "--base-url", BASE]) == 0
-    assert json.loads(capsys.readouterr().out) == [0.5, 1.5]
-
-
-def test_cli_api_error_is_one_line(
-    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rsps.post(CHAT_URL, json=UNEXPECTED)
-    assert lp.main(["chat", "hi", "--no-stream", "--model", "m", "--base-url", BASE]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "base URL is probably wrong" in err[0]
-
-
-def test_cli_health(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
-    mock_v0_models(rsps)
-    assert lp.main(["health", "--base-url", BASE]) == 0
-    assert capsys.readouterr().out.strip() == (
-        f"ok: LM Studio answers at {BASE} (3 model(s), 2 loaded)"
-    )
-
-
-# ----------------------------------------------------------------------------
-# the README stays true
-# ----------------------------------------------------------------------------
-
-
-def test_readme_error_table_covers_every_mapping() -> None:
-    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
-    rows = [line for line in readme.splitlines() if line.startswith("| ")]
-    for status, cls in lp.STATUS_ERRORS.items():
-        assert any(str(status) in row and f"`{cls.__name__}`" in row for row in rows), status
-    for code, cls in lp.CODE_ERRORS.items():
-        assert any(f"`{code}`" in row and f"`{cls.__name__}`" in row for row in rows), code
-    for pattern, cls in lp.MESSAGE_ERRORS:
-        for alternative in pattern.split("|"):
-            assert any(f"`{alternative}`" in row and f"`{cls.__name__}`" in row for row in rows), (
-                alternative
-            )
-
-
-def test_readme_reading_guide_follows_the_module_banners_in_order() -> None:
-    root = Path(__file__).parent
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    guide = readme.split("**Reading guide.**", 1)[1].split("\n## ", 1)[0]
-    named = re.findall(r"^\d+\. \*\*(.+?)\*\*", guide, re.MULTILINE)
-    source = (root / "lmstudio_provider.py").read_text(encoding="utf-8")
-    banners = re.findall(r"^# =+\n# (.+)\n# =+$", source, re.MULTILINE)
-    assert named == banners
-
-
-def test_readme_configuration_table_lists_every_setting_and_variable() -> None:
-    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
-    rows = [line for line in readme.splitlines() if line.startswith("| `")]
-    for name, variables in lp.ENV_VARS.items():
-        row = next((r for r in rows if r.startswith(f"| `{name}`")), None)
-        assert row is not None, name
-        assert all(f"`{variable}`" in row for variable in variables), name
-
-
-# ============================================================================
-# reliability: retries, timeouts, hostile servers, secrets, threads
-# ============================================================================
-
-
-# ----------------------------------------------------------------------------
-# reliability helpers
-# ----------------------------------------------------------------------------
-
-
-class TopOfRange:
-    """An rng whose ``uniform(a, b)`` is always ``b``: the sleeps show the bounds."""
-
-    def uniform(self, a: float, b: float) -> float:
-        assert a == 0
-        return b
-
-
-def sse_event(event: Any) -> bytes:
-    """One event: a dict goes as JSON on a ``data:`` line, a string as the data
-    itself, bytes as a whole raw line; then the blank line that ends it."""
-    if isinstance(event, bytes):
-        return event + b"\n\n"
-    data = event if isinstance(event, str) else json.dumps(event)
-    return f"data: {data}\n\n".encode()
-
-
-def sse_stream(*events: Any, done: bool = True) -> bytes:
-    return b"".join(sse_event(e) for e in events) + (b"data: [DONE]\n\n" if done else b"")
-
-
-def delta_chunk(delta: dict[str, Any] | None = None, finish: str | None = None) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-9",
-        "object": "chat.completion.chunk",
-        "model": "qwen2.5-7b-instruct",
-        "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
-    }
-
-
-def text_chunk(content: str, finish: str | None = None) -> dict[str, Any]:
-    return delta_chunk({"content": content}, finish)
-
-
-SSE_HELLO = sse_stream(text_chunk("Hel"), text_chunk("lo"), text_chunk("", "stop"))
-
-
-def send_json(
-    h: BaseHTTPRequestHandler, body: Any, status: int = 200, content_type: str = "application/json"
-) -> None:
-    """Answer with Content-Length and keep-alive, headers and body in one write."""
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    h.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    head = (
-        f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    ).encode()
-    h.wfile.write(head + data)
-    h.wfile.flush()
-
-
-def silent_server(release: threading.Event, hits: list[str]) -> tuple[str, Callable[[], None]]:
-    """Reads each request, then says nothing until ``release`` (at most 5 s)."""
-
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        hits.append(f"{h.command} {h.path}")
-        read_request_body(h)
-        release.wait(5)
-        h.close_connection = True
-
-    return serve(handler)
-
-
-def hanging_up_server(hits: list[str]) -> tuple[str, Callable[[], None]]:
-    """Reads each request, then closes the connection without a word."""
-
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        hits.append(f"{h.command} {h.path}")
-        read_request_body(h)
-        h.close_connection = True
-
-    return serve(handler)
-
-
-# ----------------------------------------------------------------------------
-# retries: backoff
-# ----------------------------------------------------------------------------
 
 
 def test_backoff_bounds_double_from_half_a_second_up_to_eight(
@@ -1540,11 +2307,6 @@ def test_no_retries_means_one_attempt_and_no_sleep() -> None:
         client.chat("hi", model="m")
     assert "attempts" not in str(info.value)
     assert sleeps == []
-
-
-# ----------------------------------------------------------------------------
-# retries: which answers
-# ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
@@ -1640,11 +2402,6 @@ def test_is_available_probe_is_not_retried(rsps: responses.RequestsMock) -> None
     assert client.is_available() is False
     assert len(rsps.calls) == 1  # a probe asks once
     assert sleeps == []
-
-
-# ----------------------------------------------------------------------------
-# retries: Retry-After
-# ----------------------------------------------------------------------------
 
 
 def test_retry_after_zero_is_honoured(rsps: responses.RequestsMock) -> None:
@@ -1761,11 +2518,6 @@ def test_retry_after_seconds_reads_response_headers_case_insensitively() -> None
     assert lp.retry_after_seconds(headers) == 1.5
 
 
-# ----------------------------------------------------------------------------
-# retries: read timeouts and dropped connections (real sockets)
-# ----------------------------------------------------------------------------
-
-
 def test_post_read_timeout_is_not_retried_by_default() -> None:
     release, hits, sleeps = threading.Event(), [], Sleeps()
     url, stop = silent_server(release, hits)
@@ -1878,11 +2630,6 @@ def test_get_closed_without_an_answer_is_retried() -> None:
     assert len(sleeps) == 2
 
 
-# ----------------------------------------------------------------------------
-# retries: streams
-# ----------------------------------------------------------------------------
-
-
 def test_stream_is_retried_before_the_first_byte(rsps: responses.RequestsMock) -> None:
     sleeps = Sleeps()
     client = make_client(max_retries=2, sleep=sleeps, rng=TopOfRange())
@@ -1922,23 +2669,6 @@ def test_stream_cut_mid_body_is_not_retried() -> None:
     assert "incomplete" in str(info.value)
     assert hits == ["POST /v1/chat/completions"]
     assert sleeps == []
-
-
-# ----------------------------------------------------------------------------
-# timeouts and size limits
-# ----------------------------------------------------------------------------
-
-
-class RecordingSession(requests.Session):
-    """Records the ``timeout`` each request was sent with."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.timeouts: list[Any] = []
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        self.timeouts.append(kwargs.get("timeout"))
-        return super().request(method, url, *args, **kwargs)
 
 
 def test_every_request_carries_connect_and_read_timeouts(rsps: responses.RequestsMock) -> None:
@@ -1999,6 +2729,297 @@ def test_stream_larger_than_the_limit_stops_reading() -> None:
     assert sent["events"] < 1000  # it stopped reading long before the end
 
 
+def test_debug_log_names_method_path_status_and_attempt(
+    rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lmstudio_provider")
+    client = make_client(max_retries=2, api_key=SECRET)
+    rsps.post(CHAT_URL, status=503, json={"error": "busy"})
+    rsps.post(CHAT_URL, json=chat_body())
+    client.chat("hi", model="m")
+    client = make_client(api_key=SECRET)
+    rsps.replace("POST", CHAT_URL, json=chat_body())
+    client.chat("hi", model="m")
+    lines = [r.getMessage() for r in caplog.records if r.name == "lmstudio_provider"]
+    assert len(lines) == 3
+    assert lines[0].startswith("POST /v1/chat/completions -> 503 in ")
+    assert lines[0].endswith("(attempt 1/3)")
+    assert lines[1].startswith("POST /v1/chat/completions -> 200 in ")
+    assert lines[1].endswith("(attempt 2/3)")
+    assert lines[2].startswith("POST /v1/chat/completions -> 200 in ")
+    assert lines[2].endswith("(attempt 1/1)")
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "lmstudio_provider")
+    assert not any(SECRET in line for line in lines)
+
+
+def test_chat_body_stall_is_a_read_timeout() -> None:
+    """Not a stream, same cause: a body that stops mid-way is a timeout, not a lost server."""
+    release = threading.Event()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", "100")
+        h.end_headers()
+        h.wfile.write(b'{"choices": ')
+        h.wfile.flush()
+        release.wait(3.0)
+
+    url, stop = serve(handler)
+    try:
+        with pytest.raises(
+            lp.RequestTimeoutError, match=rf"stopped sending the body for {shown(0.5)} s"
+        ):
+            make_client(base_url=url, timeout=scaled(0.5)).chat("hi", model="m")
+    finally:
+        release.set()
+        stop()
+
+
+def test_timeouts_too_large_for_sockets_are_refused(rsps: responses.RequestsMock) -> None:
+    with pytest.raises(ValueError, match="below 1e\\+07"):
+        make_client().chat("hi", model="m", timeout=math.inf)
+    with pytest.raises(lp.ConfigError, match="LMSTUDIO_TIMEOUT='1e12' must be below"):
+        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_TIMEOUT": "1e12"})
+    assert len(rsps.calls) == 0
+
+
+def test_load_model_is_not_retried_after_a_gateway_timeout(rsps: responses.RequestsMock) -> None:
+    """A proxy's 504 does not mean the load stopped: a retry would load a second copy."""
+    rsps.post(LOAD_URL, status=504, body="gateway timeout")
+    client = make_client(max_retries=3)
+    with pytest.raises(lp.ServerError):
+        client.load_model("qwen/qwen3-8b")
+    assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "length",
+    ["\u00b2", "9" * 5000, "-5", "12abc", "1e3"],
+    ids=["superscript-two", "5000-digits", "negative", "trailing-letters", "exponent"],
+)
+def test_unparsable_content_length_is_malformed(length: str) -> None:
+    answer = http_answer(b"{}", "Content-Type: application/json", f"Content-Length: {length}")
+    with raw_server(answer) as url:
+        client = make_client(base_url=url)
+        with pytest.raises(lp.MalformedResponseError, match="invalid Content-Length"):
+            client.chat("hi", model="m")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets in /proc")
+@pytest.mark.parametrize(("status", "retries"), [(500, 0), (503, 1)])
+def test_close_after_an_http_error_releases_the_socket(status: int, retries: int) -> None:
+    hung_up = threading.Event()
+    hits: list[int] = []
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        send_json(h, {"error": "boom"}, status=status)
+        hits.append(1)
+        if len(hits) == retries + 1:  # the last answer: wait for the client to let go
+            if h.rfile.readline() == b"":
+                hung_up.set()
+            h.close_connection = True
+
+    url, stop = serve(handler)
+    gc.disable()
+    try:
+        client = lp.LMStudioClient(base_url=url, max_retries=retries, sleep=Sleeps())
+        with pytest.raises(lp.ServerError):
+            client.chat("hi", model="m")
+        client.close()
+        assert hung_up.wait(2), "the client kept its socket open after close()"
+    finally:
+        gc.enable()
+        stop()
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streaming-in"])
+def test_a_body_over_the_limit_hangs_up_at_once(declared: bool) -> None:
+    hung_up = threading.Event()
+    length = "Content-Length: 10000000\r\n" if declared else ""
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{length}\r\n".encode()
+
+    def act(conn: socket.socket) -> None:
+        conn.settimeout(3)
+        try:
+            conn.sendall(head + b"[" + b" " * 300_000)
+            if conn.recv(1) == b"":
+                hung_up.set()
+        except socket.timeout:
+            pass  # still connected: the failure this test looks for
+        except OSError:  # reset or broken pipe: the client hung up mid-send
+            hung_up.set()
+
+    gc.disable()
+    try:
+        with raw_server(act) as url:
+            client = make_client(base_url=url, max_response_bytes=100_000)
+            with pytest.raises(
+                lp.MalformedResponseError, match="max_response_bytes=100000"
+            ) as info:
+                client.chat("hi", model="m")
+            # The caller keeps the error (and so its traceback): the socket must be let go.
+            assert hung_up.wait(3), "the connection stayed open after the refused body"
+            assert info.value.__traceback__ is not None
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[Errno 11001] getaddrinfo failed", "host name not found"),
+        (
+            "Failed to resolve 'lms.test' ([Errno -2] Name or service not known)",
+            "host name not found",
+        ),
+        ("nodename nor servname provided, or not known", "host name not found"),
+        ("[Errno 111] Connection refused", "connection refused"),
+        ("timed out", "connection timed out"),
+        ("something else", "cannot connect"),
+    ],
+)
+def test_connect_failure_reasons_per_platform(text: str, reason: str) -> None:
+    assert lp._connect_failure_reason(Exception(text)) == reason
+
+
+def test_one_event_larger_than_max_response_bytes_stops_reading(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, b"data: " + b"x" * 5000)
+    stream = make_client(max_response_bytes=1000).chat_stream("hi", model="m")
+    with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes=1000"):
+        list(stream)
+
+
+def test_corrupt_gzip_body_is_malformed(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        CHAT_URL,
+        body=b"\x1f\x8b\x08\x00garbage-not-gzip",
+        headers={"Content-Encoding": "gzip"},
+        content_type="application/json",
+    )
+    with pytest.raises(lp.MalformedResponseError, match="compressed body is corrupt"):
+        make_client().chat("hi", model="m")
+
+
+def test_corrupt_gzip_stream_is_malformed() -> None:
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    with raw_server(head + b"\x1f\x8b\x08\x00garbage-not-gzip" * 10) as url:
+        stream = make_client(base_url=url).chat_stream("hi", model="m")
+        with pytest.raises(lp.MalformedResponseError) as info:
+            list(stream)
+    assert re.fullmatch(
+        r"chat stream: the compressed body is corrupt \(\w*Error\) after 0 characters",
+        str(info.value),
+    ), str(info.value)
+
+
+def test_gzip_bomb_stops_at_max_response_bytes() -> None:
+    bomb = gzip.compress(b"{" + b" " * 20_000_000 + b"}")
+    answer = http_answer(
+        bomb,
+        "Content-Type: application/json",
+        "Content-Encoding: gzip",
+        f"Content-Length: {len(bomb)}",
+    )
+    with raw_server(answer) as url:
+        client = make_client(base_url=url, max_response_bytes=1_000_000)
+        with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes"):
+            client.chat("hi", model="m")
+
+
+def test_read_timeout_in_the_middle_of_a_stream_carries_partial() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+
+    def act(conn: socket.socket) -> None:
+        conn.sendall(head + sse_event(delta_chunk({"content": "Hel"})))
+        time.sleep(scaled(1.0))
+
+    with raw_server(act) as url:
+        stream = make_client(base_url=url).chat_stream("hi", model="m", timeout=scaled(0.2))
+        with pytest.raises(lp.RequestTimeoutError) as info:
+            list(stream)
+        assert info.value.partial == "Hel"
+        with pytest.raises(lp.RequestTimeoutError):
+            _ = stream.response
+
+
+def test_deadline_bounds_a_body_dripped_a_byte_at_a_time() -> None:
+    body = json.dumps(chat_body("hi")).encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with raw_server(drip(head, body, 0.05)) as url:
+        client = make_client(base_url=url)
+        started = time.monotonic()
+        with pytest.raises(lp.RequestTimeoutError) as info:
+            client.chat("hi", model="m", timeout=5, deadline=scaled(0.4))
+        assert time.monotonic() - started < 3
+    assert str(info.value) == (
+        f"reading the body: the deadline of {scaled(0.4):g} s passed; "
+        "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
+    )
+
+
+def test_deadline_counts_retries_and_backoff(rsps: responses.RequestsMock) -> None:
+    clock = FakeClock()
+    sleeps = Sleeps()
+
+    def sleep(seconds: float) -> None:
+        sleeps(seconds)
+        clock.advance(seconds)
+
+    rsps.post(CHAT_URL, status=503, json={"error": "busy"}, headers={"Retry-After": "4"})
+    client = make_client(max_retries=5, sleep=sleep, clock=clock)
+    with pytest.raises(lp.RequestTimeoutError, match=r"deadline of 10 s passed after 3 attempts"):
+        client.chat("hi", model="m", deadline=10)
+    assert sleeps == [4, 4] and len(rsps.calls) == 3
+
+
+def test_deadline_from_the_environment(rsps: responses.RequestsMock) -> None:
+    config = lp.LMStudioConfig.from_env(
+        environ={"LMSTUDIO_DEADLINE": "2.5", "LMSTUDIO_BASE_URL": BASE}
+    )
+    assert config.deadline == 2.5
+    assert lp.LMStudioConfig.from_env(environ={}).deadline is None
+    with pytest.raises(lp.ConfigError, match="LMSTUDIO_DEADLINE='soon' is not a number"):
+        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_DEADLINE": "soon"})
+
+
+def test_stream_deadline_covers_the_wait_for_the_first_byte_only() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+
+    def late(conn: socket.socket) -> None:
+        time.sleep(scaled(1.0))
+        conn.sendall(head + content_stream("x"))
+
+    with (
+        raw_server(late) as url,
+        pytest.raises(lp.RequestTimeoutError, match=rf"{shown(0.3)} s passed"),
+    ):
+        make_client(base_url=url).chat_stream("hi", model="m", deadline=scaled(0.3))
+
+    def slow_tokens(conn: socket.socket) -> None:
+        conn.sendall(head + sse_event(delta_chunk({"content": "a"})))
+        time.sleep(scaled(0.6))  # longer than the deadline, shorter than the read timeout
+        conn.sendall(sse_stream(delta_chunk({"content": "b"}, "stop")))
+
+    with raw_server(slow_tokens) as url:
+        stream = make_client(base_url=url).chat_stream("hi", model="m", deadline=scaled(0.3))
+        assert stream.text() == "ab"
+
+
+# ============================================================================
+# Streaming: server-sent events from bytes to chunks
+# ============================================================================
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -2043,815 +3064,6 @@ def test_invalid_utf8_instead_of_a_stream_never_escapes_as_unicode_error(
         client.chat_stream("hi", model="m")
 
 
-# ----------------------------------------------------------------------------
-# hostile servers
-# ----------------------------------------------------------------------------
-
-
-def test_200_carrying_an_error_object_is_an_api_error(rsps: responses.RequestsMock) -> None:
-    client = make_client(max_retries=2)
-    rsps.post(CHAT_URL, json={"error": {"message": "something"}})
-    with pytest.raises(lp.APIError) as info:
-        client.chat("hi", model="m")
-    assert type(info.value) is lp.APIError
-    assert info.value.status_code == 200
-    assert str(info.value) == "something"
-    assert len(rsps.calls) == 1
-
-
-# ----------------------------------------------------------------------------
-# secrets stay out of errors and logs
-# ----------------------------------------------------------------------------
-
-
-def _echo(h: BaseHTTPRequestHandler) -> str:
-    """What a careless server sends back: the Authorization header it received."""
-    return f"bad header Authorization: {h.headers.get('Authorization')}"
-
-
-def _answer_stream(h: BaseHTTPRequestHandler, *events: Any) -> None:
-    send_chunked_head(h, "text/event-stream")
-    write_chunk(h, sse_stream(*events, done=False))
-    h.close_connection = True  # cut: no last chunk
-
-
-#: fault -> (how the server answers, what the client raises); the request's
-#: ``model`` names the fault, so one server plays them all.
-SECRET_FAULTS: dict[str, tuple[Callable[[BaseHTTPRequestHandler], None], type[Exception]]] = {
-    "401": (
-        lambda h: send_json(h, {"error": {"message": "bad token"}}, 401),
-        lp.AuthenticationError,
-    ),
-    "401-echo-text": (
-        lambda h: send_json(h, _echo(h).encode(), 401, "text/plain"),
-        lp.AuthenticationError,
-    ),
-    "500-echo": (lambda h: send_json(h, {"error": _echo(h)}, 500), lp.ServerError),
-    "200-error-echo": (lambda h: send_json(h, {"error": _echo(h)}), lp.APIError),
-    "malformed": (lambda h: send_json(h, b"<html>oops</html>"), lp.MalformedResponseError),
-    "malformed-echo": (lambda h: send_json(h, _echo(h).encode()), lp.MalformedResponseError),
-    "timeout": (lambda h: None, lp.RequestTimeoutError),  # the server below stays silent
-    "stream-cut": (lambda h: _answer_stream(h, text_chunk("Hel")), lp.StreamError),
-    "stream-json-echo": (
-        lambda h: send_json(h, {"message": _echo(h)}),
-        lp.MalformedResponseError,
-    ),
-    "stream-error-event-echo": (
-        lambda h: _answer_stream(h, text_chunk("Hel"), {"error": {"message": _echo(h)}}),
-        lp.APIError,
-    ),
-}
-
-
-@pytest.fixture(scope="module")
-def fault_server() -> Iterator[str]:
-    release = threading.Event()
-
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        fault = read_request_body(h)["model"]
-        if fault == "timeout":
-            release.wait(5)
-            h.close_connection = True
-            return
-        SECRET_FAULTS[fault][0](h)
-
-    url, stop = serve(handler)
-    try:
-        yield url
-    finally:
-        release.set()
-        stop()
-
-
-def _assert_no_secret(exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
-    texts = [str(exc), repr(exc), repr(exc.args), str(getattr(exc, "partial", ""))]
-    if exc.__cause__ is not None:
-        texts += [str(exc.__cause__), repr(exc.__cause__)]
-    for text in texts:
-        assert SECRET not in text
-    ours = [r for r in caplog.records if r.name.startswith(("lmstudio_provider", "urllib3"))]
-    assert any(r.name.startswith("urllib3") for r in ours)  # urllib3 was heard too
-    for record in ours:
-        assert SECRET not in record.getMessage()
-    assert any(
-        r.name == "lmstudio_provider"
-        and r.getMessage().startswith("POST /v1/chat/completions -> ")
-        and "attempt 1/" in r.getMessage()
-        for r in ours
-    )
-
-
-@pytest.mark.parametrize("fault", list(SECRET_FAULTS))
-def test_secret_never_in_errors_or_logs(
-    fault_server: str, caplog: pytest.LogCaptureFixture, fault: str
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    client = make_client(base_url=fault_server, api_key=SECRET, timeout=scaled(0.3))
-    with pytest.raises(SECRET_FAULTS[fault][1]) as info:
-        if fault.startswith("stream"):
-            client.chat_stream("hi", model=fault).text()
-        else:
-            client.chat("hi", model=fault)
-    _assert_no_secret(info.value, caplog)
-
-
-def test_secret_never_in_errors_or_logs_connection_refused(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    url = f"http://127.0.0.1:{free_port()}"
-    client = make_client(base_url=url, api_key=SECRET, max_retries=1)
-    with pytest.raises(lp.ServerUnreachableError) as info:
-        client.chat("hi", model="m")
-    _assert_no_secret(info.value, caplog)
-
-
-def test_debug_log_names_method_path_status_and_attempt(
-    rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="lmstudio_provider")
-    client = make_client(max_retries=2, api_key=SECRET)
-    rsps.post(CHAT_URL, status=503, json={"error": "busy"})
-    rsps.post(CHAT_URL, json=chat_body())
-    client.chat("hi", model="m")
-    client = make_client(api_key=SECRET)
-    rsps.replace("POST", CHAT_URL, json=chat_body())
-    client.chat("hi", model="m")
-    lines = [r.getMessage() for r in caplog.records if r.name == "lmstudio_provider"]
-    assert len(lines) == 3
-    assert lines[0].startswith("POST /v1/chat/completions -> 503 in ")
-    assert lines[0].endswith("(attempt 1/3)")
-    assert lines[1].startswith("POST /v1/chat/completions -> 200 in ")
-    assert lines[1].endswith("(attempt 2/3)")
-    assert lines[2].startswith("POST /v1/chat/completions -> 200 in ")
-    assert lines[2].endswith("(attempt 1/1)")
-    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "lmstudio_provider")
-    assert not any(SECRET in line for line in lines)
-
-
-# ----------------------------------------------------------------------------
-# one client, many threads
-# ----------------------------------------------------------------------------
-
-V1_MODELS = {
-    "models": [
-        {
-            "type": "llm",
-            "key": "m",
-            "loaded_instances": [{"id": "m", "config": {"context_length": 4096}}],
-        }
-    ]
-}
-
-
-def test_one_client_shared_by_eight_threads() -> None:
-    threads, calls = 8, 60
-    model_fetches: list[str] = []
-    models_sent: set[Any] = set()
-
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        if h.command == "GET" and h.path == "/api/v1/models":
-            model_fetches.append(h.path)
-            send_json(h, V1_MODELS)
-            return
-        body = read_request_body(h)
-        models_sent.add(body["model"])
-        send_json(h, chat_body(body["messages"][-1]["content"]))
-
-    url, stop = serve(handler)
-    client = make_client(base_url=url)
-    start = threading.Barrier(threads)
-    results: dict[int, list[tuple[str, str]]] = {t: [] for t in range(threads)}
-    errors: list[BaseException] = []
-
-    def work(t: int) -> None:
-        start.wait()  # all threads meet the cold model cache together
-        try:
-            for i in range(calls):
-                sent = f"thread {t} call {i}"
-                results[t].append((sent, client.chat(sent).content))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(30)
-    finally:
-        client.close()
-        stop()
-    assert errors == []
-    assert sum(len(r) for r in results.values()) == threads * calls
-    for t in range(threads):
-        assert [sent for sent, _ in results[t]] == [f"thread {t} call {i}" for i in range(calls)]
-        assert all(sent == got for sent, got in results[t])
-    assert model_fetches == ["/api/v1/models"]
-    assert models_sent == {"m"}
-
-
-# ============================================================================
-# LM Studio native features: model routes, load/unload, resolution, discovery, stats,
-# structured output, tool loop, provider interface
-# ============================================================================
-
-
-# ----------------------------------------------------------------------------
-# native features: helpers
-# ----------------------------------------------------------------------------
-
-V1_MODELS_URL = f"{BASE}/api/v1/models"
-LOAD_URL = f"{BASE}/api/v1/models/load"
-UNLOAD_URL = f"{BASE}/api/v1/models/unload"
-
-V1_QWEN: dict[str, Any] = {
-    "type": "llm",
-    "publisher": "lmstudio-community",
-    "key": "qwen/qwen3-8b",
-    "display_name": "Qwen3 8B",
-    "architecture": "qwen3",
-    "quantization": {"name": "Q4_K_M", "bits_per_weight": 4.8},
-    "size_bytes": 5000000000,
-    "params_string": "8B",
-    "loaded_instances": [{"id": "qwen/qwen3-8b", "config": {"context_length": 8192}}],
-    "max_context_length": 40960,
-    "format": "gguf",
-    "capabilities": {
-        "vision": False,
-        "trained_for_tool_use": True,
-        "reasoning": {"allowed_options": ["on", "off"], "default": "on"},
-    },
-}
-V1_NOMIC: dict[str, Any] = {
-    "type": "embedding",
-    "publisher": "nomic-ai",
-    "key": "text-embedding-nomic-embed-text-v1.5",
-    "display_name": "Nomic Embed Text v1.5",
-    "architecture": "nomic-bert",
-    "quantization": {"name": "Q8_0", "bits_per_weight": 8},
-    "size_bytes": 146000000,
-    "params_string": None,
-    "loaded_instances": [],
-    "max_context_length": 2048,
-    "format": "gguf",
-}
-V1_MODEL_LIST = {"models": [V1_QWEN, V1_NOMIC]}
-LLAMACPP_404 = {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}}
-LOAD_ANSWER = {
-    "type": "llm",
-    "instance_id": "qwen/qwen3-8b",
-    "load_time_seconds": 3.21,
-    "status": "loaded",
-}
-PERSON_SCHEMA = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-    "required": ["name", "age"],
-}
-
-
-def v1_models_with(*ids: str) -> dict[str, Any]:
-    """A /api/v1/models body listing downloaded, not loaded LLMs with these keys."""
-    return {"models": [{"type": "llm", "key": i, "loaded_instances": []} for i in ids]}
-
-
-def lms_model_not_found(model: str) -> dict[str, Any]:
-    """LM Studio's answer to an unknown model id."""
-    return {
-        "error": {
-            "message": f'Invalid model identifier "{model}". Please specify a valid '
-            "downloaded model (e.g., qwen2.5-7b-instruct).",
-            "type": "invalid_request_error",
-            "param": "model",
-            "code": "model_not_found",
-        }
-    }
-
-
-def sent(rsps: responses.RequestsMock, index: int) -> Any:
-    """The JSON body of the index-th request."""
-    body = rsps.calls[index].request.body
-    return json.loads(body) if body else None
-
-
-def paths(rsps: responses.RequestsMock) -> list[str]:
-    return [requests.utils.urlparse(call.request.url).path for call in rsps.calls]
-
-
-def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-
-
-def tool_answer(*calls: dict[str, Any]) -> dict[str, Any]:
-    body = chat_body("", message={"content": None, "tool_calls": list(calls)})
-    body["choices"][0]["finish_reason"] = "tool_calls"
-    return body
-
-
-def native_reply(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    body: bytes,
-    content_type: str = "application/json",
-) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def openai_list_server(hits: list[str]) -> Callable[[BaseHTTPRequestHandler], None]:
-    """A server that lists one model at /v1/models and knows no other route."""
-
-    def handle(handler: BaseHTTPRequestHandler) -> None:
-        hits.append(handler.path)
-        if handler.path == "/v1/models":
-            body = {"object": "list", "data": [{"id": "m", "object": "model"}]}
-        else:
-            body = {"error": f"Unexpected endpoint or method. (GET {handler.path})"}
-        native_reply(handler, 200, json.dumps(body).encode())
-
-    return handle
-
-
-@pytest.fixture
-def closed_discovery(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    """An empty discovery cache, and default candidates on closed ports only."""
-    closed = (f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setattr(lp, "DISCOVERY_URLS", closed)
-    for names in lp.ENV_VARS.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
-    lp._discovered.clear()
-    yield closed
-    lp._discovered.clear()
-
-
-# ----------------------------------------------------------------------------
-# native features: the model list, route by route
-# ----------------------------------------------------------------------------
-
-
-def test_list_models_parses_every_v1_field(rsps: responses.RequestsMock) -> None:
-    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    qwen, nomic = make_client().list_models()
-    assert qwen == lp.ModelInfo(
-        id="qwen/qwen3-8b",
-        type="llm",
-        state="loaded",
-        publisher="lmstudio-community",
-        arch="qwen3",
-        quantization="Q4_K_M",
-        format="gguf",
-        max_context_length=40960,
-        loaded_context_length=8192,
-        capabilities=("tool_use", "reasoning"),
-        display_name="Qwen3 8B",
-        size_bytes=5000000000,
-        params_string="8B",
-        loaded_instances=(("qwen/qwen3-8b", 8192),),
-    )
-    assert qwen.raw == V1_QWEN
-    assert qwen.is_loaded and not qwen.is_embedding
-    assert nomic == lp.ModelInfo(
-        id="text-embedding-nomic-embed-text-v1.5",
-        type="embeddings",
-        state="not-loaded",
-        publisher="nomic-ai",
-        arch="nomic-bert",
-        quantization="Q8_0",
-        format="gguf",
-        max_context_length=2048,
-        loaded_context_length=None,
-        capabilities=(),
-        display_name="Nomic Embed Text v1.5",
-        size_bytes=146000000,
-        params_string=None,
-        loaded_instances=(),
-    )
-    assert nomic.is_embedding and not nomic.is_loaded
-    assert paths(rsps) == ["/api/v1/models"]
-
-
-def test_v1_embedding_and_v0_embeddings_are_one_type() -> None:
-    v1 = lp.ModelInfo.from_v1({"type": "embedding", "key": "e"})
-    v0 = lp.ModelInfo.from_v0({"type": "embeddings", "id": "e"})
-    assert v1.type == v0.type == "embeddings"
-    assert v1.is_embedding and v0.is_embedding
-    assert lp.ModelInfo.from_v1({"type": "vlm", "key": "v"}).type == "vlm"
-
-
-def test_v1_vision_capability_and_instances_without_config() -> None:
-    model = lp.ModelInfo.from_v1(
-        {
-            "type": "llm",
-            "key": "google/gemma-3-4b",
-            "capabilities": {"vision": True, "trained_for_tool_use": False},
-            "loaded_instances": [{"id": "google/gemma-3-4b"}, {"id": "google/gemma-3-4b:2"}],
-        }
-    )
-    assert model.capabilities == ("vision",)
-    assert model.state == "loaded"
-    assert model.loaded_instances == (("google/gemma-3-4b", None), ("google/gemma-3-4b:2", None))
-    assert model.loaded_context_length is None
-
-
-def _v1_server(rsps: responses.RequestsMock) -> None:
-    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-
-
-def _v0_server(rsps: responses.RequestsMock) -> None:
-    mock_v0_models(rsps)
-
-
-def _openai_server(rsps: responses.RequestsMock) -> None:
-    rsps.get(V1_MODELS_URL, json=LLAMACPP_404, status=404)
-    rsps.get(f"{BASE}/api/v0/models", json=LLAMACPP_404, status=404)
-    rsps.get(f"{BASE}/v1/models", json={"object": "list", "data": [{"id": "smollm2"}]})
-
-
-@pytest.mark.parametrize(
-    ("server", "first_paths", "ids"),
-    [
-        (_v1_server, ["/api/v1/models"], ["qwen/qwen3-8b", "text-embedding-nomic-embed-text-v1.5"]),
-        (
-            _v0_server,
-            ["/api/v1/models", "/api/v0/models"],
-            [m["id"] for m in V0_MODELS["data"]],
-        ),
-        (_openai_server, ["/api/v1/models", "/api/v0/models", "/v1/models"], ["smollm2"]),
-    ],
-    ids=["v1", "v0", "openai"],
-)
-def test_model_list_route_is_remembered_for_refresh(
-    rsps: responses.RequestsMock,
-    server: Callable[[responses.RequestsMock], None],
-    first_paths: list[str],
-    ids: list[str],
-) -> None:
-    server(rsps)
-    client = make_client(clock=FakeClock())
-    assert [m.id for m in client.list_models()] == ids
-    assert paths(rsps) == first_paths
-    assert [m.id for m in client.list_models(refresh=True)] == ids
-    assert paths(rsps) == [*first_paths, first_paths[-1]]  # only the route that answered
-
-
-def test_chat_without_model_picks_the_loaded_v1_llm(rsps: responses.RequestsMock) -> None:
-    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    rsps.post(CHAT_URL, json=chat_body("hi"))
-    make_client().chat("hello")
-    assert sent(rsps, 1)["model"] == "qwen/qwen3-8b"
-
-
-# ----------------------------------------------------------------------------
-# native features: model_capabilities
-# ----------------------------------------------------------------------------
-
-
-def test_model_capabilities_from_the_warm_cache(rsps: responses.RequestsMock) -> None:
-    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    client = make_client()
-    assert client.model_capabilities("qwen/qwen3-8b") == lp.ModelCapabilities(
-        type="llm", context_length=8192, vision=False, tool_use=True, reasoning=True
-    )
-    assert len(rsps.calls) == 1  # the cold cache: one list request
-    assert client.model_capabilities("text-embedding-nomic-embed-text-v1.5") == (
-        lp.ModelCapabilities(type="embeddings", context_length=2048)
-    )
-    assert client.model_capabilities("no-such-model") is None
-    assert client.model_capabilities("qwen") is None
-    assert len(rsps.calls) == 1  # warm: no more requests
-
-
-@pytest.mark.parametrize(
-    "near", ["Qwen/Qwen3-8B", "qwen3-8b", "other-publisher/qwen3-8b", "qwen/qwen3-8b@q4_k_m"]
-)
-def test_model_capabilities_resolves_near_ids(rsps: responses.RequestsMock, near: str) -> None:
-    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    capabilities = make_client().model_capabilities(near)
-    assert capabilities is not None
-    assert capabilities.context_length == 8192 and capabilities.tool_use
-    assert len(rsps.calls) == 1
-
-
-def test_model_capabilities_vlm_type_means_vision(rsps: responses.RequestsMock) -> None:
-    rsps.get(V1_MODELS_URL, json=UNEXPECTED)
-    rsps.get(
-        f"{BASE}/api/v0/models",
-        json={
-            "data": [
-                {
-                    "id": "qwen2-vl-2b-instruct",
-                    "type": "vlm",
-                    "state": "not-loaded",
-                    "max_context_length": 32768,
-                }
-            ]
-        },
-    )
-    assert make_client().model_capabilities("qwen2-vl-2b-instruct") == lp.ModelCapabilities(
-        type="vlm", context_length=32768, vision=True, tool_use=False, reasoning=False
-    )
-
-
-# ----------------------------------------------------------------------------
-# native features: load and unload
-# ----------------------------------------------------------------------------
-
-
-def test_load_model_accepts_the_smallest_context(rsps: responses.RequestsMock) -> None:
-    one = matchers.json_params_matcher({"model": "m", "context_length": 1})
-    rsps.post(LOAD_URL, json=LOAD_ANSWER, match=[one])
-    assert make_client().load_model("m", context_length=1).instance_id == "qwen/qwen3-8b"
-
-
-def test_load_model_sends_only_the_given_fields(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        LOAD_URL,
-        json=LOAD_ANSWER,
-        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "context_length": 4096})],
-    )
-    loaded = make_client().load_model("qwen/qwen3-8b", context_length=4096)
-    assert loaded == lp.LoadedModel("qwen/qwen3-8b", 3.21)
-    assert loaded.raw == LOAD_ANSWER
-    assert len(rsps.calls) == 1
-
-
-def test_load_model_with_every_option(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        LOAD_URL,
-        json={"instance_id": "qwen/qwen3-8b:2"},
-        match=[
-            matchers.json_params_matcher(
-                {
-                    "model": "qwen/qwen3-8b",
-                    "context_length": 16384,
-                    "flash_attention": True,
-                    "ttl": 600,
-                }
-            )
-        ],
-    )
-    loaded = make_client().load_model(
-        "qwen/qwen3-8b", context_length=16384, flash_attention=True, ttl=600
-    )
-    assert loaded.instance_id == "qwen/qwen3-8b:2"
-    assert loaded.load_time_seconds is None
-
-
-def test_load_model_accepts_the_draft_docs_field_name(rsps: responses.RequestsMock) -> None:
-    """One version of LM Studio's load docs answers model_instance_id, another instance_id."""
-    answer = {"model_instance_id": "openai/gpt-oss-20b", "load_time_seconds": 9.099}
-    rsps.post(LOAD_URL, json=answer)
-    loaded = make_client().load_model("openai/gpt-oss-20b")
-    assert (loaded.instance_id, loaded.load_time_seconds) == ("openai/gpt-oss-20b", 9.099)
-
-
-def test_unload_model_sends_the_instance_id(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        UNLOAD_URL,
-        json={"instance_id": "qwen/qwen3-8b"},
-        match=[matchers.json_params_matcher({"instance_id": "qwen/qwen3-8b"})],
-    )
-    assert make_client().unload_model("qwen/qwen3-8b") is None
-    assert len(rsps.calls) == 1
-
-
-def test_load_and_unload_clear_the_model_cache(rsps: responses.RequestsMock) -> None:
-    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    rsps.post(LOAD_URL, json=LOAD_ANSWER)
-    rsps.post(UNLOAD_URL, json={"instance_id": "qwen/qwen3-8b"})
-    client = make_client(clock=FakeClock())
-    client.list_models()
-    client.list_models()
-    assert len(rsps.calls) == 1
-    client.load_model("qwen/qwen3-8b")
-    client.list_models()
-    assert paths(rsps) == ["/api/v1/models", "/api/v1/models/load", "/api/v1/models"]
-    client.unload_model("qwen/qwen3-8b")
-    client.list_models()
-    assert paths(rsps)[3:] == ["/api/v1/models/unload", "/api/v1/models"]
-
-
-OLD_SERVER_ANSWERS = [
-    ({"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"}, 200),
-    (LLAMACPP_404, 404),
-    ({"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"}, 404),
-]
-
-
-@pytest.mark.parametrize(("body", "status"), OLD_SERVER_ANSWERS)
-def test_load_on_an_old_server_needs_0_4(
-    rsps: responses.RequestsMock, body: dict[str, Any], status: int
-) -> None:
-    rsps.post(LOAD_URL, json=body, status=status)
-    with pytest.raises(lp.EndpointNotFoundError) as info:
-        make_client().load_model("qwen/qwen3-8b")
-    message = str(info.value)
-    assert "loading models over HTTP needs LM Studio 0.4 or newer" in message
-    assert f"{BASE} does not serve /api/v1/models/load" in message
-    assert info.value.status_code == status
-    assert len(rsps.calls) == 1
-
-
-@pytest.mark.parametrize(("body", "status"), OLD_SERVER_ANSWERS)
-def test_unload_on_an_old_server_needs_0_4(
-    rsps: responses.RequestsMock, body: dict[str, Any], status: int
-) -> None:
-    rsps.post(UNLOAD_URL, json=body, status=status)
-    with pytest.raises(lp.EndpointNotFoundError) as info:
-        make_client().unload_model("qwen/qwen3-8b")
-    assert "unloading models over HTTP needs LM Studio 0.4 or newer" in str(info.value)
-    assert "/api/v1/models/unload" in str(info.value)
-    assert len(rsps.calls) == 1
-
-
-def test_load_on_an_old_server_does_not_blame_the_base_url(
-    rsps: responses.RequestsMock,
-) -> None:
-    # The URL is right (the server answered); only its version is too old.
-    rsps.post(LOAD_URL, json={"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"})
-    with pytest.raises(lp.EndpointNotFoundError) as info:
-        make_client().load_model("qwen/qwen3-8b")
-    assert "LM Studio 0.4 or newer" in str(info.value)
-    assert "base URL is probably wrong" not in str(info.value)
-
-
-@pytest.mark.parametrize("bad", [0, -1, 4096.0, "4096", True])
-def test_load_with_a_bad_context_length_sends_nothing(
-    rsps: responses.RequestsMock, bad: Any
-) -> None:
-    with pytest.raises(ValueError, match="context_length must be a positive integer"):
-        make_client().load_model("qwen/qwen3-8b", context_length=bad)
-    assert len(rsps.calls) == 0
-
-
-@pytest.mark.parametrize("model", ["", "  ", None])
-def test_load_with_no_model_name_sends_nothing(rsps: responses.RequestsMock, model: Any) -> None:
-    with pytest.raises(ValueError, match="model must be a non-empty string"):
-        make_client().load_model(model)
-    assert len(rsps.calls) == 0
-
-
-@pytest.mark.parametrize(
-    "answer", [{"status": "loaded"}, {"instance_id": 7}, [LOAD_ANSWER], {"instance_id": None}]
-)
-def test_load_answer_without_instance_id_is_malformed(
-    rsps: responses.RequestsMock, answer: Any
-) -> None:
-    rsps.post(LOAD_URL, json=answer)
-    with pytest.raises(lp.MalformedResponseError, match="model load: no instance_id"):
-        make_client().load_model("qwen/qwen3-8b")
-
-
-def test_load_unknown_model_names_the_closest_ids(rsps: responses.RequestsMock) -> None:
-    rsps.post(LOAD_URL, json=lms_model_not_found("qwen/qwen3-8"), status=404)
-    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    with pytest.raises(lp.ModelNotFoundError) as info:
-        make_client().load_model("qwen/qwen3-8")
-    assert "did you mean 'qwen/qwen3-8b'" in str(info.value)
-    assert not isinstance(info.value, lp.EndpointNotFoundError)
-
-
-# ----------------------------------------------------------------------------
-# native features: resolve_model
-# ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("ids", "name", "expected"),
-    [
-        # the exact id wins, even over a case-insensitive duplicate
-        (["Qwen/Qwen3-8B", "qwen/qwen3-8b"], "qwen/qwen3-8b", "qwen/qwen3-8b"),
-        (["Qwen/Qwen3-8B", "qwen/qwen3-8b"], "Qwen/Qwen3-8B", "Qwen/Qwen3-8B"),
-        # case-insensitive
-        (["qwen/qwen3-8b", "llama-3.2-1b"], "QWEN/Qwen3-8B", "qwen/qwen3-8b"),
-        # a publisher prefix ignored on either side
-        (
-            ["lmstudio-community/qwen2.5-7b-instruct", "llama-3.2-1b"],
-            "qwen2.5-7b-instruct",
-            "lmstudio-community/qwen2.5-7b-instruct",
-        ),
-        (
-            ["qwen2.5-7b-instruct", "llama-3.2-1b"],
-            "lmstudio-community/qwen2.5-7b-instruct",
-            "qwen2.5-7b-instruct",
-        ),
-        (["qwen2.5-7b-instruct"], "Qwen2.5-7B-Instruct", "qwen2.5-7b-instruct"),
-        # a variant suffix ignored on either side
-        (["qwen2.5-7b-instruct"], "qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct"),
-        (["qwen2.5-7b-instruct@q4_k_m"], "qwen2.5-7b-instruct", "qwen2.5-7b-instruct@q4_k_m"),
-        (
-            ["lmstudio-community/qwen2.5-7b-instruct@q8_0"],
-            "Qwen2.5-7B-Instruct@Q4_K_M",
-            "lmstudio-community/qwen2.5-7b-instruct@q8_0",
-        ),
-        # an earlier, stricter rule beats a later, looser one
-        (
-            ["qwen2.5-7b-instruct", "qwen2.5-7b-instruct@q8_0"],
-            "QWEN2.5-7B-INSTRUCT",
-            "qwen2.5-7b-instruct",
-        ),
-    ],
-)
-def test_resolve_model_rules(
-    rsps: responses.RequestsMock, ids: list[str], name: str, expected: str
-) -> None:
-    rsps.get(V1_MODELS_URL, json=v1_models_with(*ids))
-    client = make_client()
-    assert client.resolve_model(name) == expected
-    assert client.resolve_model(name) == expected
-    assert len(rsps.calls) == 1  # the list comes from the cache the second time
-
-
-@pytest.mark.parametrize(
-    ("ids", "name"),
-    [
-        (
-            ["lmstudio-community/qwen2.5-7b-instruct", "bartowski/qwen2.5-7b-instruct"],
-            "qwen2.5-7b-instruct",
-        ),
-        (["Qwen/Qwen3-8B", "qwen/qwen3-8b"], "QWEN/QWEN3-8B"),
-        (["qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct@q8_0"], "qwen2.5-7b-instruct"),
-    ],
-)
-def test_resolve_model_ambiguity_lists_every_candidate(
-    rsps: responses.RequestsMock, ids: list[str], name: str
-) -> None:
-    rsps.get(V1_MODELS_URL, json=v1_models_with(*ids))
-    with pytest.raises(lp.ModelNotFoundError) as info:
-        make_client().resolve_model(name)
-    message = str(info.value)
-    assert "ambiguous" in message
-    assert all(i in message for i in ids)
-    assert info.value.code == "model_not_found"
-
-
-def test_resolve_model_without_a_match_suggests_close_ids(rsps: responses.RequestsMock) -> None:
-    rsps.get(V1_MODELS_URL, json=v1_models_with("qwen2.5-7b-instruct", "llama-3.2-1b-instruct"))
-    with pytest.raises(lp.ModelNotFoundError) as info:
-        make_client().resolve_model("qwen2.5-7b-instrct")
-    message = str(info.value)
-    assert "'qwen2.5-7b-instrct' is not on the server" in message
-    assert "did you mean 'qwen2.5-7b-instruct'" in message
-    assert "ambiguous" not in message
-
-
-def test_resolve_model_with_an_empty_name_is_a_value_error(rsps: responses.RequestsMock) -> None:
-    with pytest.raises(ValueError, match="model must be a non-empty string"):
-        make_client().resolve_model("")
-    assert len(rsps.calls) == 0
-
-
-# ----------------------------------------------------------------------------
-# native features: the server does not know the model
-# ----------------------------------------------------------------------------
-
-WRONG = "qwen2.5-7b-instruc"
-MISSING_MODEL_ANSWERS = [
-    (lms_model_not_found(WRONG), 400),
-    (lms_model_not_found(WRONG), 404),
-    ({"error": f'Model "{WRONG}" not found'}, 404),
-]
-GENERATION_CALLS: dict[str, tuple[str, Callable[[lp.LMStudioClient, str], Any]]] = {
-    "chat": ("/v1/chat/completions", lambda c, m: c.chat("hi", model=m)),
-    "complete": ("/v1/completions", lambda c, m: c.complete("hi", model=m)),
-    "embed": ("/v1/embeddings", lambda c, m: c.embed("hi", model=m)),
-    "chat stats": ("/api/v0/chat/completions", lambda c, m: c.chat("hi", model=m, stats=True)),
-}
-
-
-@pytest.mark.parametrize("kind", list(GENERATION_CALLS))
-@pytest.mark.parametrize(("body", "status"), MISSING_MODEL_ANSWERS)
-def test_server_model_not_found_names_the_closest_ids(
-    rsps: responses.RequestsMock, kind: str, body: dict[str, Any], status: int
-) -> None:
-    path, call = GENERATION_CALLS[kind]
-    rsps.post(f"{BASE}{path}", json=body, status=status)
-    mock_v0_models(rsps)
-    with pytest.raises(lp.ModelNotFoundError) as info:
-        call(make_client(), WRONG)
-    message = str(info.value)
-    assert WRONG in message
-    assert "did you mean 'qwen2.5-7b-instruct'" in message
-    assert info.value.status_code == status
-    assert not isinstance(info.value, lp.EndpointNotFoundError)
-    assert paths(rsps) == [path, "/api/v1/models", "/api/v0/models"]
-
-
-def test_server_model_not_found_without_a_model_list_keeps_the_server_message(
-    rsps: responses.RequestsMock,
-) -> None:
-    rsps.post(CHAT_URL, json=lms_model_not_found(WRONG), status=400)
-    rsps.get(V1_MODELS_URL, json={"error": "token required"}, status=401)
-    with pytest.raises(lp.ModelNotFoundError, match="Invalid model identifier") as info:
-        make_client().chat("hi", model=WRONG)
-    assert "did you mean" not in str(info.value)
-
-
 @pytest.mark.parametrize(("body", "status"), MISSING_MODEL_ANSWERS)
 def test_chat_stream_model_not_found_raises_from_chat_stream(
     rsps: responses.RequestsMock, body: dict[str, Any], status: int
@@ -2872,463 +3084,6 @@ def test_chat_stream_model_not_found_in_a_200_json_body(rsps: responses.Requests
         make_client().chat_stream("hi", model=WRONG)
 
 
-def test_explicit_model_makes_no_model_list_request(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, json=chat_body())
-    rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": " world"}]})
-    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [0.5]}]})
-    rsps.post(
-        CHAT_URL,
-        body=b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
-        b"data: [DONE]\n\n",
-        content_type="text/event-stream",
-    )
-    client = make_client()
-    client.chat("hi", model="qwen2.5-7b-instruct")
-    client.complete("hi", model="qwen2.5-7b-instruct")
-    client.embed("hi", model="text-embedding-nomic-embed-text-v1.5")
-    assert client.chat_stream("hi", model="m").text() == "hi"
-    assert paths(rsps) == [
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/embeddings",
-        "/v1/chat/completions",
-    ]
-
-
-# ----------------------------------------------------------------------------
-# native features: discovery
-# ----------------------------------------------------------------------------
-
-
-def test_discover_with_closed_ports_only_is_none(closed_discovery: tuple[str, str]) -> None:
-    environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
-    candidates = [f"http://127.0.0.1:{free_port()}", "ftp://x", "", "http://", "http://h:99999"]
-    assert lp.discover(candidates, timeout=0.5, environ=environ) is None
-    assert lp.discover(environ=environ) is None
-
-
-def test_discover_skips_servers_that_are_not_lm_studio(
-    closed_discovery: tuple[str, str],
-) -> None:
-    hits: list[str] = []
-
-    def html(handler: BaseHTTPRequestHandler) -> None:
-        hits.append("html")
-        native_reply(handler, 200, b"<html><body>router login</body></html>", "text/html")
-
-    def unexpected(handler: BaseHTTPRequestHandler) -> None:
-        hits.append("unexpected")
-        body = {"error": "Unexpected endpoint or method. (GET /v1/models)"}
-        native_reply(handler, 200, json.dumps(body).encode())
-
-    def good(handler: BaseHTTPRequestHandler) -> None:
-        hits.append(f"good {handler.command} {handler.path}")
-        native_reply(handler, 200, json.dumps({"object": "list", "data": [{"id": "m"}]}).encode())
-
-    servers = [serve(handler) for handler in (html, unexpected, good)]
-    try:
-        html_url, unexpected_url, good_url = (url for url, _ in servers)
-        environ = {"LMSTUDIO_BASE_URL": html_url}
-        candidates = ["ftp://x", unexpected_url + "/v1/", good_url]
-        assert lp.discover(candidates, environ=environ) == good_url
-        assert hits == ["html", "unexpected", "good GET /v1/models"]
-    finally:
-        for _, stop in servers:
-            stop()
-
-
-def test_discover_caches_per_candidate_list(
-    closed_discovery: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = FakeClock()
-    monkeypatch.setattr(lp, "_discovered", lp.TTLCache(lp.DISCOVERY_TTL, clock=clock))
-    hits: list[str] = []
-    url, stop = serve(openai_list_server(hits))
-    try:
-        environ = {"LMSTUDIO_BASE_URL": url}
-        assert lp.discover(environ=environ) == url
-        assert lp.discover(environ=environ) == url
-        assert hits == ["/v1/models"]  # the second answer came from the cache
-        other = [f"http://127.0.0.1:{free_port()}"]
-        assert lp.discover(other, environ=environ) == url  # another list: probed again
-        assert len(hits) == 2
-        assert lp.DISCOVERY_TTL == 30.0
-        clock.advance(29.9)
-        assert lp.discover(environ=environ) == url
-        assert len(hits) == 2
-        clock.advance(0.1)  # 30 s have passed
-        assert lp.discover(environ=environ) == url
-        assert len(hits) == 3
-    finally:
-        stop()
-
-
-def test_discover_caches_a_miss_too(
-    closed_discovery: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
-    assert lp.discover(environ=environ) is None
-    assert len(lp._discovered) == 1
-    monkeypatch.setattr(lp, "_probe", lambda *args: pytest.fail("probed again"))
-    assert lp.discover(environ=environ) is None
-
-
-def test_discover_never_raises_for_a_malformed_candidate(
-    closed_discovery: tuple[str, str],
-) -> None:
-    environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
-    assert lp.discover(["http://[::1", "http://[oops]:80"], environ=environ) is None
-    assert lp.discover(environ={"LMSTUDIO_BASE_URL": "http://[::1"}) is None
-
-
-def test_discover_probes_the_configured_url_despite_an_unrelated_bad_setting(
-    closed_discovery: tuple[str, str],
-) -> None:
-    hits: list[str] = []
-    url, stop = serve(openai_list_server(hits))
-    try:
-        environ = {"LMSTUDIO_BASE_URL": url, "LMSTUDIO_TIMEOUT": "soon"}
-        assert lp.discover(environ=environ) == url
-    finally:
-        stop()
-
-
-def test_discover_sends_the_configured_api_key(closed_discovery: tuple[str, str]) -> None:
-    seen: list[str | None] = []
-
-    def handle(handler: BaseHTTPRequestHandler) -> None:
-        seen.append(handler.headers.get("Authorization"))
-        native_reply(handler, 200, b'{"data": []}')
-
-    url, stop = serve(handle)
-    try:
-        environ = {"LMSTUDIO_BASE_URL": url, "LM_API_TOKEN": "sk-lm-abcdefgh:0123456789abcdefghij"}
-        assert lp.discover(environ=environ) == url
-        assert seen == ["Bearer sk-lm-abcdefgh:0123456789abcdefghij"]
-    finally:
-        stop()
-
-
-def test_cli_health_without_base_url_discovers_the_server(
-    closed_discovery: tuple[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    hits: list[str] = []
-    url, stop = serve(openai_list_server(hits))
-    try:
-        monkeypatch.setattr(lp, "DISCOVERY_URLS", (closed_discovery[0], url))
-        monkeypatch.setenv("LMSTUDIO_BASE_URL", closed_discovery[1])
-        monkeypatch.setenv("LMSTUDIO_MAX_RETRIES", "0")
-        assert lp.main(["health"]) == 0
-    finally:
-        stop()
-    captured = capsys.readouterr()
-    assert captured.out.splitlines() == [
-        f"ok: LM Studio answers at {url} (1 model(s)); set LMSTUDIO_BASE_URL={url} to use it"
-    ]
-    assert captured.err == ""
-    assert hits == ["/v1/models", "/api/v1/models", "/api/v0/models", "/v1/models"]
-
-
-def test_cli_health_finds_the_configured_server(
-    closed_discovery: tuple[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setattr(lp, "discover", lambda *a, **k: BASE)
-    monkeypatch.setenv("LMSTUDIO_BASE_URL", BASE)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-        assert lp.main(["health"]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        f"ok: LM Studio answers at {BASE} (2 model(s), 1 loaded)"
-    ]
-
-
-def test_cli_health_with_nothing_found_names_the_probed_urls(
-    closed_discovery: tuple[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    configured = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("LMSTUDIO_BASE_URL", configured)
-    assert lp.main(["health"]) == 1
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("lmstudio-provider: error: no LM Studio server answers at ")
-    for url in (configured, *closed_discovery):
-        assert url in lines[0]
-    assert "lms server start" in lines[0]
-
-
-# ----------------------------------------------------------------------------
-# native features: stats and elapsed
-# ----------------------------------------------------------------------------
-
-STATS = {
-    "tokens_per_second": 51.2,
-    "time_to_first_token": 0.12,
-    "generation_time": 0.04,
-    "stop_reason": "eosFound",
-}
-MODEL_INFO = {"arch": "qwen2", "quant": "Q4_K_M", "format": "gguf", "context_length": 4096}
-
-
-def test_chat_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        f"{BASE}/api/v0/chat/completions",
-        json=chat_body("4", stats=STATS, model_info=MODEL_INFO, runtime={"name": "llama.cpp"}),
-        match=[
-            matchers.json_params_matcher(
-                {"model": "m", "messages": [{"role": "user", "content": "2+2?"}]}
-            )
-        ],
-    )
-    reply = make_client().chat("2+2?", model="m", stats=True)
-    assert reply.content == "4"
-    assert reply.stats == lp.Stats(51.2, 0.12, 0.04, "eosFound")
-    assert reply.model_info == MODEL_INFO
-    assert isinstance(reply.elapsed, float) and reply.elapsed >= 0
-    assert paths(rsps) == ["/api/v0/chat/completions"]
-
-
-def test_chat_without_stats_uses_the_openai_route(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, json=chat_body("4"))
-    reply = make_client().chat("2+2?", model="m")
-    assert reply.stats is None and reply.model_info is None
-    assert paths(rsps) == ["/v1/chat/completions"]
-
-
-def test_complete_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        f"{BASE}/api/v0/completions",
-        json={
-            "choices": [{"text": " world", "finish_reason": "stop"}],
-            "stats": {**STATS, "tokens_per_second": 80},
-            "model_info": MODEL_INFO,
-        },
-        match=[matchers.json_params_matcher({"model": "m", "prompt": "hello", "max_tokens": 4})],
-    )
-    done = make_client().complete("hello", model="m", max_tokens=4, stats=True)
-    assert done.text == " world"
-    assert done.stats == lp.Stats(80.0, 0.12, 0.04, "eosFound")
-    assert done.model_info == MODEL_INFO
-    assert paths(rsps) == ["/api/v0/completions"]
-
-
-@pytest.mark.parametrize(
-    ("path", "call"),
-    [
-        ("/api/v0/chat/completions", lambda c: c.chat("hi", model="m", stats=True)),
-        ("/api/v0/completions", lambda c: c.complete("hi", model="m", stats=True)),
-    ],
-)
-@pytest.mark.parametrize(
-    ("body", "status"),
-    [(LLAMACPP_404, 404), ({"error": "Unexpected endpoint or method. (POST /x)"}, 200)],
-)
-def test_stats_without_v0_needs_0_3_6(
-    rsps: responses.RequestsMock,
-    path: str,
-    call: Callable[[lp.LMStudioClient], Any],
-    body: dict[str, Any],
-    status: int,
-) -> None:
-    rsps.post(f"{BASE}{path}", json=body, status=status)
-    with pytest.raises(lp.EndpointNotFoundError) as info:
-        call(make_client())
-    assert "stats=True needs LM Studio 0.3.6 or newer" in str(info.value)
-    assert path in str(info.value)
-    assert len(rsps.calls) == 1
-
-
-def _advancing(
-    clock: FakeClock, seconds: float, body: Any
-) -> Callable[[Any], tuple[int, dict[str, str], str]]:
-    """A responses callback that takes ``seconds`` of fake time to answer."""
-
-    def callback(request: Any) -> tuple[int, dict[str, str], str]:
-        clock.advance(seconds)
-        return 200, {}, json.dumps(body)
-
-    return callback
-
-
-def test_every_response_has_the_elapsed_time(rsps: responses.RequestsMock) -> None:
-    clock = FakeClock()
-    client = make_client(clock=clock)
-    rsps.add_callback(
-        "POST", CHAT_URL, callback=_advancing(clock, 1.5, chat_body()), content_type=None
-    )
-    rsps.add_callback(
-        "POST",
-        f"{BASE}/api/v0/completions",
-        callback=_advancing(clock, 0.25, {"choices": [{"text": "x"}], "stats": STATS}),
-    )
-    rsps.add_callback(
-        "POST",
-        f"{BASE}/v1/embeddings",
-        callback=_advancing(clock, 2.0, {"data": [{"index": 0, "embedding": [1.0]}]}),
-    )
-    assert client.chat("hi", model="m").elapsed == 1.5
-    assert client.complete("hi", model="m", stats=True).elapsed == 0.25
-    assert client.embed("hi", model="e").elapsed == 2.0
-
-
-def test_stream_responses_have_the_elapsed_time(rsps: responses.RequestsMock) -> None:
-    clock = FakeClock()
-    client = make_client(clock=clock)
-    sse = (
-        b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
-    )
-
-    def callback(request: Any) -> tuple[int, dict[str, str], bytes]:
-        clock.advance(0.75)
-        return 200, {"Content-Type": "text/event-stream"}, sse
-
-    rsps.add_callback("POST", CHAT_URL, callback=callback)
-    stream = client.chat_stream("hi", model="m")
-    clock.advance(0.25)  # reading takes time too
-    assert stream.text() == "hi"
-    assert stream.response.elapsed == 1.0
-
-
-# ----------------------------------------------------------------------------
-# native features: structured output
-# ----------------------------------------------------------------------------
-
-
-def _json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
-
-
-def test_json_schema_is_sent_and_the_answer_parsed(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        CHAT_URL,
-        json=chat_body('{"name": "Ada", "age": 36}'),
-        match=[
-            matchers.json_params_matcher(
-                {
-                    "model": "m",
-                    "messages": [{"role": "user", "content": "Who?"}],
-                    "response_format": _json_schema_format("person", PERSON_SCHEMA),
-                }
-            )
-        ],
-    )
-    reply = make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA, schema_name="person")
-    assert reply.parsed == {"name": "Ada", "age": 36}
-    assert reply.content == '{"name": "Ada", "age": 36}'
-
-
-@pytest.mark.parametrize(
-    ("schema", "name"),
-    [(PERSON_SCHEMA, "response"), ({**PERSON_SCHEMA, "title": "Person"}, "Person")],
-)
-def test_json_schema_default_name(
-    rsps: responses.RequestsMock, schema: dict[str, Any], name: str
-) -> None:
-    rsps.post(CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
-    make_client().chat("Who?", model="m", json_schema=schema)
-    assert sent(rsps, 0)["response_format"] == _json_schema_format(name, schema)
-
-
-@pytest.mark.parametrize(
-    "content",
-    [
-        '```json\n{"name": "Ada", "age": 36}\n```',
-        '```\n{"name": "Ada", "age": 36}\n```\n',
-        '  \n{"name": "Ada", "age": 36}\n',
-    ],
-)
-def test_json_in_a_fence_is_parsed(rsps: responses.RequestsMock, content: str) -> None:
-    rsps.post(CHAT_URL, json=chat_body(content))
-    reply = make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
-    assert reply.parsed == {"name": "Ada", "age": 36}
-    assert reply.content == content
-
-
-def test_invalid_json_answer_is_malformed_and_quoted(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, json=chat_body("Sure! Ada is 36."))
-    with pytest.raises(lp.MalformedResponseError) as info:
-        make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
-    assert "not the JSON asked for" in str(info.value)
-    assert "Sure! Ada is 36." in str(info.value)
-    assert "max_tokens" not in str(info.value)
-
-
-def test_json_cut_by_max_tokens_says_so(rsps: responses.RequestsMock) -> None:
-    body = chat_body('{"name": "Ad')
-    body["choices"][0]["finish_reason"] = "length"
-    rsps.post(CHAT_URL, json=body)
-    with pytest.raises(lp.MalformedResponseError) as info:
-        make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA, max_tokens=5)
-    assert "cut by max_tokens" in str(info.value)
-    assert '{"name": "Ad' in str(info.value)
-
-
-def test_parse_json_content_unit() -> None:
-    assert lp._parse_json_content("```json\n[1, 2]\n```", "stop", lp._NO_SECRETS) == [1, 2]
-    assert lp._parse_json_content("42", None, lp._NO_SECRETS) == 42
-    fenced = '```json\n{"code": "```py"}\n```'  # a fence inside the JSON stays in it
-    assert lp._parse_json_content(fenced, "stop", lp._NO_SECRETS) == {"code": "```py"}
-    with pytest.raises(lp.MalformedResponseError, match="max_tokens"):
-        lp._parse_json_content("[1, 2", "length", lp._NO_SECRETS)
-
-
-def test_json_object_is_translated_to_a_schema(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        CHAT_URL,
-        json=chat_body('{"ok": true}'),
-        match=[
-            matchers.json_params_matcher(
-                {
-                    "model": "m",
-                    "messages": [{"role": "user", "content": "JSON please"}],
-                    "response_format": _json_schema_format("json_object", {"type": "object"}),
-                }
-            )
-        ],
-    )
-    reply = make_client().chat("JSON please", model="m", response_format={"type": "json_object"})
-    assert reply.parsed == {"ok": True}
-
-
-def test_response_format_json_schema_given_as_is_is_parsed(rsps: responses.RequestsMock) -> None:
-    given = _json_schema_format("person", PERSON_SCHEMA)
-    rsps.post(CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
-    reply = make_client().chat("Who?", model="m", response_format=given)
-    assert sent(rsps, 0)["response_format"] == given
-    assert reply.parsed == {"name": "Ada", "age": 36}
-
-
-def test_response_format_text_is_not_parsed(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, json=chat_body("plain words"))
-    reply = make_client().chat("Hi", model="m", response_format={"type": "text"})
-    assert sent(rsps, 0)["response_format"] == {"type": "text"}
-    assert reply.parsed is None
-
-
-def test_response_format_unit() -> None:
-    assert lp._response_format(None, None, "ignored") is None
-    assert lp._response_format(None, PERSON_SCHEMA, "p") == _json_schema_format("p", PERSON_SCHEMA)
-    with pytest.raises(ValueError, match="JSON Schema dict"):
-        lp._response_format(None, ["not", "a", "dict"], None)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("call", ["chat", "chat_stream"])
-def test_json_schema_and_response_format_together_is_a_value_error(
-    rsps: responses.RequestsMock, call: str
-) -> None:
-    method = getattr(make_client(), call)
-    with pytest.raises(ValueError, match="json_schema or response_format, not both"):
-        method("Who?", model="m", json_schema=PERSON_SCHEMA, response_format={"type": "text"})
-    assert len(rsps.calls) == 0
-
-
 def test_chat_stream_with_json_schema_fills_response_parsed(
     rsps: responses.RequestsMock,
 ) -> None:
@@ -3347,441 +3102,6 @@ def test_chat_stream_with_json_schema_fills_response_parsed(
     payload = sent(rsps, 0)
     assert payload["response_format"] == _json_schema_format("person", PERSON_SCHEMA)
     assert payload["stream"] is True
-
-
-# ----------------------------------------------------------------------------
-# native features: the tool loop
-# ----------------------------------------------------------------------------
-
-
-def get_weather(city: str, days: int = 1) -> dict[str, Any]:
-    """Current weather of a city.
-
-    Only used in tests.
-    """
-    return {"city": city, "temp": 21, "days": days}
-
-
-def test_run_tools_single_call(rsps: responses.RequestsMock) -> None:
-    call = tool_call("123", "get_weather", '{"city": "Paris"}')
-    rsps.post(CHAT_URL, json=tool_answer(call))
-    rsps.post(CHAT_URL, json=chat_body("It is 21 degrees in Paris."))
-    reply = make_client().run_tools(
-        "Weather in Paris?", {"get_weather": get_weather}, model="m", temperature=0
-    )
-    assert reply.content == "It is 21 degrees in Paris."
-    assert len(rsps.calls) == 2
-    first, second = sent(rsps, 0), sent(rsps, 1)
-    assert first["tools"] == [lp.tool_schema(get_weather)]
-    assert first["temperature"] == 0 and first["model"] == "m"
-    assert first["messages"] == [{"role": "user", "content": "Weather in Paris?"}]
-    assert second["tools"] == first["tools"]
-    assert second["messages"] == [
-        {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": "", "tool_calls": [call]},
-        {
-            "role": "tool",
-            "tool_call_id": "123",
-            "content": '{"city": "Paris", "temp": 21, "days": 1}',
-        },
-    ]
-
-
-def test_run_tools_parallel_calls_run_in_order(rsps: responses.RequestsMock) -> None:
-    order: list[str] = []
-
-    def add(a: int, b: int) -> int:
-        """Add two numbers."""
-        order.append(f"add {a} {b}")
-        return a + b
-
-    def shout(text: str) -> str:
-        """Upper-case a text."""
-        order.append(f"shout {text}")
-        return text.upper()
-
-    calls = [
-        tool_call("1", "shout", '{"text": "hi"}'),
-        tool_call("2", "add", '{"a": 2, "b": 3}'),
-        tool_call("3", "shout", '{"text": "bye"}'),
-    ]
-    rsps.post(CHAT_URL, json=tool_answer(*calls))
-    rsps.post(CHAT_URL, json=chat_body("done"))
-    reply = make_client().run_tools("go", {"add": add, "shout": shout}, model="m")
-    assert reply.content == "done"
-    assert order == ["shout hi", "add 2 3", "shout bye"]
-    messages = sent(rsps, 1)["messages"]
-    assert messages[1] == {"role": "assistant", "content": "", "tool_calls": calls}
-    assert messages[2:] == [
-        {"role": "tool", "tool_call_id": "1", "content": "HI"},
-        {"role": "tool", "tool_call_id": "2", "content": "5"},
-        {"role": "tool", "tool_call_id": "3", "content": "BYE"},
-    ]
-
-
-def test_run_tools_failures_go_back_to_the_model(rsps: responses.RequestsMock) -> None:
-    def divide(a: int, b: int) -> float:
-        """Divide a by b."""
-        return a / b
-
-    calls = [
-        tool_call("1", "divide", '{"a": 1, "b": '),  # cut JSON
-        tool_call("2", "fly", "{}"),  # no such tool
-        tool_call("3", "divide", '{"a": 1, "b": 0}'),  # the tool raises
-        tool_call("4", "divide", "[1, 0]"),  # not an object
-        tool_call("5", "divide", '{"a": 1, "c": 2}'),  # wrong argument names
-    ]
-    rsps.post(CHAT_URL, json=tool_answer(*calls))
-    rsps.post(CHAT_URL, json=chat_body("sorry"))
-    reply = make_client().run_tools("go", {"divide": divide}, model="m")
-    assert reply.content == "sorry"
-    results = [m["content"] for m in sent(rsps, 1)["messages"][2:]]
-    assert len(results) == 5
-    assert all(result.startswith("error:") for result in results)
-    assert "not valid JSON" in results[0] and '{"a": 1, "b":' in results[0]
-    assert "no tool named 'fly'" in results[1] and "divide" in results[1]
-    assert "divide raised ZeroDivisionError: division by zero" in results[2]
-    assert "must be a JSON object" in results[3]
-    assert "divide raised TypeError" in results[4]
-
-
-def test_run_tools_gives_ids_to_calls_without_one(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, json=tool_answer({"function": {"name": "get_weather"}}))
-    rsps.post(CHAT_URL, json=chat_body("ok"))
-    make_client().run_tools("go", {"get_weather": get_weather}, model="m")
-    assistant, tool = sent(rsps, 1)["messages"][1:]
-    call_id = assistant["tool_calls"][0]["id"]
-    assert isinstance(call_id, str) and call_id
-    assert tool["tool_call_id"] == call_id
-    assert tool["content"].startswith("error: get_weather raised TypeError")
-
-
-def test_run_tools_max_rounds_is_a_tool_loop_error(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
-    with pytest.raises(lp.ToolLoopError, match="max_rounds=2") as info:
-        make_client().run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=2)
-    assert len(rsps.calls) == 2
-    messages = info.value.messages
-    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool"]
-    assert messages[2]["content"] == '{"city": "X", "temp": 21, "days": 1}'
-
-
-@pytest.mark.parametrize(
-    ("tools", "max_rounds", "words"),
-    [
-        ({"get_weather": get_weather}, 0, "max_rounds must be an integer >= 1, not 0$"),
-        ({"get_weather": get_weather}, True, "max_rounds must be an integer >= 1, not True$"),
-        ({}, 3, "^tools must be a non-empty dict of name -> function$"),
-        ({"x": 42}, 3, "tools['x'] must be a function"),
-        ({"x": (42, {"type": "object"})}, 3, "tools['x'] is not callable"),
-    ],
-)
-def test_run_tools_bad_arguments_send_nothing(
-    rsps: responses.RequestsMock, tools: Any, max_rounds: Any, words: str
-) -> None:
-    with pytest.raises(ValueError, match=words.replace("[", r"\[")):
-        make_client().run_tools("go", tools, model="m", max_rounds=max_rounds)
-    assert len(rsps.calls) == 0
-
-
-def plan_trip(city: str, days: int, budget: float = 1000.0, hostel: bool = False) -> str:
-    """Plan a trip to a city
-    within a budget.
-
-    This second paragraph is not sent to the model.
-    """
-    return city
-
-
-def test_tool_schema_from_a_function() -> None:
-    assert lp.tool_schema(plan_trip) == {
-        "type": "function",
-        "function": {
-            "name": "plan_trip",
-            "description": "Plan a trip to a city within a budget.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string"},
-                    "days": {"type": "integer"},
-                    "budget": {"type": "number"},
-                    "hostel": {"type": "boolean"},
-                },
-                "required": ["city", "days"],
-            },
-        },
-    }
-    assert lp.tool_schema(plan_trip, "trip")["function"]["name"] == "trip"
-
-
-def test_tool_schema_with_real_annotation_objects_and_no_docstring() -> None:
-    def count(word, times=2):  # type: ignore[no-untyped-def]
-        return word * times
-
-    count.__annotations__ = {"word": str, "times": int}
-    assert lp.tool_schema(count)["function"] == {
-        "name": "count",
-        "description": "",
-        "parameters": {
-            "type": "object",
-            "properties": {"word": {"type": "string"}, "times": {"type": "integer"}},
-            "required": ["word"],
-        },
-    }
-
-
-def _tags(city: str, tags: list[str]) -> str:
-    return city
-
-
-def _untyped(city: str, size) -> str:  # type: ignore[no-untyped-def]
-    return city
-
-
-def _star(city: str, *rest: str) -> str:
-    return city
-
-
-@pytest.mark.parametrize(
-    ("function", "parameter"), [(_tags, "tags"), (_untyped, "size"), (_star, "rest")]
-)
-def test_tool_schema_unsupported_parameter_is_named(
-    function: Callable[..., Any], parameter: str
-) -> None:
-    with pytest.raises(ValueError, match=f"parameter '{parameter}' is not a plain") as info:
-        lp.tool_schema(function)
-    assert "(function, schema)" in str(info.value)
-
-
-def test_run_tools_explicit_schemas_in_three_shapes(rsps: responses.RequestsMock) -> None:
-    ran: list[str] = []
-    params = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-
-    def tool(label: str) -> Callable[..., str]:
-        def run(**arguments: Any) -> str:
-            ran.append(f"{label} {arguments['n']}")
-            return label
-
-        return run
-
-    tools = {
-        "a": (tool("a"), {"type": "function", "function": {"name": "old", "parameters": params}}),
-        "b": (tool("b"), {"description": "Tool B.", "parameters": params}),
-        "c": (tool("c"), params),
-    }
-    calls = [tool_call(str(i), name, f'{{"n": {i}}}') for i, name in enumerate("abc")]
-    rsps.post(CHAT_URL, json=tool_answer(*calls))
-    rsps.post(CHAT_URL, json=chat_body("ok"))
-    make_client().run_tools("go", tools, model="m")
-    assert sent(rsps, 0)["tools"] == [
-        {"type": "function", "function": {"name": "a", "parameters": params}},
-        {
-            "type": "function",
-            "function": {"description": "Tool B.", "parameters": params, "name": "b"},
-        },
-        {"type": "function", "function": {"parameters": params, "name": "c"}},
-    ]
-    assert ran == ["a 0", "b 1", "c 2"]
-    assert [m["content"] for m in sent(rsps, 1)["messages"][2:]] == ["a", "b", "c"]
-
-
-# ----------------------------------------------------------------------------
-# native features: the provider interface
-# ----------------------------------------------------------------------------
-
-
-class FakeProvider:
-    name = "fake"
-
-    def list_models(self, *, refresh: bool = False) -> list[lp.ModelInfo]:
-        return [lp.ModelInfo(id="fake-model")]
-
-    def supports_model(self, model_id: str) -> bool:
-        return model_id == "fake-model"
-
-    def model_capabilities(self, model_id: str) -> lp.ModelCapabilities | None:
-        return None
-
-    def chat(self, messages: Any, *, model: str | None = None, **options: Any) -> lp.ChatResponse:
-        return lp.ChatResponse(id=None, model=model, content="fake")
-
-    def chat_stream(
-        self, messages: Any, *, model: str | None = None, **options: Any
-    ) -> Iterator[lp.ChatChunk]:
-        yield lp.ChatChunk(content="fake")
-
-    def embed(self, input: Any, *, model: str | None = None) -> lp.EmbeddingResponse:
-        return lp.EmbeddingResponse(embeddings=[[0.0]])
-
-
-class ProviderWithoutEmbed:
-    name = "half"
-
-    def list_models(self, *, refresh: bool = False) -> list[lp.ModelInfo]:
-        return []
-
-    def supports_model(self, model_id: str) -> bool:
-        return False
-
-    def model_capabilities(self, model_id: str) -> lp.ModelCapabilities | None:
-        return None
-
-    def chat(self, messages: Any, *, model: str | None = None, **options: Any) -> lp.ChatResponse:
-        return lp.ChatResponse(id=None, model=model, content="")
-
-    def chat_stream(
-        self, messages: Any, *, model: str | None = None, **options: Any
-    ) -> Iterator[lp.ChatChunk]:
-        yield lp.ChatChunk()
-
-
-def test_model_provider_protocol() -> None:
-    with lp.LMStudioClient(lp.LMStudioConfig.from_env(environ={})) as client:
-        assert isinstance(client, lp.ModelProvider)
-        assert client.name == "lmstudio"
-    assert isinstance(FakeProvider(), lp.ModelProvider)
-    assert not isinstance(ProviderWithoutEmbed(), lp.ModelProvider)
-    assert not isinstance(object(), lp.ModelProvider)
-
-
-# ----------------------------------------------------------------------------
-# native features: the command line
-# ----------------------------------------------------------------------------
-
-
-def test_cli_models_table_from_v1(
-    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    assert lp.main(["models", "--base-url", BASE]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split() for line in lines] == [
-        ["ID", "TYPE", "STATE", "CONTEXT", "QUANT"],
-        ["qwen/qwen3-8b", "llm", "loaded", "8192", "Q4_K_M"],
-        ["text-embedding-nomic-embed-text-v1.5", "embeddings", "not-loaded", "2048", "Q8_0"],
-    ]
-    assert lines[1].index("llm") == lines[0].index("TYPE")  # the columns line up
-    assert len(rsps.calls) == 1
-
-
-def test_cli_load_prints_the_instance_and_time(
-    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rsps.post(
-        LOAD_URL,
-        json=LOAD_ANSWER,
-        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "context_length": 4096})],
-    )
-    code = lp.main(["load", "qwen/qwen3-8b", "--context-length", "4096", "--base-url", BASE])
-    assert code == 0
-    captured = capsys.readouterr()
-    assert captured.out == "loaded qwen/qwen3-8b as qwen/qwen3-8b in 3.2 s\n"
-    assert captured.err == ""  # no progress counter when stderr is not a terminal
-
-
-def test_cli_load_without_a_load_time(
-    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rsps.post(
-        LOAD_URL,
-        json={"instance_id": "qwen/qwen3-8b:2"},
-        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b"})],
-    )
-    assert lp.main(["--base-url", BASE, "load", "qwen/qwen3-8b"]) == 0
-    assert capsys.readouterr().out == "loaded qwen/qwen3-8b as qwen/qwen3-8b:2\n"
-
-
-def test_cli_unload(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
-    rsps.post(
-        UNLOAD_URL,
-        json={"instance_id": "qwen/qwen3-8b"},
-        match=[matchers.json_params_matcher({"instance_id": "qwen/qwen3-8b"})],
-    )
-    assert lp.main(["unload", "qwen/qwen3-8b", "--base-url", BASE]) == 0
-    assert capsys.readouterr().out == "unloaded qwen/qwen3-8b\n"
-
-
-@pytest.mark.parametrize("command", [["load", "qwen/qwen3-8b"], ["unload", "qwen/qwen3-8b"]])
-def test_cli_load_and_unload_on_an_old_server(
-    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str], command: list[str]
-) -> None:
-    rsps.post(LOAD_URL, json={"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"})
-    rsps.post(UNLOAD_URL, json=LLAMACPP_404, status=404)
-    assert lp.main([*command, "--base-url", BASE]) == 1
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("lmstudio-provider: error: ")
-    assert "needs LM Studio 0.4 or newer" in lines[0]
-
-
-def test_cli_load_bad_context_length_is_a_usage_error(
-    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert lp.main(["load", "m", "--context-length", "big", "--base-url", BASE]) == 2
-    assert "--context-length" in capsys.readouterr().err
-    assert len(rsps.calls) == 0
-
-
-# ============================================================================
-# streaming: the wire, aggregates, failures, closing, the CLI
-# ============================================================================
-
-
-# ----------------------------------------------------------------------------
-# streaming helpers
-# ----------------------------------------------------------------------------
-
-COMPLETIONS_URL = f"{BASE}/v1/completions"
-STREAM_USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
-CONTEXT_MESSAGE = (
-    "Input does not fit in context length. The input has 9000 tokens, "
-    "but the context length only supports 4096 tokens."
-)
-
-
-def usage_chunk() -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-9",
-        "object": "chat.completion.chunk",
-        "model": "qwen2.5-7b-instruct",
-        "choices": [],
-        "usage": STREAM_USAGE,
-    }
-
-
-def content_stream(*pieces: str, finish: str | None = "stop", usage: bool = True) -> bytes:
-    """A chat stream as LM Studio sends it: role, content pieces, finish, usage, [DONE]."""
-    events = [delta_chunk({"role": "assistant", "content": None})]
-    events += [delta_chunk({"content": piece}) for piece in pieces]
-    if finish is not None:
-        events.append(delta_chunk({}, finish))
-    if usage:
-        events.append(usage_chunk())
-    return sse_stream(*events)
-
-
-def mock_sse(rsps: responses.RequestsMock, body: bytes, url: str = CHAT_URL) -> None:
-    rsps.post(url, body=body, content_type="text/event-stream")
-
-
-def sent_json(rsps: responses.RequestsMock, index: int = -1) -> Any:
-    return json.loads(rsps.calls[index].request.body)
-
-
-def without_read1(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make urllib3 look older than 2.3, which has no HTTPResponse.read1() (1.26 has no
-    BaseHTTPResponse either: there the old path is the only one)."""
-    for name in ("HTTPResponse", "BaseHTTPResponse"):
-        cls = getattr(urllib3.response, name, None)
-        if cls is not None and "read1" in vars(cls):
-            monkeypatch.delattr(cls, "read1")
-
-
-# ----------------------------------------------------------------------------
-# iter_sse: the wire rules
-# ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
@@ -3835,11 +3155,6 @@ def test_iter_sse_yields_each_event_before_reading_further() -> None:
     assert next(events) == ("message", "one")
     assert consumed == [b"data: one\n\n"]
     assert list(events) == [("message", "two")]
-
-
-# ----------------------------------------------------------------------------
-# chat_stream through the client
-# ----------------------------------------------------------------------------
 
 
 def test_chat_stream_yields_chunks_and_stops_at_done(rsps: responses.RequestsMock) -> None:
@@ -4012,19 +3327,6 @@ def test_chat_stream_larger_than_max_response_bytes_stops_reading(
         stream.text()
 
 
-# ----------------------------------------------------------------------------
-# tool calls
-# ----------------------------------------------------------------------------
-
-
-def tool_piece(index: int, arguments: str, **first: str) -> dict[str, Any]:
-    piece: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
-    if first:
-        piece.update(id=first["id"], type="function")
-        piece["function"]["name"] = first["name"]
-    return piece
-
-
 def test_chat_stream_assembles_parallel_tool_calls_by_index(
     rsps: responses.RequestsMock,
 ) -> None:
@@ -4072,11 +3374,6 @@ def test_chat_stream_assembles_parallel_tool_calls_by_index(
     assert reply == client.chat("weather and time?", model="m")
 
 
-# ----------------------------------------------------------------------------
-# reasoning
-# ----------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
 def test_chat_stream_reasoning_fields(rsps: responses.RequestsMock, field: str) -> None:
     events = [
@@ -4097,9 +3394,6 @@ def test_chat_stream_reasoning_fields(rsps: responses.RequestsMock, field: str) 
     reply = stream.response
     assert (reply.reasoning, reply.content) == ("Let me think.", "42")
     assert reply == client.chat("q", model="m")
-
-
-THINK_PIECES = ("<thi", "nk>I am thin", "king</th", "ink>\n\nAnswer")
 
 
 def test_chat_stream_split_think_with_tags_cut_across_chunks(
@@ -4164,11 +3458,6 @@ def test_chat_stream_split_think_edges_match_the_plain_answer(
     assert "".join(c.content for c in chunks) == content
     assert "".join(c.reasoning for c in chunks) == reasoning
     assert lp._split_think("".join(pieces), "") == (content, reasoning)
-
-
-# ----------------------------------------------------------------------------
-# errors: in the stream, and before it
-# ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("event_line", [b"event: error\n", b""])
@@ -4280,11 +3569,6 @@ def test_chat_stream_refused_connection_raises_before_iterating() -> None:
     assert "connection refused" in str(info.value)
 
 
-# ----------------------------------------------------------------------------
-# streams that fail
-# ----------------------------------------------------------------------------
-
-
 def test_chat_stream_without_done_or_finish_is_a_stream_error(
     rsps: responses.RequestsMock,
 ) -> None:
@@ -4358,36 +3642,6 @@ def test_chat_stream_json_that_is_not_an_object_is_malformed(
         make_client().chat_stream("hi", model="m").text()
 
 
-def two_events_then(cut: Callable[[BaseHTTPRequestHandler], None], go: threading.Event) -> Any:
-    """A handler: two content events, then (once the client read them) ``cut``."""
-
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        read_request_body(h)
-        send_chunked_head(h, "text/event-stream")
-        write_chunk(h, sse_event(delta_chunk({"content": "Hel"})))
-        write_chunk(h, sse_event(delta_chunk({"content": "lo"})))
-        go.wait(3.0)
-        h.close_connection = True
-        cut(h)
-
-    return handler
-
-
-def cut_mid_chunk(h: BaseHTTPRequestHandler) -> None:
-    h.wfile.write(b'100\r\ndata: {"choices": [{"del')  # promises 256 bytes, sends 30
-    h.wfile.flush()
-    h.connection.shutdown(socket.SHUT_RDWR)
-
-
-def cut_between_chunks(h: BaseHTTPRequestHandler) -> None:
-    h.connection.shutdown(socket.SHUT_RDWR)  # no terminating zero-size chunk
-
-
-def cut_with_reset(h: BaseHTTPRequestHandler) -> None:
-    h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    h.connection.close()
-
-
 @pytest.mark.parametrize("cut", [cut_mid_chunk, cut_between_chunks, cut_with_reset])
 def test_chat_stream_socket_cut_is_a_stream_error_with_the_partial_text(
     cut: Callable[[BaseHTTPRequestHandler], None],
@@ -4459,68 +3713,6 @@ def test_chat_stream_ends_at_done_without_waiting_for_the_socket() -> None:
     assert stream.response.usage == lp.Usage(5, 2, 7)
 
 
-def test_chat_body_stall_is_a_read_timeout() -> None:
-    """Not a stream, same cause: a body that stops mid-way is a timeout, not a lost server."""
-    release = threading.Event()
-
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        read_request_body(h)
-        h.send_response(200)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", "100")
-        h.end_headers()
-        h.wfile.write(b'{"choices": ')
-        h.wfile.flush()
-        release.wait(3.0)
-
-    url, stop = serve(handler)
-    try:
-        with pytest.raises(
-            lp.RequestTimeoutError, match=rf"stopped sending the body for {shown(0.5)} s"
-        ):
-            make_client(base_url=url, timeout=scaled(0.5)).chat("hi", model="m")
-    finally:
-        release.set()
-        stop()
-
-
-# ----------------------------------------------------------------------------
-# no buffering: each chunk reaches the caller as it arrives
-# ----------------------------------------------------------------------------
-
-REST_OF_STREAM = sse_stream(delta_chunk({"content": " second"}), delta_chunk({}, "stop"))
-
-
-def chunked_pause_handler(gate: threading.Event) -> Any:
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        read_request_body(h)
-        send_chunked_head(h, "text/event-stream")
-        write_chunk(h, sse_event(delta_chunk({"content": "first"})))
-        gate.wait(1.5)
-        write_chunk(h, REST_OF_STREAM)
-        write_chunk(h, b"")
-
-    return handler
-
-
-def unchunked_pause_handler(gate: threading.Event) -> Any:
-    """HTTP/1.0 style: no Content-Length, no chunking, the body ends when the socket does."""
-
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        read_request_body(h)
-        h.close_connection = True
-        h.wfile.write(
-            b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-        )
-        h.wfile.write(sse_event(delta_chunk({"content": "first"})))
-        h.wfile.flush()
-        gate.wait(1.5)
-        h.wfile.write(REST_OF_STREAM)
-        h.wfile.flush()
-
-    return handler
-
-
 @pytest.mark.parametrize("make_handler", [chunked_pause_handler, unchunked_pause_handler])
 def test_chat_stream_first_chunk_arrives_before_the_server_pause_ends(
     make_handler: Callable[[threading.Event], Any],
@@ -4564,52 +3756,6 @@ def test_chat_stream_without_read1_still_does_not_buffer(
         stop()
     assert first.content == "first"
     assert waited < 1.0  # the server holds the rest back for 1.5 s
-
-
-# ----------------------------------------------------------------------------
-# leaving early closes the connection
-# ----------------------------------------------------------------------------
-
-
-class EndlessServer:
-    """Streams a token every 20 ms until the client hangs up, which sets
-    ``hung_up[prompt]``; the prompt "quick" gets a short, complete answer instead."""
-
-    def __init__(self) -> None:
-        self.hung_up: dict[str, threading.Event] = {}
-        self.done = threading.Event()
-        self.url, self._stop = serve(self.handle)
-
-    def hang_up_seen(self, prompt: str) -> bool:
-        return self.hung_up.setdefault(prompt, threading.Event()).wait(2.0)
-
-    def handle(self, h: BaseHTTPRequestHandler) -> None:
-        prompt = read_request_body(h)["messages"][0]["content"]
-        send_chunked_head(h, "text/event-stream")
-        if prompt == "quick":
-            write_chunk(h, content_stream("done"))
-            write_chunk(h, b"")
-            return
-        try:
-            for i in range(250):
-                write_chunk(h, sse_event(delta_chunk({"content": f"t{i} "})))
-                if self.done.wait(0.02):
-                    return
-        except OSError:
-            self.hung_up.setdefault(prompt, threading.Event()).set()
-
-    def stop(self) -> None:
-        self.done.set()
-        self._stop()
-
-
-@pytest.fixture(scope="module")
-def endless() -> Iterator[EndlessServer]:
-    server = EndlessServer()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_chat_stream_break_closes_the_connection(endless: EndlessServer) -> None:
@@ -4679,22 +3825,6 @@ def test_chat_stream_garbage_collection_closes_the_connection(
     assert endless.hang_up_seen("gc")
 
 
-# ----------------------------------------------------------------------------
-# complete_stream
-# ----------------------------------------------------------------------------
-
-
-def completion_chunk(text: str, finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    chunk = {
-        "id": "cmpl-9",
-        "object": "text_completion",
-        "model": "m",
-        "choices": [{"index": 0, "text": text, "finish_reason": finish}],
-    }
-    chunk.update(extra)
-    return chunk
-
-
 def test_complete_stream_text_usage_and_aggregate(rsps: responses.RequestsMock) -> None:
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     body = sse_stream(
@@ -4749,9 +3879,1845 @@ def test_complete_stream_long_answer_is_assembled_exactly(rsps: responses.Reques
     assert make_client().complete_stream("count", model="m").text() == "".join(pieces)
 
 
-# ----------------------------------------------------------------------------
-# the command line streams
-# ----------------------------------------------------------------------------
+def test_stream_cut_inside_a_line_of_a_close_delimited_body_is_a_stream_error() -> None:
+    body = (
+        b'data: {"choices":[{"delta":{"content":"Hello "}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":"wor'
+    )
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        read_request_body(h)
+        h.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        h.wfile.flush()
+        h.close_connection = True
+
+    url, stop = serve(handler)
+    try:
+        with pytest.raises(lp.StreamError, match="ended inside an event") as info:
+            make_client(base_url=url).chat_stream("hi", model="m").text()
+    finally:
+        stop()
+    assert info.value.partial == "Hello "
+
+
+def test_deep_json_stream_event_is_malformed(rsps: responses.RequestsMock) -> None:
+    mock_sse(rsps, sse_event(deep_json()) + sse_stream(delta_chunk({}, "stop")))
+    with pytest.raises(
+        lp.MalformedResponseError, match=r"a data line is not JSON \(nested too deeply\)"
+    ):
+        list(make_client().chat_stream("hi", model="m"))
+
+
+def test_dropping_a_stream_closes_its_connection_without_the_garbage_collector(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream("a", "b", "c"))
+    stream = make_client().chat_stream("hi", model="m")
+    assert next(stream).content == ""
+    raw = stream._response.raw
+    gc.disable()
+    try:
+        del stream
+        assert raw.closed
+    finally:
+        gc.enable()
+
+
+def test_stream_choice_without_delta_still_finishes(rsps: responses.RequestsMock) -> None:
+    finish = {"choices": [{"index": 0, "finish_reason": "stop"}]}
+    mock_sse(rsps, sse_stream(delta_chunk({"content": "Hi"}), finish, done=False))
+    stream = make_client().chat_stream("hi", model="m")
+    chunks = list(stream)
+    assert [c.content for c in chunks] == ["Hi", ""]
+    assert stream.response.finish_reason == "stop" and stream.response.content == "Hi"
+
+
+def test_split_think_releases_held_text_when_the_stream_ends_without_a_finish() -> None:
+    # "<th" could still become "<think>", so it is held; [DONE] without a
+    # finish_reason must release it, as a last chunk and in the answer.
+    body = sse_stream(text_chunk("<th"))
+    stream = stream_over(body, lp.ChatStream, split_think=True)
+    chunks = list(stream)
+    assert chunks[-1].content == "<th" and chunks[-1].reasoning == ""
+    assert stream.response.content == "<th"
+    thinking = stream_over(sse_stream(text_chunk("<think>still")), lp.ChatStream, split_think=True)
+    assert list(thinking)[-1].reasoning == "still"
+    assert thinking.response.reasoning == "still" and thinking.response.content == ""
+
+
+def test_an_error_event_without_a_message_says_the_status() -> None:
+    stream = stream_over(b'event: error\ndata: {"detail": 1}\n\n', lp.ChatStream)
+    with pytest.raises(lp.APIError) as info:
+        list(stream)
+    assert str(info.value) == "HTTP 200"
+    assert info.value.body == {"detail": 1}
+
+
+def test_a_stream_read_before_its_end_has_no_response_yet() -> None:
+    stream = stream_over(content_stream("a"), lp.ChatStream)
+    with pytest.raises(RuntimeError) as info:
+        _ = stream.response
+    assert str(info.value) == ("the stream is not finished: iterate it to the end or call text()")
+    stream.close()
+    assert list(stream) == []  # closed: nothing more, and no error
+
+
+def test_split_think_holds_back_a_closing_tag_split_one_short() -> None:
+    events = [delta_chunk({"content": c}) for c in ("<think>abc</think", ">Answer")]
+    body = sse_stream(*events, delta_chunk({}, "stop"))
+    stream = stream_over(body, lp.ChatStream, split_think=True)
+    chunks = list(stream)
+    assert "".join(c.reasoning for c in chunks) == "abc"
+    assert "".join(c.content for c in chunks) == "Answer"
+
+
+def test_invalid_utf8_in_events_is_replaced_not_raised() -> None:
+    lone = [b"data: ok\n\n", b"data: a\xffb\n\n"]  # one event per chunk: the hot path
+    split = [b"event: e\xff\ndata: c\xfe", b"d\n\n"]  # lines across chunks
+    assert list(lp.iter_sse(lone)) == [("message", "ok"), ("message", "a\ufffdb")]
+    assert list(lp.iter_sse(split)) == [("e\ufffd", "c\ufffdd")]
+
+
+def test_split_think_without_a_think_block_streams_chunk_by_chunk(
+    rsps: responses.RequestsMock,
+) -> None:
+    mock_sse(rsps, content_stream("Hello", " there", "!"))
+    stream = make_client().chat_stream("hi", model="m", split_think=True)
+    contents = [c.content for c in stream]
+    assert contents[1:4] == ["Hello", " there", "!"]  # each as it came, not held to the end
+    assert stream.response.content == "Hello there!" and stream.response.reasoning == ""
+
+
+def test_sse_skips_a_leading_bom_even_split_across_chunks() -> None:
+    body = b"\xef\xbb\xbfdata: one\n\ndata: two\n\n"
+    assert list(lp.iter_sse([body])) == [("message", "one"), ("message", "two")]
+    assert list(lp.iter_sse([body[:1], body[1:2], body[2:5], body[5:]])) == [
+        ("message", "one"),
+        ("message", "two"),
+    ]
+    assert list(lp.iter_sse([b"\xef\xbb", b""])) == []  # a lone BOM start is no event
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
+def test_sse_line_endings_lf_crlf_and_cr_alone(end: bytes) -> None:
+    body = b"event: x" + end + b"data: a" + end + b"data: b" + end + end + b"data: c" + end + end
+    expected = [("x", "a\nb"), ("message", "c")]
+    assert list(lp.iter_sse([body])) == expected
+    assert list(lp.iter_sse([bytes([b]) for b in body])) == expected
+
+
+def test_sse_crlf_split_between_chunks_is_one_line_end() -> None:
+    chunks = [b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]
+    assert list(lp.iter_sse(chunks)) == [("message", "a\nb")]
+
+
+def test_sse_one_long_line_in_many_chunks() -> None:
+    line = b"data: " + b"x" * 1_000_000
+    chunks = [line[i : i + 1000] for i in range(0, len(line), 1000)] + [b"\n\n"]
+    ((event, data),) = lp.iter_sse(chunks)
+    assert event == "message" and len(data) == 1_000_000
+
+
+def test_empty_finish_reason_is_no_finish_reason(rsps: responses.RequestsMock) -> None:
+    events = [delta_chunk({"content": "Hel"}, ""), delta_chunk({"content": "lo"}, "")]
+    mock_sse(rsps, sse_stream(*events, done=False))
+    stream = make_client().chat_stream("hi", model="m")
+    with pytest.raises(lp.StreamError) as info:
+        for chunk in stream:
+            assert chunk.finish_reason is None
+    assert info.value.partial == "Hello"
+
+
+# ============================================================================
+# Client
+# ============================================================================
+
+
+def test_list_models_falls_back_to_openai_route_on_404(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    not_found = {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}}
+    rsps.get(f"{BASE}/api/v1/models", json=not_found, status=404)
+    rsps.get(f"{BASE}/api/v0/models", json=not_found, status=404)
+    rsps.get(
+        f"{BASE}/v1/models",
+        json={"object": "list", "data": [{"id": "smollm2", "object": "model", "owned_by": "me"}]},
+    )
+    models = client.list_models()
+    assert [(m.id, m.type, m.state, m.publisher) for m in models] == [("smollm2", None, None, "me")]
+
+
+def test_list_models_falls_back_on_unexpected_endpoint_with_200(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.get(f"{BASE}/api/v1/models", json=UNEXPECTED)
+    rsps.get(f"{BASE}/api/v0/models", json=UNEXPECTED)
+    rsps.get(f"{BASE}/v1/models", json={"data": [{"id": "a"}]})
+    assert [m.id for m in client.list_models()] == ["a"]
+
+
+def test_list_models_raises_when_no_route_answers(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    for path in ("/api/v1/models", "/api/v0/models", "/v1/models"):
+        rsps.get(f"{BASE}{path}", json=UNEXPECTED)
+    with pytest.raises(lp.EndpointNotFoundError, match="base URL is probably wrong"):
+        client.list_models()
+
+
+def test_list_models_auth_failure_is_not_a_fallback(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.get(f"{BASE}/api/v1/models", json={"error": "token required"}, status=401)
+    with pytest.raises(lp.AuthenticationError, match="LMSTUDIO_API_KEY"):
+        client.list_models()
+    assert len(rsps.calls) == 1
+
+
+def test_get_model_and_supports_model_use_the_cache(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_v0_models(rsps)
+    assert client.get_model("llama-3.2-1b-instruct").max_context_length == 131072
+    assert client.supports_model("qwen2.5-7b-instruct")
+    assert not client.supports_model("qwen2.5-7b")
+    assert len(rsps.calls) == 2
+
+
+def test_get_model_miss_lists_closest_ids(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_v0_models(rsps)
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        client.get_model("qwen2.5-7b-instrct")
+    assert "did you mean 'qwen2.5-7b-instruct'" in str(info.value)
+    assert info.value.code == "model_not_found"
+
+
+def test_chat_sends_only_given_options(rsps: responses.RequestsMock) -> None:
+    client = make_client(model="qwen")
+    rsps.post(
+        CHAT_URL,
+        json=chat_body(),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "qwen",
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "temperature": 0,
+                    "max_tokens": 5,
+                }
+            )
+        ],
+    )
+    reply = client.chat("hi", temperature=0, max_tokens=5, stop=None, seed=None)
+    assert reply.content == "Hello!"
+    assert reply.id == "chatcmpl-1"
+    assert reply.model == "qwen2.5-7b-instruct"
+    assert reply.finish_reason == "stop"
+    assert reply.usage == lp.Usage(5, 2, 7)
+    assert reply.reasoning == ""
+    assert reply.tool_calls == []
+
+
+def test_chat_passes_tools_extra_params_and_extra_body(rsps: responses.RequestsMock) -> None:
+    client = make_client()
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    rsps.post(
+        CHAT_URL,
+        json=chat_body(),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "m",
+                    "messages": messages,
+                    "tools": tools,
+                    "tool_choice": "auto",
+                    "stop": ["\n"],
+                    "seed": 7,
+                    "top_p": 0.5,
+                    "ttl": 60,
+                    "draft_model": "d",
+                }
+            )
+        ],
+    )
+    client.chat(
+        messages,
+        model="m",
+        tools=tools,
+        tool_choice="auto",
+        stop=["\n"],
+        seed=7,
+        top_p=0.5,
+        top_k=None,
+        extra_body={"ttl": 60, "draft_model": "d"},
+    )
+
+
+def test_auth_header_only_when_a_key_is_set(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        CHAT_URL,
+        json=chat_body(),
+        match=[matchers.header_matcher({"Authorization": f"Bearer {SECRET}"})],
+    )
+    make_client(api_key=SECRET).chat("hi", model="m")
+    rsps.reset()
+    rsps.post(CHAT_URL, json=chat_body())
+    make_client().chat("hi", model="m")
+    assert "Authorization" not in rsps.calls[0].request.headers
+    assert rsps.calls[0].request.headers["User-Agent"].startswith("lmstudio-provider/")
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_chat_reasoning_fields(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, field: str
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body("42", message={field: "thinking"}))
+    reply = client.chat("q", model="m")
+    assert (reply.content, reply.reasoning) == ("42", "thinking")
+
+
+def test_chat_split_think_moves_inline_reasoning(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json=chat_body("<think>hmm</think>\n\n42"))
+    assert make_client(split_think=True).chat("q", model="m").reasoning == "hmm"
+    assert make_client(split_think=True).chat("q", model="m").content == "42"
+    kept = make_client().chat("q", model="m")
+    assert kept.content == "<think>hmm</think>\n\n42"
+    assert make_client().chat("q", model="m", split_think=True).content == "42"
+
+
+def test_complete(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    rsps.post(
+        f"{BASE}/v1/completions",
+        json={
+            "id": "c1",
+            "model": "m",
+            "choices": [{"text": " there", "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        },
+        match=[matchers.json_params_matcher({"model": "m", "prompt": "hi", "max_tokens": 1})],
+    )
+    done = client.complete("hi", model="m", max_tokens=1)
+    assert (done.text, done.finish_reason, done.usage) == (" there", "length", lp.Usage(1, 1, 2))
+
+
+def test_embed_orders_vectors_by_index(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(
+        f"{BASE}/v1/embeddings",
+        json={
+            "model": "e",
+            "data": [{"index": 1, "embedding": [2.0]}, {"index": 0, "embedding": [1.0]}],
+        },
+        match=[matchers.json_params_matcher({"model": "e", "input": ["a", "b"]})],
+    )
+    result = client.embed(["a", "b"], model="e")
+    assert result.embeddings == [[1.0], [2.0]]
+    assert result.model == "e"
+
+
+def test_embed_single_string(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    rsps.post(
+        f"{BASE}/v1/embeddings",
+        json={"data": [{"index": 0, "embedding": [0.5, 0.25]}]},
+        match=[matchers.json_params_matcher({"model": "e", "input": "a"})],
+    )
+    assert client.embed("a", model="e").embeddings == [[0.5, 0.25]]
+
+
+def test_model_choice_order(rsps: responses.RequestsMock) -> None:
+    mock_v0_models(rsps)
+    rsps.post(CHAT_URL, json=chat_body())
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
+
+    def sent_model() -> str:
+        return str(json.loads(rsps.calls[-1].request.body)["model"])
+
+    client = make_client()
+    client.chat("hi")
+    assert sent_model() == "qwen2.5-7b-instruct"  # the first loaded LLM
+    client.embed("hi")
+    assert sent_model() == "text-embedding-nomic-embed-text-v1.5"
+    make_client(model="configured").chat("hi")
+    assert sent_model() == "configured"
+    make_client(model="configured").chat("hi", model="explicit")
+    assert sent_model() == "explicit"
+
+
+def test_no_loaded_model_raises_no_model_loaded(rsps: responses.RequestsMock) -> None:
+    models = {"data": [dict(m, state="not-loaded") for m in V0_MODELS["data"]]}
+    rsps.get(f"{BASE}/api/v1/models", json=UNEXPECTED)
+    rsps.get(f"{BASE}/api/v0/models", json=models)
+    with pytest.raises(lp.NoModelLoadedError, match="no language model is loaded") as info:
+        make_client().chat("hi")
+    assert "qwen2.5-7b-instruct" in str(info.value)  # the downloaded ones are named
+    assert not any(call.request.method == "POST" for call in rsps.calls)
+
+
+def test_openai_only_server_uses_the_first_listed_model(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{BASE}/api/v1/models", status=404, json={"error": "nope"})
+    rsps.get(f"{BASE}/api/v0/models", status=404, json={"error": "nope"})
+    rsps.get(f"{BASE}/v1/models", json={"data": [{"id": "only-one"}]})
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
+    make_client().embed("x")
+    assert json.loads(rsps.calls[-1].request.body)["model"] == "only-one"
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda c: c.chat([], model="m"), "messages must not be empty"),
+        (lambda c: c.chat("", model="m"), "messages must not be empty"),
+        (lambda c: c.chat(42, model="m"), "messages must be a string or a list"),
+        (lambda c: c.chat({"role": "user"}, model="m"), "messages must be a string or a list"),
+        (lambda c: c.chat(["hi"], model="m"), r"messages\[0\] must be a dict"),
+        (lambda c: c.chat([{"content": "x"}], model="m"), r"messages\[0\] has no 'role'"),
+        (lambda c: c.chat([{"role": "robot", "content": "x"}], model="m"), "role 'robot'"),
+        (lambda c: c.chat("hi", model=""), "model must be a non-empty string"),
+        (lambda c: c.chat("hi", model="m", max_tokens=0), "max_tokens must be >= 1"),
+        (lambda c: c.chat("hi", model="m", max_tokens=-2), "max_tokens must be >= 1"),
+        (lambda c: c.chat("hi", model="m", max_tokens=2.5), "max_tokens must be an integer"),
+        (lambda c: c.chat("hi", model="m", temperature=math.nan), "temperature must be finite"),
+        (lambda c: c.chat("hi", model="m", temperature=math.inf), "temperature must be finite"),
+        (lambda c: c.chat("hi", model="m", temperature="hot"), "temperature must be a number"),
+        (lambda c: c.chat("hi", model="m", timeout=0), "timeout must be > 0"),
+        (lambda c: c.complete(["hi"], model="m"), "prompt must be a string"),
+        (lambda c: c.embed([], model="m"), "input must be a string or a non-empty list"),
+        (lambda c: c.embed([1, 2], model="m"), "input must contain only strings"),
+        (lambda c: c.chat_stream([], model="m"), "messages must not be empty"),
+        (lambda c: c.complete_stream(None, model="m"), "prompt must be a string"),
+    ],
+)
+def test_bad_arguments_raise_value_error_before_any_request(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, call: Any, words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        call(client)
+    assert len(rsps.calls) == 0
+
+
+def test_max_tokens_minus_one_means_no_limit(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        CHAT_URL,
+        json=chat_body(),
+        match=[
+            matchers.json_params_matcher(
+                {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}
+            )
+        ],
+    )
+    make_client().chat("hi", model="m", max_tokens=-1)
+
+
+def test_no_server_is_server_unreachable_with_advice() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    client = make_client(base_url=url, max_retries=1)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.list_models()
+    message = str(info.value)
+    assert url in message
+    assert "connection refused" in message
+    assert "lms server start" in message and "LMSTUDIO_BASE_URL" in message
+    assert "after 2 attempts" in message
+    assert isinstance(info.value.__cause__, requests.ConnectionError)
+
+
+def test_is_available(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
+    rsps.get(f"{BASE}/v1/models", json={"data": []})
+    assert client.is_available() is True
+    rsps.replace("GET", f"{BASE}/v1/models", json=UNEXPECTED)
+    assert client.is_available() is False
+    assert make_client(base_url=f"http://127.0.0.1:{free_port()}").is_available() is False
+
+
+def test_one_client_shared_by_eight_threads() -> None:
+    threads, calls = 8, 60
+    model_fetches: list[str] = []
+    models_sent: set[Any] = set()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        if h.command == "GET" and h.path == "/api/v1/models":
+            model_fetches.append(h.path)
+            send_json(h, V1_MODELS)
+            return
+        body = read_request_body(h)
+        models_sent.add(body["model"])
+        send_json(h, chat_body(body["messages"][-1]["content"]))
+
+    url, stop = serve(handler)
+    client = make_client(base_url=url)
+    start = threading.Barrier(threads)
+    results: dict[int, list[tuple[str, str]]] = {t: [] for t in range(threads)}
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        start.wait()  # all threads meet the cold model cache together
+        try:
+            for i in range(calls):
+                sent = f"thread {t} call {i}"
+                results[t].append((sent, client.chat(sent).content))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+    finally:
+        client.close()
+        stop()
+    assert errors == []
+    assert sum(len(r) for r in results.values()) == threads * calls
+    for t in range(threads):
+        assert [sent for sent, _ in results[t]] == [f"thread {t} call {i}" for i in range(calls)]
+        assert all(sent == got for sent, got in results[t])
+    assert model_fetches == ["/api/v1/models"]
+    assert models_sent == {"m"}
+
+
+@pytest.mark.parametrize(
+    ("server", "first_paths", "ids"),
+    [
+        (_v1_server, ["/api/v1/models"], ["qwen/qwen3-8b", "text-embedding-nomic-embed-text-v1.5"]),
+        (
+            _v0_server,
+            ["/api/v1/models", "/api/v0/models"],
+            [m["id"] for m in V0_MODELS["data"]],
+        ),
+        (_openai_server, ["/api/v1/models", "/api/v0/models", "/v1/models"], ["smollm2"]),
+    ],
+    ids=["v1", "v0", "openai"],
+)
+def test_model_list_route_is_remembered_for_refresh(
+    rsps: responses.RequestsMock,
+    server: Callable[[responses.RequestsMock], None],
+    first_paths: list[str],
+    ids: list[str],
+) -> None:
+    server(rsps)
+    client = make_client(clock=FakeClock())
+    assert [m.id for m in client.list_models()] == ids
+    assert paths(rsps) == first_paths
+    assert [m.id for m in client.list_models(refresh=True)] == ids
+    assert paths(rsps) == [*first_paths, first_paths[-1]]  # only the route that answered
+
+
+def test_chat_without_model_picks_the_loaded_v1_llm(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    rsps.post(CHAT_URL, json=chat_body("hi"))
+    make_client().chat("hello")
+    assert sent(rsps, 1)["model"] == "qwen/qwen3-8b"
+
+
+def test_model_capabilities_from_the_warm_cache(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    client = make_client()
+    assert client.model_capabilities("qwen/qwen3-8b") == lp.ModelCapabilities(
+        type="llm", context_length=8192, vision=False, tool_use=True, reasoning=True
+    )
+    assert len(rsps.calls) == 1  # the cold cache: one list request
+    assert client.model_capabilities("text-embedding-nomic-embed-text-v1.5") == (
+        lp.ModelCapabilities(type="embeddings", context_length=2048)
+    )
+    assert client.model_capabilities("no-such-model") is None
+    assert client.model_capabilities("qwen") is None
+    assert len(rsps.calls) == 1  # warm: no more requests
+
+
+@pytest.mark.parametrize(
+    "near", ["Qwen/Qwen3-8B", "qwen3-8b", "other-publisher/qwen3-8b", "qwen/qwen3-8b@q4_k_m"]
+)
+def test_model_capabilities_resolves_near_ids(rsps: responses.RequestsMock, near: str) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    capabilities = make_client().model_capabilities(near)
+    assert capabilities is not None
+    assert capabilities.context_length == 8192 and capabilities.tool_use
+    assert len(rsps.calls) == 1
+
+
+def test_model_capabilities_vlm_type_means_vision(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=UNEXPECTED)
+    rsps.get(
+        f"{BASE}/api/v0/models",
+        json={
+            "data": [
+                {
+                    "id": "qwen2-vl-2b-instruct",
+                    "type": "vlm",
+                    "state": "not-loaded",
+                    "max_context_length": 32768,
+                }
+            ]
+        },
+    )
+    assert make_client().model_capabilities("qwen2-vl-2b-instruct") == lp.ModelCapabilities(
+        type="vlm", context_length=32768, vision=True, tool_use=False, reasoning=False
+    )
+
+
+def test_load_model_accepts_the_smallest_context(rsps: responses.RequestsMock) -> None:
+    one = matchers.json_params_matcher({"model": "m", "context_length": 1})
+    rsps.post(LOAD_URL, json=LOAD_ANSWER, match=[one])
+    assert make_client().load_model("m", context_length=1).instance_id == "qwen/qwen3-8b"
+
+
+def test_load_model_sends_only_the_given_fields(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        LOAD_URL,
+        json=LOAD_ANSWER,
+        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "context_length": 4096})],
+    )
+    loaded = make_client().load_model("qwen/qwen3-8b", context_length=4096)
+    assert loaded == lp.LoadedModel("qwen/qwen3-8b", 3.21)
+    assert loaded.raw == LOAD_ANSWER
+    assert len(rsps.calls) == 1
+
+
+def test_load_model_with_every_option(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        LOAD_URL,
+        json={"instance_id": "qwen/qwen3-8b:2"},
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "qwen/qwen3-8b",
+                    "context_length": 16384,
+                    "flash_attention": True,
+                    "ttl": 600,
+                }
+            )
+        ],
+    )
+    loaded = make_client().load_model(
+        "qwen/qwen3-8b", context_length=16384, flash_attention=True, ttl=600
+    )
+    assert loaded.instance_id == "qwen/qwen3-8b:2"
+    assert loaded.load_time_seconds is None
+
+
+def test_load_model_accepts_the_draft_docs_field_name(rsps: responses.RequestsMock) -> None:
+    """One version of LM Studio's load docs answers model_instance_id, another instance_id."""
+    answer = {"model_instance_id": "openai/gpt-oss-20b", "load_time_seconds": 9.099}
+    rsps.post(LOAD_URL, json=answer)
+    loaded = make_client().load_model("openai/gpt-oss-20b")
+    assert (loaded.instance_id, loaded.load_time_seconds) == ("openai/gpt-oss-20b", 9.099)
+
+
+def test_unload_model_sends_the_instance_id(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        UNLOAD_URL,
+        json={"instance_id": "qwen/qwen3-8b"},
+        match=[matchers.json_params_matcher({"instance_id": "qwen/qwen3-8b"})],
+    )
+    assert make_client().unload_model("qwen/qwen3-8b") is None
+    assert len(rsps.calls) == 1
+
+
+def test_load_and_unload_clear_the_model_cache(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    rsps.post(LOAD_URL, json=LOAD_ANSWER)
+    rsps.post(UNLOAD_URL, json={"instance_id": "qwen/qwen3-8b"})
+    client = make_client(clock=FakeClock())
+    client.list_models()
+    client.list_models()
+    assert len(rsps.calls) == 1
+    client.load_model("qwen/qwen3-8b")
+    client.list_models()
+    assert paths(rsps) == ["/api/v1/models", "/api/v1/models/load", "/api/v1/models"]
+    client.unload_model("qwen/qwen3-8b")
+    client.list_models()
+    assert paths(rsps)[3:] == ["/api/v1/models/unload", "/api/v1/models"]
+
+
+@pytest.mark.parametrize(("body", "status"), OLD_SERVER_ANSWERS)
+def test_load_on_an_old_server_needs_0_4(
+    rsps: responses.RequestsMock, body: dict[str, Any], status: int
+) -> None:
+    rsps.post(LOAD_URL, json=body, status=status)
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        make_client().load_model("qwen/qwen3-8b")
+    message = str(info.value)
+    assert "loading models over HTTP needs LM Studio 0.4 or newer" in message
+    assert f"{BASE} does not serve /api/v1/models/load" in message
+    assert info.value.status_code == status
+    assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize(("body", "status"), OLD_SERVER_ANSWERS)
+def test_unload_on_an_old_server_needs_0_4(
+    rsps: responses.RequestsMock, body: dict[str, Any], status: int
+) -> None:
+    rsps.post(UNLOAD_URL, json=body, status=status)
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        make_client().unload_model("qwen/qwen3-8b")
+    assert "unloading models over HTTP needs LM Studio 0.4 or newer" in str(info.value)
+    assert "/api/v1/models/unload" in str(info.value)
+    assert len(rsps.calls) == 1
+
+
+def test_load_on_an_old_server_does_not_blame_the_base_url(
+    rsps: responses.RequestsMock,
+) -> None:
+    # The URL is right (the server answered); only its version is too old.
+    rsps.post(LOAD_URL, json={"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"})
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        make_client().load_model("qwen/qwen3-8b")
+    assert "LM Studio 0.4 or newer" in str(info.value)
+    assert "base URL is probably wrong" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 4096.0, "4096", True])
+def test_load_with_a_bad_context_length_sends_nothing(
+    rsps: responses.RequestsMock, bad: Any
+) -> None:
+    with pytest.raises(ValueError, match="context_length must be a positive integer"):
+        make_client().load_model("qwen/qwen3-8b", context_length=bad)
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize("model", ["", "  ", None])
+def test_load_with_no_model_name_sends_nothing(rsps: responses.RequestsMock, model: Any) -> None:
+    with pytest.raises(ValueError, match="model must be a non-empty string"):
+        make_client().load_model(model)
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize(
+    "answer", [{"status": "loaded"}, {"instance_id": 7}, [LOAD_ANSWER], {"instance_id": None}]
+)
+def test_load_answer_without_instance_id_is_malformed(
+    rsps: responses.RequestsMock, answer: Any
+) -> None:
+    rsps.post(LOAD_URL, json=answer)
+    with pytest.raises(lp.MalformedResponseError, match="model load: no instance_id"):
+        make_client().load_model("qwen/qwen3-8b")
+
+
+def test_load_unknown_model_names_the_closest_ids(rsps: responses.RequestsMock) -> None:
+    rsps.post(LOAD_URL, json=lms_model_not_found("qwen/qwen3-8"), status=404)
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        make_client().load_model("qwen/qwen3-8")
+    assert "did you mean 'qwen/qwen3-8b'" in str(info.value)
+    assert not isinstance(info.value, lp.EndpointNotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("ids", "name", "expected"),
+    [
+        # the exact id wins, even over a case-insensitive duplicate
+        (["Qwen/Qwen3-8B", "qwen/qwen3-8b"], "qwen/qwen3-8b", "qwen/qwen3-8b"),
+        (["Qwen/Qwen3-8B", "qwen/qwen3-8b"], "Qwen/Qwen3-8B", "Qwen/Qwen3-8B"),
+        # case-insensitive
+        (["qwen/qwen3-8b", "llama-3.2-1b"], "QWEN/Qwen3-8B", "qwen/qwen3-8b"),
+        # a publisher prefix ignored on either side
+        (
+            ["lmstudio-community/qwen2.5-7b-instruct", "llama-3.2-1b"],
+            "qwen2.5-7b-instruct",
+            "lmstudio-community/qwen2.5-7b-instruct",
+        ),
+        (
+            ["qwen2.5-7b-instruct", "llama-3.2-1b"],
+            "lmstudio-community/qwen2.5-7b-instruct",
+            "qwen2.5-7b-instruct",
+        ),
+        (["qwen2.5-7b-instruct"], "Qwen2.5-7B-Instruct", "qwen2.5-7b-instruct"),
+        # a variant suffix ignored on either side
+        (["qwen2.5-7b-instruct"], "qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct"),
+        (["qwen2.5-7b-instruct@q4_k_m"], "qwen2.5-7b-instruct", "qwen2.5-7b-instruct@q4_k_m"),
+        (
+            ["lmstudio-community/qwen2.5-7b-instruct@q8_0"],
+            "Qwen2.5-7B-Instruct@Q4_K_M",
+            "lmstudio-community/qwen2.5-7b-instruct@q8_0",
+        ),
+        # an earlier, stricter rule beats a later, looser one
+        (
+            ["qwen2.5-7b-instruct", "qwen2.5-7b-instruct@q8_0"],
+            "QWEN2.5-7B-INSTRUCT",
+            "qwen2.5-7b-instruct",
+        ),
+    ],
+)
+def test_resolve_model_rules(
+    rsps: responses.RequestsMock, ids: list[str], name: str, expected: str
+) -> None:
+    rsps.get(V1_MODELS_URL, json=v1_models_with(*ids))
+    client = make_client()
+    assert client.resolve_model(name) == expected
+    assert client.resolve_model(name) == expected
+    assert len(rsps.calls) == 1  # the list comes from the cache the second time
+
+
+@pytest.mark.parametrize(
+    ("ids", "name"),
+    [
+        (
+            ["lmstudio-community/qwen2.5-7b-instruct", "bartowski/qwen2.5-7b-instruct"],
+            "qwen2.5-7b-instruct",
+        ),
+        (["Qwen/Qwen3-8B", "qwen/qwen3-8b"], "QWEN/QWEN3-8B"),
+        (["qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct@q8_0"], "qwen2.5-7b-instruct"),
+    ],
+)
+def test_resolve_model_ambiguity_lists_every_candidate(
+    rsps: responses.RequestsMock, ids: list[str], name: str
+) -> None:
+    rsps.get(V1_MODELS_URL, json=v1_models_with(*ids))
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        make_client().resolve_model(name)
+    message = str(info.value)
+    assert "ambiguous" in message
+    assert all(i in message for i in ids)
+    assert info.value.code == "model_not_found"
+
+
+def test_resolve_model_without_a_match_suggests_close_ids(rsps: responses.RequestsMock) -> None:
+    rsps.get(V1_MODELS_URL, json=v1_models_with("qwen2.5-7b-instruct", "llama-3.2-1b-instruct"))
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        make_client().resolve_model("qwen2.5-7b-instrct")
+    message = str(info.value)
+    assert "'qwen2.5-7b-instrct' is not on the server" in message
+    assert "did you mean 'qwen2.5-7b-instruct'" in message
+    assert "ambiguous" not in message
+
+
+def test_resolve_model_with_an_empty_name_is_a_value_error(rsps: responses.RequestsMock) -> None:
+    with pytest.raises(ValueError, match="model must be a non-empty string"):
+        make_client().resolve_model("")
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize("kind", list(GENERATION_CALLS))
+@pytest.mark.parametrize(("body", "status"), MISSING_MODEL_ANSWERS)
+def test_server_model_not_found_names_the_closest_ids(
+    rsps: responses.RequestsMock, kind: str, body: dict[str, Any], status: int
+) -> None:
+    path, call = GENERATION_CALLS[kind]
+    rsps.post(f"{BASE}{path}", json=body, status=status)
+    mock_v0_models(rsps)
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        call(make_client(), WRONG)
+    message = str(info.value)
+    assert WRONG in message
+    assert "did you mean 'qwen2.5-7b-instruct'" in message
+    assert info.value.status_code == status
+    assert not isinstance(info.value, lp.EndpointNotFoundError)
+    assert paths(rsps) == [path, "/api/v1/models", "/api/v0/models"]
+
+
+def test_server_model_not_found_without_a_model_list_keeps_the_server_message(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(CHAT_URL, json=lms_model_not_found(WRONG), status=400)
+    rsps.get(V1_MODELS_URL, json={"error": "token required"}, status=401)
+    with pytest.raises(lp.ModelNotFoundError, match="Invalid model identifier") as info:
+        make_client().chat("hi", model=WRONG)
+    assert "did you mean" not in str(info.value)
+
+
+def test_explicit_model_makes_no_model_list_request(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json=chat_body())
+    rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": " world"}]})
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [0.5]}]})
+    rsps.post(
+        CHAT_URL,
+        body=b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+        b"data: [DONE]\n\n",
+        content_type="text/event-stream",
+    )
+    client = make_client()
+    client.chat("hi", model="qwen2.5-7b-instruct")
+    client.complete("hi", model="qwen2.5-7b-instruct")
+    client.embed("hi", model="text-embedding-nomic-embed-text-v1.5")
+    assert client.chat_stream("hi", model="m").text() == "hi"
+    assert paths(rsps) == [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/chat/completions",
+    ]
+
+
+def test_chat_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        f"{BASE}/api/v0/chat/completions",
+        json=chat_body("4", stats=STATS, model_info=MODEL_INFO, runtime={"name": "llama.cpp"}),
+        match=[
+            matchers.json_params_matcher(
+                {"model": "m", "messages": [{"role": "user", "content": "2+2?"}]}
+            )
+        ],
+    )
+    reply = make_client().chat("2+2?", model="m", stats=True)
+    assert reply.content == "4"
+    assert reply.stats == lp.Stats(51.2, 0.12, 0.04, "eosFound")
+    assert reply.model_info == MODEL_INFO
+    assert isinstance(reply.elapsed, float) and reply.elapsed >= 0
+    assert paths(rsps) == ["/api/v0/chat/completions"]
+
+
+def test_chat_without_stats_uses_the_openai_route(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json=chat_body("4"))
+    reply = make_client().chat("2+2?", model="m")
+    assert reply.stats is None and reply.model_info is None
+    assert paths(rsps) == ["/v1/chat/completions"]
+
+
+def test_complete_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        f"{BASE}/api/v0/completions",
+        json={
+            "choices": [{"text": " world", "finish_reason": "stop"}],
+            "stats": {**STATS, "tokens_per_second": 80},
+            "model_info": MODEL_INFO,
+        },
+        match=[matchers.json_params_matcher({"model": "m", "prompt": "hello", "max_tokens": 4})],
+    )
+    done = make_client().complete("hello", model="m", max_tokens=4, stats=True)
+    assert done.text == " world"
+    assert done.stats == lp.Stats(80.0, 0.12, 0.04, "eosFound")
+    assert done.model_info == MODEL_INFO
+    assert paths(rsps) == ["/api/v0/completions"]
+
+
+@pytest.mark.parametrize(
+    ("path", "call"),
+    [
+        ("/api/v0/chat/completions", lambda c: c.chat("hi", model="m", stats=True)),
+        ("/api/v0/completions", lambda c: c.complete("hi", model="m", stats=True)),
+    ],
+)
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(LLAMACPP_404, 404), ({"error": "Unexpected endpoint or method. (POST /x)"}, 200)],
+)
+def test_stats_without_v0_needs_0_3_6(
+    rsps: responses.RequestsMock,
+    path: str,
+    call: Callable[[lp.LMStudioClient], Any],
+    body: dict[str, Any],
+    status: int,
+) -> None:
+    rsps.post(f"{BASE}{path}", json=body, status=status)
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        call(make_client())
+    assert "stats=True needs LM Studio 0.3.6 or newer" in str(info.value)
+    assert path in str(info.value)
+    assert len(rsps.calls) == 1
+
+
+def test_every_response_has_the_elapsed_time(rsps: responses.RequestsMock) -> None:
+    clock = FakeClock()
+    client = make_client(clock=clock)
+    rsps.add_callback(
+        "POST", CHAT_URL, callback=_advancing(clock, 1.5, chat_body()), content_type=None
+    )
+    rsps.add_callback(
+        "POST",
+        f"{BASE}/api/v0/completions",
+        callback=_advancing(clock, 0.25, {"choices": [{"text": "x"}], "stats": STATS}),
+    )
+    rsps.add_callback(
+        "POST",
+        f"{BASE}/v1/embeddings",
+        callback=_advancing(clock, 2.0, {"data": [{"index": 0, "embedding": [1.0]}]}),
+    )
+    assert client.chat("hi", model="m").elapsed == 1.5
+    assert client.complete("hi", model="m", stats=True).elapsed == 0.25
+    assert client.embed("hi", model="e").elapsed == 2.0
+
+
+def test_stream_responses_have_the_elapsed_time(rsps: responses.RequestsMock) -> None:
+    clock = FakeClock()
+    client = make_client(clock=clock)
+    sse = (
+        b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    )
+
+    def callback(request: Any) -> tuple[int, dict[str, str], bytes]:
+        clock.advance(0.75)
+        return 200, {"Content-Type": "text/event-stream"}, sse
+
+    rsps.add_callback("POST", CHAT_URL, callback=callback)
+    stream = client.chat_stream("hi", model="m")
+    clock.advance(0.25)  # reading takes time too
+    assert stream.text() == "hi"
+    assert stream.response.elapsed == 1.0
+
+
+def test_json_schema_is_sent_and_the_answer_parsed(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        CHAT_URL,
+        json=chat_body('{"name": "Ada", "age": 36}'),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "m",
+                    "messages": [{"role": "user", "content": "Who?"}],
+                    "response_format": _json_schema_format("person", PERSON_SCHEMA),
+                }
+            )
+        ],
+    )
+    reply = make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA, schema_name="person")
+    assert reply.parsed == {"name": "Ada", "age": 36}
+    assert reply.content == '{"name": "Ada", "age": 36}'
+
+
+@pytest.mark.parametrize(
+    ("schema", "name"),
+    [(PERSON_SCHEMA, "response"), ({**PERSON_SCHEMA, "title": "Person"}, "Person")],
+)
+def test_json_schema_default_name(
+    rsps: responses.RequestsMock, schema: dict[str, Any], name: str
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
+    make_client().chat("Who?", model="m", json_schema=schema)
+    assert sent(rsps, 0)["response_format"] == _json_schema_format(name, schema)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '```json\n{"name": "Ada", "age": 36}\n```',
+        '```\n{"name": "Ada", "age": 36}\n```\n',
+        '  \n{"name": "Ada", "age": 36}\n',
+    ],
+)
+def test_json_in_a_fence_is_parsed(rsps: responses.RequestsMock, content: str) -> None:
+    rsps.post(CHAT_URL, json=chat_body(content))
+    reply = make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
+    assert reply.parsed == {"name": "Ada", "age": 36}
+    assert reply.content == content
+
+
+def test_invalid_json_answer_is_malformed_and_quoted(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json=chat_body("Sure! Ada is 36."))
+    with pytest.raises(lp.MalformedResponseError) as info:
+        make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
+    assert "not the JSON asked for" in str(info.value)
+    assert "Sure! Ada is 36." in str(info.value)
+    assert "max_tokens" not in str(info.value)
+
+
+def test_json_cut_by_max_tokens_says_so(rsps: responses.RequestsMock) -> None:
+    body = chat_body('{"name": "Ad')
+    body["choices"][0]["finish_reason"] = "length"
+    rsps.post(CHAT_URL, json=body)
+    with pytest.raises(lp.MalformedResponseError) as info:
+        make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA, max_tokens=5)
+    assert "cut by max_tokens" in str(info.value)
+    assert '{"name": "Ad' in str(info.value)
+
+
+def test_parse_json_content_unit() -> None:
+    assert lp._parse_json_content("```json\n[1, 2]\n```", "stop", lp._NO_SECRETS) == [1, 2]
+    assert lp._parse_json_content("42", None, lp._NO_SECRETS) == 42
+    fenced = '```json\n{"code": "```py"}\n```'  # a fence inside the JSON stays in it
+    assert lp._parse_json_content(fenced, "stop", lp._NO_SECRETS) == {"code": "```py"}
+    with pytest.raises(lp.MalformedResponseError, match="max_tokens"):
+        lp._parse_json_content("[1, 2", "length", lp._NO_SECRETS)
+
+
+def test_json_object_is_translated_to_a_schema(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        CHAT_URL,
+        json=chat_body('{"ok": true}'),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "m",
+                    "messages": [{"role": "user", "content": "JSON please"}],
+                    "response_format": _json_schema_format("json_object", {"type": "object"}),
+                }
+            )
+        ],
+    )
+    reply = make_client().chat("JSON please", model="m", response_format={"type": "json_object"})
+    assert reply.parsed == {"ok": True}
+
+
+def test_response_format_json_schema_given_as_is_is_parsed(rsps: responses.RequestsMock) -> None:
+    given = _json_schema_format("person", PERSON_SCHEMA)
+    rsps.post(CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
+    reply = make_client().chat("Who?", model="m", response_format=given)
+    assert sent(rsps, 0)["response_format"] == given
+    assert reply.parsed == {"name": "Ada", "age": 36}
+
+
+def test_response_format_text_is_not_parsed(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json=chat_body("plain words"))
+    reply = make_client().chat("Hi", model="m", response_format={"type": "text"})
+    assert sent(rsps, 0)["response_format"] == {"type": "text"}
+    assert reply.parsed is None
+
+
+def test_response_format_unit() -> None:
+    assert lp._response_format(None, None, "ignored") is None
+    assert lp._response_format(None, PERSON_SCHEMA, "p") == _json_schema_format("p", PERSON_SCHEMA)
+    with pytest.raises(ValueError, match="JSON Schema dict"):
+        lp._response_format(None, ["not", "a", "dict"], None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("call", ["chat", "chat_stream"])
+def test_json_schema_and_response_format_together_is_a_value_error(
+    rsps: responses.RequestsMock, call: str
+) -> None:
+    method = getattr(make_client(), call)
+    with pytest.raises(ValueError, match="json_schema or response_format, not both"):
+        method("Who?", model="m", json_schema=PERSON_SCHEMA, response_format={"type": "text"})
+    assert len(rsps.calls) == 0
+
+
+def test_run_tools_single_call(rsps: responses.RequestsMock) -> None:
+    call = tool_call("123", "get_weather", '{"city": "Paris"}')
+    rsps.post(CHAT_URL, json=tool_answer(call))
+    rsps.post(CHAT_URL, json=chat_body("It is 21 degrees in Paris."))
+    reply = make_client().run_tools(
+        "Weather in Paris?", {"get_weather": get_weather}, model="m", temperature=0
+    )
+    assert reply.content == "It is 21 degrees in Paris."
+    assert len(rsps.calls) == 2
+    first, second = sent(rsps, 0), sent(rsps, 1)
+    assert first["tools"] == [lp.tool_schema(get_weather)]
+    assert first["temperature"] == 0 and first["model"] == "m"
+    assert first["messages"] == [{"role": "user", "content": "Weather in Paris?"}]
+    assert second["tools"] == first["tools"]
+    assert second["messages"] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {
+            "role": "tool",
+            "tool_call_id": "123",
+            "content": '{"city": "Paris", "temp": 21, "days": 1}',
+        },
+    ]
+
+
+def test_run_tools_parallel_calls_run_in_order(rsps: responses.RequestsMock) -> None:
+    order: list[str] = []
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        order.append(f"add {a} {b}")
+        return a + b
+
+    def shout(text: str) -> str:
+        """Upper-case a text."""
+        order.append(f"shout {text}")
+        return text.upper()
+
+    calls = [
+        tool_call("1", "shout", '{"text": "hi"}'),
+        tool_call("2", "add", '{"a": 2, "b": 3}'),
+        tool_call("3", "shout", '{"text": "bye"}'),
+    ]
+    rsps.post(CHAT_URL, json=tool_answer(*calls))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    reply = make_client().run_tools("go", {"add": add, "shout": shout}, model="m")
+    assert reply.content == "done"
+    assert order == ["shout hi", "add 2 3", "shout bye"]
+    messages = sent(rsps, 1)["messages"]
+    assert messages[1] == {"role": "assistant", "content": "", "tool_calls": calls}
+    assert messages[2:] == [
+        {"role": "tool", "tool_call_id": "1", "content": "HI"},
+        {"role": "tool", "tool_call_id": "2", "content": "5"},
+        {"role": "tool", "tool_call_id": "3", "content": "BYE"},
+    ]
+
+
+def test_run_tools_failures_go_back_to_the_model(rsps: responses.RequestsMock) -> None:
+    def divide(a: int, b: int) -> float:
+        """Divide a by b."""
+        return a / b
+
+    calls = [
+        tool_call("1", "divide", '{"a": 1, "b": '),  # cut JSON
+        tool_call("2", "fly", "{}"),  # no such tool
+        tool_call("3", "divide", '{"a": 1, "b": 0}'),  # the tool raises
+        tool_call("4", "divide", "[1, 0]"),  # not an object
+        tool_call("5", "divide", '{"a": 1, "c": 2}'),  # wrong argument names
+    ]
+    rsps.post(CHAT_URL, json=tool_answer(*calls))
+    rsps.post(CHAT_URL, json=chat_body("sorry"))
+    reply = make_client().run_tools("go", {"divide": divide}, model="m")
+    assert reply.content == "sorry"
+    results = [m["content"] for m in sent(rsps, 1)["messages"][2:]]
+    assert len(results) == 5
+    assert all(result.startswith("error:") for result in results)
+    assert "not valid JSON" in results[0] and '{"a": 1, "b":' in results[0]
+    assert "no tool named 'fly'" in results[1] and "divide" in results[1]
+    assert "divide raised ZeroDivisionError: division by zero" in results[2]
+    assert "must be a JSON object" in results[3]
+    assert "divide raised TypeError" in results[4]
+
+
+def test_run_tools_gives_ids_to_calls_without_one(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json=tool_answer({"function": {"name": "get_weather"}}))
+    rsps.post(CHAT_URL, json=chat_body("ok"))
+    make_client().run_tools("go", {"get_weather": get_weather}, model="m")
+    assistant, tool = sent(rsps, 1)["messages"][1:]
+    call_id = assistant["tool_calls"][0]["id"]
+    assert isinstance(call_id, str) and call_id
+    assert tool["tool_call_id"] == call_id
+    assert tool["content"].startswith("error: get_weather raised TypeError")
+
+
+def test_run_tools_max_rounds_is_a_tool_loop_error(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
+    with pytest.raises(lp.ToolLoopError, match="max_rounds=2") as info:
+        make_client().run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=2)
+    assert len(rsps.calls) == 2
+    messages = info.value.messages
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool"]
+    assert messages[2]["content"] == '{"city": "X", "temp": 21, "days": 1}'
+
+
+@pytest.mark.parametrize(
+    ("tools", "max_rounds", "words"),
+    [
+        ({"get_weather": get_weather}, 0, "max_rounds must be an integer >= 1, not 0$"),
+        ({"get_weather": get_weather}, True, "max_rounds must be an integer >= 1, not True$"),
+        ({}, 3, "^tools must be a non-empty dict of name -> function$"),
+        ({"x": 42}, 3, "tools['x'] must be a function"),
+        ({"x": (42, {"type": "object"})}, 3, "tools['x'] is not callable"),
+    ],
+)
+def test_run_tools_bad_arguments_send_nothing(
+    rsps: responses.RequestsMock, tools: Any, max_rounds: Any, words: str
+) -> None:
+    with pytest.raises(ValueError, match=words.replace("[", r"\[")):
+        make_client().run_tools("go", tools, model="m", max_rounds=max_rounds)
+    assert len(rsps.calls) == 0
+
+
+def test_tool_schema_from_a_function() -> None:
+    assert lp.tool_schema(plan_trip) == {
+        "type": "function",
+        "function": {
+            "name": "plan_trip",
+            "description": "Plan a trip to a city within a budget.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "days": {"type": "integer"},
+                    "budget": {"type": "number"},
+                    "hostel": {"type": "boolean"},
+                },
+                "required": ["city", "days"],
+            },
+        },
+    }
+    assert lp.tool_schema(plan_trip, "trip")["function"]["name"] == "trip"
+
+
+def test_tool_schema_with_real_annotation_objects_and_no_docstring() -> None:
+    def count(word, times=2):  # type: ignore[no-untyped-def]
+        return word * times
+
+    count.__annotations__ = {"word": str, "times": int}
+    assert lp.tool_schema(count)["function"] == {
+        "name": "count",
+        "description": "",
+        "parameters": {
+            "type": "object",
+            "properties": {"word": {"type": "string"}, "times": {"type": "integer"}},
+            "required": ["word"],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("function", "parameter"), [(_tags, "tags"), (_untyped, "size"), (_star, "rest")]
+)
+def test_tool_schema_unsupported_parameter_is_named(
+    function: Callable[..., Any], parameter: str
+) -> None:
+    with pytest.raises(ValueError, match=f"parameter '{parameter}' is not a plain") as info:
+        lp.tool_schema(function)
+    assert "(function, schema)" in str(info.value)
+
+
+def test_run_tools_explicit_schemas_in_three_shapes(rsps: responses.RequestsMock) -> None:
+    ran: list[str] = []
+    params = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+    def tool(label: str) -> Callable[..., str]:
+        def run(**arguments: Any) -> str:
+            ran.append(f"{label} {arguments['n']}")
+            return label
+
+        return run
+
+    tools = {
+        "a": (tool("a"), {"type": "function", "function": {"name": "old", "parameters": params}}),
+        "b": (tool("b"), {"description": "Tool B.", "parameters": params}),
+        "c": (tool("c"), params),
+    }
+    calls = [tool_call(str(i), name, f'{{"n": {i}}}') for i, name in enumerate("abc")]
+    rsps.post(CHAT_URL, json=tool_answer(*calls))
+    rsps.post(CHAT_URL, json=chat_body("ok"))
+    make_client().run_tools("go", tools, model="m")
+    assert sent(rsps, 0)["tools"] == [
+        {"type": "function", "function": {"name": "a", "parameters": params}},
+        {
+            "type": "function",
+            "function": {"description": "Tool B.", "parameters": params, "name": "b"},
+        },
+        {"type": "function", "function": {"parameters": params, "name": "c"}},
+    ]
+    assert ran == ["a 0", "b 1", "c 2"]
+    assert [m["content"] for m in sent(rsps, 1)["messages"][2:]] == ["a", "b", "c"]
+
+
+def test_model_provider_protocol() -> None:
+    with lp.LMStudioClient(lp.LMStudioConfig.from_env(environ={})) as client:
+        assert isinstance(client, lp.ModelProvider)
+        assert client.name == "lmstudio"
+    assert isinstance(FakeProvider(), lp.ModelProvider)
+    assert not isinstance(ProviderWithoutEmbed(), lp.ModelProvider)
+    assert not isinstance(object(), lp.ModelProvider)
+
+
+def test_json_schema_with_tool_calls_parses_only_the_final_answer(
+    rsps: responses.RequestsMock,
+) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = chat_body(message={"content": None, "tool_calls": [call]})
+    rsps.post(CHAT_URL, json=body)
+    schema = {"type": "object"}
+    reply = make_client().chat("q", model="m", json_schema=schema, tools=[{"type": "function"}])
+    assert reply.tool_calls == [call] and reply.parsed is None
+    rsps.replace("POST", CHAT_URL, json=chat_body('{"a": 1}'))
+    reply = make_client().run_tools("q", {"f": lambda: "x"}, model="m", json_schema=schema)
+    assert reply.parsed == {"a": 1}
+
+
+def test_openai_habits_get_clear_value_errors(rsps: responses.RequestsMock) -> None:
+    client = make_client()
+    with pytest.raises(ValueError, match="use chat_stream"):
+        client.chat("hi", model="m", stream=True)
+    with pytest.raises(ValueError, match="response_format must be a dict"):
+        client.chat("hi", model="m", response_format="json_object")  # type: ignore[arg-type]
+    assert len(rsps.calls) == 0
+
+
+def test_unload_of_an_unknown_instance_does_not_suggest_model_keys(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(
+        f"{BASE}/api/v1/models/unload",
+        status=404,
+        json={"error": {"message": "Model instance not found", "code": "model_not_found"}},
+    )
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        make_client().unload_model("ghost")
+    assert "did you mean" not in str(info.value)
+    assert len(rsps.calls) == 1  # no model list fetched to explain it
+
+
+def test_deep_json_structured_output_is_malformed(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json=chat_body(deep_json()))
+    with pytest.raises(
+        lp.MalformedResponseError, match=r"not the JSON asked for \(nested too deeply\)"
+    ):
+        make_client().chat("hi", model="m", json_schema={"type": "object"})
+
+
+def test_deep_json_tool_arguments_go_back_to_the_model(rsps: responses.RequestsMock) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": deep_json()}}
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    reply = make_client().run_tools("hi", {"f": lambda: "never"}, model="m")
+    assert reply.content == "done"
+    tool_message = sent_json(rsps)["messages"][-1]
+    assert tool_message["role"] == "tool"
+    assert tool_message["content"].startswith("error: the arguments are not valid JSON ([[[[")
+
+
+@pytest.mark.parametrize("name", [["f"], {"f": 1}, None, 5])
+def test_tool_call_names_of_any_type_are_unknown_tools(
+    rsps: responses.RequestsMock, name: Any
+) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": name, "arguments": "{}"}}
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    assert make_client().run_tools("hi", {"f": lambda: "x"}, model="m").content == "done"
+    result = sent_json(rsps)["messages"][-1]["content"]
+    assert result.startswith("error: there is no tool named ") and "the tools are f" in result
+
+
+@pytest.mark.parametrize("role", [["user"], {"r": 1}, 5, b"user", "robot"])
+def test_roles_of_any_type_are_a_value_error_naming_them(role: Any) -> None:
+    with pytest.raises(ValueError, match=r"messages\[0\] has role .*; use one of"):
+        make_client().chat([{"role": role, "content": "hi"}], model="m")
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda c: c.chat("hi", model="m", temperature=10**400), "temperature must be finite"),
+        (lambda c: c.chat("hi", model="m", timeout=10**400), "timeout must be > 0"),
+        (lambda c: c.chat("hi", model="m", deadline=10**400), "deadline must be > 0"),
+        (lambda c: c.chat("hi", model="m", stop=b"hi"), "stop cannot be sent as JSON"),
+        (lambda c: c.chat([{"role": "user", "content": b"x"}], model="m"), "messages cannot be"),
+        (lambda c: c.chat("hi", model="m", extra_body={"x": {1}}), "x cannot be sent as JSON"),
+        (lambda c: c.chat("hi", model="m", top_p=math.nan), "top_p cannot be sent as JSON"),
+        (lambda c: c.chat("hi", stop=b"hi"), "stop cannot be sent as JSON"),  # before listing
+        (lambda c: c.embed("a", extra_body={"x": b""}), "x cannot be sent as JSON"),
+        (lambda c: c.chat("hi", model="m", extra_body=5), "extra_body must be a dict"),
+        (lambda c: c.chat("hi", model="m", tools=object()), "tools must be a list"),
+        (lambda c: c.get_model(0), "model must be a non-empty string"),
+        (lambda c: c.get_model(None), "model must be a non-empty string"),
+        (lambda c: c.supports_model(["x"]), "model must be a non-empty string"),
+        (lambda c: c.model_capabilities(b"x"), "model must be a non-empty string"),
+        (lambda c: c.unload_model(5), "instance_id must be a non-empty string"),
+    ],
+)
+def test_bad_arguments_are_value_errors_before_anything_is_sent(
+    rsps: responses.RequestsMock, call: Callable[[lp.LMStudioClient], Any], words: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call(make_client())
+    assert len(rsps.calls) == 0
+
+
+# ============================================================================
+# Discovery: finding a server
+# ============================================================================
+
+
+def test_discover_with_closed_ports_only_is_none(closed_discovery: tuple[str, str]) -> None:
+    environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    candidates = [f"http://127.0.0.1:{free_port()}", "ftp://x", "", "http://", "http://h:99999"]
+    assert lp.discover(candidates, timeout=0.5, environ=environ) is None
+    assert lp.discover(environ=environ) is None
+
+
+def test_discover_skips_servers_that_are_not_lm_studio(
+    closed_discovery: tuple[str, str],
+) -> None:
+    hits: list[str] = []
+
+    def html(handler: BaseHTTPRequestHandler) -> None:
+        hits.append("html")
+        native_reply(handler, 200, b"<html><body>router login</body></html>", "text/html")
+
+    def unexpected(handler: BaseHTTPRequestHandler) -> None:
+        hits.append("unexpected")
+        body = {"error": "Unexpected endpoint or method. (GET /v1/models)"}
+        native_reply(handler, 200, json.dumps(body).encode())
+
+    def good(handler: BaseHTTPRequestHandler) -> None:
+        hits.append(f"good {handler.command} {handler.path}")
+        native_reply(handler, 200, json.dumps({"object": "list", "data": [{"id": "m"}]}).encode())
+
+    servers = [serve(handler) for handler in (html, unexpected, good)]
+    try:
+        html_url, unexpected_url, good_url = (url for url, _ in servers)
+        environ = {"LMSTUDIO_BASE_URL": html_url}
+        candidates = ["ftp://x", unexpected_url + "/v1/", good_url]
+        assert lp.discover(candidates, environ=environ) == good_url
+        assert hits == ["html", "unexpected", "good GET /v1/models"]
+    finally:
+        for _, stop in servers:
+            stop()
+
+
+def test_discover_caches_per_candidate_list(
+    closed_discovery: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(lp, "_discovered", lp.TTLCache(lp.DISCOVERY_TTL, clock=clock))
+    hits: list[str] = []
+    url, stop = serve(openai_list_server(hits))
+    try:
+        environ = {"LMSTUDIO_BASE_URL": url}
+        assert lp.discover(environ=environ) == url
+        assert lp.discover(environ=environ) == url
+        assert hits == ["/v1/models"]  # the second answer came from the cache
+        other = [f"http://127.0.0.1:{free_port()}"]
+        assert lp.discover(other, environ=environ) == url  # another list: probed again
+        assert len(hits) == 2
+        assert lp.DISCOVERY_TTL == 30.0
+        clock.advance(29.9)
+        assert lp.discover(environ=environ) == url
+        assert len(hits) == 2
+        clock.advance(0.1)  # 30 s have passed
+        assert lp.discover(environ=environ) == url
+        assert len(hits) == 3
+    finally:
+        stop()
+
+
+def test_discover_caches_a_miss_too(
+    closed_discovery: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    assert lp.discover(environ=environ) is None
+    assert len(lp._discovered) == 1
+    monkeypatch.setattr(lp, "_probe", lambda *args: pytest.fail("probed again"))
+    assert lp.discover(environ=environ) is None
+
+
+def test_discover_never_raises_for_a_malformed_candidate(
+    closed_discovery: tuple[str, str],
+) -> None:
+    environ = {"LMSTUDIO_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    assert lp.discover(["http://[::1", "http://[oops]:80"], environ=environ) is None
+    assert lp.discover(environ={"LMSTUDIO_BASE_URL": "http://[::1"}) is None
+
+
+def test_discover_probes_the_configured_url_despite_an_unrelated_bad_setting(
+    closed_discovery: tuple[str, str],
+) -> None:
+    hits: list[str] = []
+    url, stop = serve(openai_list_server(hits))
+    try:
+        environ = {"LMSTUDIO_BASE_URL": url, "LMSTUDIO_TIMEOUT": "soon"}
+        assert lp.discover(environ=environ) == url
+    finally:
+        stop()
+
+
+def test_discover_sends_the_configured_api_key(closed_discovery: tuple[str, str]) -> None:
+    seen: list[str | None] = []
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        seen.append(handler.headers.get("Authorization"))
+        native_reply(handler, 200, b'{"data": []}')
+
+    url, stop = serve(handle)
+    try:
+        environ = {"LMSTUDIO_BASE_URL": url, "LM_API_TOKEN": "sk-lm-abcdefgh:0123456789abcdefghij"}
+        assert lp.discover(environ=environ) == url
+        assert seen == ["Bearer sk-lm-abcdefgh:0123456789abcdefghij"]
+    finally:
+        stop()
+
+
+def test_deep_json_discovery_probe_is_no_server(closed_discovery: tuple[str, str]) -> None:
+    answer = http_answer(deep_json().encode(), "Content-Type: application/json")
+    with raw_server(answer) as url:
+        assert lp.discover([url], environ={}) is None
+
+
+def test_discover_against_a_dripping_server_keeps_its_timeout(
+    closed_discovery: tuple[str, str],
+) -> None:
+    models = json.dumps({"data": [{"id": "m"}]}).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+    with raw_server(drip(head, models, 0.05)) as url:
+        started = time.monotonic()
+        assert lp.discover([url], timeout=scaled(0.3), environ={}) is None
+        assert time.monotonic() - started < 3  # bounded, not ~1 s per byte forever
+
+
+def test_discover_reads_at_most_a_mebibyte(closed_discovery: tuple[str, str]) -> None:
+    huge = b'{"data": [], "pad": "' + b"x" * 2_000_000 + b'"}'
+    with raw_server(http_answer(huge, "Content-Type: application/json")) as url:
+        assert lp.discover([url], timeout=2, environ={}) is None
+    small = b'{"data": []}'
+    with raw_server(http_answer(small, "Content-Type: application/json")) as url:
+        assert lp.discover([url], timeout=2, environ={}) == url
+
+
+def test_discover_refuses_a_non_list_of_candidates() -> None:
+    with pytest.raises(ValueError, match="candidates must be a list of URLs"):
+        lp.discover(5, environ={})  # type: ignore[arg-type]
+
+
+# ============================================================================
+# Command line
+# ============================================================================
+
+
+def test_cli_models_table(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LMSTUDIO_BASE_URL", BASE)
+    mock_v0_models(rsps)
+    assert lp.main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "TYPE", "STATE", "CONTEXT", "QUANT"]
+    assert lines[1].split() == ["qwen2.5-7b-instruct", "llm", "loaded", "4096", "Q4_K_M"]
+    assert lines[3].split() == ["llama-3.2-1b-instruct", "llm", "not-loaded", "131072", "-"]
+
+
+def test_cli_models_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    mock_v0_models(rsps)
+    assert lp.main(["models", "--json", "--base-url", BASE]) == 0
+    assert json.loads(capsys.readouterr().out) == V0_MODELS["data"]
+
+
+def test_cli_no_server_prints_one_line_and_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LMSTUDIO_MAX_RETRIES", "0")
+    url = f"http://127.0.0.1:{free_port()}"
+    assert lp.main(["models", "--base-url", url]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("lmstudio-provider: error: cannot reach LM Studio at " + url)
+    assert "Traceback" not in captured.err
+
+
+def test_cli_bad_config_is_one_line_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LMSTUDIO_TIMEOUT", "soon")
+    assert lp.main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == "lmstudio-provider: error: LMSTUDIO_TIMEOUT='soon' is not a number of seconds"
+    )
+
+
+def test_cli_models_with_none_says_how_to_get_one(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.get(f"{BASE}/api/v1/models", json={"models": []})
+    assert lp.main(["models", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "no models (download one in LM Studio or with `lms get`)\n"
+
+
+def test_cli_help_describes_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lp.main(["--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    for words in (
+        "models list the server's models",
+        "health check that the server answers",
+        "chat chat with a model (streams the answer)",
+        "complete complete raw text, without a chat template",
+        "embed print the embedding of a text as JSON",
+        "load load a model now (LM Studio 0.4+)",
+        "unload unload a loaded model instance (LM Studio 0.4+)",
+    ):
+        assert words in shown
+
+
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lp.main([]) == 2
+    assert lp.main(["fly"]) == 2
+    assert lp.main(["chat"]) == 2
+    assert "usage:" in capsys.readouterr().err
+    assert lp.main(["--version"]) == 0
+
+
+def test_cli_chat_no_stream(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(
+        CHAT_URL,
+        json=chat_body("Bonjour"),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "model": "m",
+                    "messages": [
+                        {"role": "system", "content": "be brief"},
+                        {"role": "user", "content": "hello"},
+                    ],
+                    "max_tokens": 9,
+                }
+            )
+        ],
+    )
+    code = lp.main(
+        [
+            "chat",
+            "hello",
+            "--no-stream",
+            "--model",
+            "m",
+            "--base-url",
+            BASE,
+            "--system",
+            "be brief",
+            "--max-tokens",
+            "9",
+        ]
+    )
+    assert code == 0
+    assert capsys.readouterr().out == "Bonjour\n"
+
+
+def test_cli_chat_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    rsps.post(CHAT_URL, json=chat_body("Bonjour"))
+    assert lp.main(["--base-url", BASE, "chat", "hello", "--json", "--model", "m"]) == 0
+    assert json.loads(capsys.readouterr().out)["choices"][0]["message"]["content"] == "Bonjour"
+
+
+def test_cli_complete_and_embed(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": " world"}]})
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [0.5, 1.5]}]})
+    assert lp.main(["complete", "hello", "--no-stream", "--model", "m", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == " world\n"
+    assert lp.main(["embed", "hello", "--model", "e", "--base-url", BASE]) == 0
+    assert json.loads(capsys.readouterr().out) == [0.5, 1.5]
+
+
+def test_cli_api_error_is_one_line(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(CHAT_URL, json=UNEXPECTED)
+    assert lp.main(["chat", "hi", "--no-stream", "--model", "m", "--base-url", BASE]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "base URL is probably wrong" in err[0]
+
+
+def test_cli_health(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    mock_v0_models(rsps)
+    assert lp.main(["health", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"ok: LM Studio answers at {BASE} (3 model(s), 2 loaded)"
+    )
+
+
+def test_cli_health_without_base_url_discovers_the_server(
+    closed_discovery: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hits: list[str] = []
+    url, stop = serve(openai_list_server(hits))
+    try:
+        monkeypatch.setattr(lp, "DISCOVERY_URLS", (closed_discovery[0], url))
+        monkeypatch.setenv("LMSTUDIO_BASE_URL", closed_discovery[1])
+        monkeypatch.setenv("LMSTUDIO_MAX_RETRIES", "0")
+        assert lp.main(["health"]) == 0
+    finally:
+        stop()
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"ok: LM Studio answers at {url} (1 model(s)); set LMSTUDIO_BASE_URL={url} to use it"
+    ]
+    assert captured.err == ""
+    assert hits == ["/v1/models", "/api/v1/models", "/api/v0/models", "/v1/models"]
+
+
+def test_cli_health_finds_the_configured_server(
+    closed_discovery: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(lp, "discover", lambda *a, **k: BASE)
+    monkeypatch.setenv("LMSTUDIO_BASE_URL", BASE)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+        assert lp.main(["health"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"ok: LM Studio answers at {BASE} (2 model(s), 1 loaded)"
+    ]
+
+
+def test_cli_health_with_nothing_found_names_the_probed_urls(
+    closed_discovery: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configured = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("LMSTUDIO_BASE_URL", configured)
+    assert lp.main(["health"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("lmstudio-provider: error: no LM Studio server answers at ")
+    for url in (configured, *closed_discovery):
+        assert url in lines[0]
+    assert "lms server start" in lines[0]
+
+
+def test_cli_models_table_from_v1(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    assert lp.main(["models", "--base-url", BASE]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines] == [
+        ["ID", "TYPE", "STATE", "CONTEXT", "QUANT"],
+        ["qwen/qwen3-8b", "llm", "loaded", "8192", "Q4_K_M"],
+        ["text-embedding-nomic-embed-text-v1.5", "embeddings", "not-loaded", "2048", "Q8_0"],
+    ]
+    assert lines[1].index("llm") == lines[0].index("TYPE")  # the columns line up
+    assert len(rsps.calls) == 1
+
+
+def test_cli_load_prints_the_instance_and_time(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(
+        LOAD_URL,
+        json=LOAD_ANSWER,
+        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "context_length": 4096})],
+    )
+    code = lp.main(["load", "qwen/qwen3-8b", "--context-length", "4096", "--base-url", BASE])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert captured.out == "loaded qwen/qwen3-8b as qwen/qwen3-8b in 3.2 s\n"
+    assert captured.err == ""  # no progress counter when stderr is not a terminal
+
+
+def test_cli_load_without_a_load_time(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(
+        LOAD_URL,
+        json={"instance_id": "qwen/qwen3-8b:2"},
+        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b"})],
+    )
+    assert lp.main(["--base-url", BASE, "load", "qwen/qwen3-8b"]) == 0
+    assert capsys.readouterr().out == "loaded qwen/qwen3-8b as qwen/qwen3-8b:2\n"
+
+
+def test_cli_unload(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    rsps.post(
+        UNLOAD_URL,
+        json={"instance_id": "qwen/qwen3-8b"},
+        match=[matchers.json_params_matcher({"instance_id": "qwen/qwen3-8b"})],
+    )
+    assert lp.main(["unload", "qwen/qwen3-8b", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "unloaded qwen/qwen3-8b\n"
+
+
+@pytest.mark.parametrize("command", [["load", "qwen/qwen3-8b"], ["unload", "qwen/qwen3-8b"]])
+def test_cli_load_and_unload_on_an_old_server(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    rsps.post(LOAD_URL, json={"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"})
+    rsps.post(UNLOAD_URL, json=LLAMACPP_404, status=404)
+    assert lp.main([*command, "--base-url", BASE]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("lmstudio-provider: error: ")
+    assert "needs LM Studio 0.4 or newer" in lines[0]
+
+
+def test_cli_load_bad_context_length_is_a_usage_error(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lp.main(["load", "m", "--context-length", "big", "--base-url", BASE]) == 2
+    assert "--context-length" in capsys.readouterr().err
+    assert len(rsps.calls) == 0
 
 
 def test_cli_chat_streams_tokens(
@@ -4850,102 +5816,6 @@ def test_cli_ctrl_c_in_stdout_write_exits_130(
     assert capsys.readouterr().err == "\n"
 
 
-# ============================================================================
-# found in review: each test failed before its fix
-# ============================================================================
-
-
-def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
-    cache = lp.TTLCache(60)
-    calls = []
-    gate = threading.Event()
-
-    def load() -> str:
-        calls.append(1)
-        gate.wait(2)
-        raise lp.ServerError("boom", status_code=500, body={"e": len(calls)})
-
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            cache.get_or_load("k", load)
-        except lp.LMStudioError as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    wait_until_waiting(threads, 5)  # all but the one in load()
-    gate.set()
-    for thread in threads:
-        thread.join()
-    assert len(calls) == 1  # not once per waiting thread, one after another
-    assert len(errors) == 6 and all(str(e) == "boom" for e in errors)
-    # Each waiting thread raises its own copy, chained to the one failure: one
-    # object raised in six threads would grow its traceback with every raise.
-    (cause,) = [e for e in errors if e.__cause__ is None]
-    copies = [e for e in errors if e is not cause]
-    assert len({id(e) for e in copies}) == 5
-    for copy in copies:
-        assert type(copy) is lp.ServerError and str(copy) == "boom"
-        assert copy.status_code == 500 and copy.body == {"e": 1}
-        assert copy.__cause__ is cause
-        assert len(traceback.extract_tb(copy.__traceback__)) <= 3
-    assert len(traceback.extract_tb(cause.__traceback__)) <= 4
-    with pytest.raises(lp.ServerError):  # a later caller tries again
-        cache.get_or_load("k", load)
-    assert len(calls) == 2
-
-
-def test_api_key_is_stripped_and_must_be_sendable() -> None:
-    assert lp.LMStudioConfig(api_key="  sk-lm-abc:def\n").api_key == "sk-lm-abc:def"
-    assert lp.LMStudioConfig(api_key="   ").api_key is None
-    with pytest.raises(lp.ConfigError, match="LMSTUDIO_API_KEY holds whitespace") as info:
-        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_API_KEY": "sk-lm-abc def"})
-    assert "sk-lm-abc" not in str(info.value)
-    with pytest.raises(lp.ConfigError, match="non-Latin-1"):
-        lp.LMStudioConfig(api_key="sk\u2011lm")  # a pasted non-breaking hyphen
-
-
-def test_json_schema_with_tool_calls_parses_only_the_final_answer(
-    rsps: responses.RequestsMock,
-) -> None:
-    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    body = chat_body(message={"content": None, "tool_calls": [call]})
-    rsps.post(CHAT_URL, json=body)
-    schema = {"type": "object"}
-    reply = make_client().chat("q", model="m", json_schema=schema, tools=[{"type": "function"}])
-    assert reply.tool_calls == [call] and reply.parsed is None
-    rsps.replace("POST", CHAT_URL, json=chat_body('{"a": 1}'))
-    reply = make_client().run_tools("q", {"f": lambda: "x"}, model="m", json_schema=schema)
-    assert reply.parsed == {"a": 1}
-
-
-def test_stream_cut_inside_a_line_of_a_close_delimited_body_is_a_stream_error() -> None:
-    body = (
-        b'data: {"choices":[{"delta":{"content":"Hello "}}]}\n\n'
-        b'data: {"choices":[{"delta":{"content":"wor'
-    )
-
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        read_request_body(h)
-        h.wfile.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-            + body
-        )
-        h.wfile.flush()
-        h.close_connection = True
-
-    url, stop = serve(handler)
-    try:
-        with pytest.raises(lp.StreamError, match="ended inside an event") as info:
-            make_client(base_url=url).chat_stream("hi", model="m").text()
-    finally:
-        stop()
-    assert info.value.partial == "Hello "
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -4987,911 +5857,58 @@ def test_cli_health_reports_a_server_that_wants_a_token(
     assert "no LM Studio server answers" not in err
 
 
-def test_openai_habits_get_clear_value_errors(rsps: responses.RequestsMock) -> None:
-    client = make_client()
-    with pytest.raises(ValueError, match="use chat_stream"):
-        client.chat("hi", model="m", stream=True)
-    with pytest.raises(ValueError, match="response_format must be a dict"):
-        client.chat("hi", model="m", response_format="json_object")  # type: ignore[arg-type]
-    assert len(rsps.calls) == 0
-
-
-def test_timeouts_too_large_for_sockets_are_refused(rsps: responses.RequestsMock) -> None:
-    with pytest.raises(ValueError, match="below 1e\\+07"):
-        make_client().chat("hi", model="m", timeout=math.inf)
-    with pytest.raises(lp.ConfigError, match="LMSTUDIO_TIMEOUT='1e12' must be below"):
-        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_TIMEOUT": "1e12"})
-    assert len(rsps.calls) == 0
-
-
-def test_load_model_is_not_retried_after_a_gateway_timeout(rsps: responses.RequestsMock) -> None:
-    """A proxy's 504 does not mean the load stopped: a retry would load a second copy."""
-    rsps.post(LOAD_URL, status=504, body="gateway timeout")
-    client = make_client(max_retries=3)
-    with pytest.raises(lp.ServerError):
-        client.load_model("qwen/qwen3-8b")
-    assert len(rsps.calls) == 1
-
-
-def test_unload_of_an_unknown_instance_does_not_suggest_model_keys(
-    rsps: responses.RequestsMock,
-) -> None:
-    rsps.post(
-        f"{BASE}/api/v1/models/unload",
-        status=404,
-        json={"error": {"message": "Model instance not found", "code": "model_not_found"}},
-    )
-    with pytest.raises(lp.ModelNotFoundError) as info:
-        make_client().unload_model("ghost")
-    assert "did you mean" not in str(info.value)
-    assert len(rsps.calls) == 1  # no model list fetched to explain it
-
-
 # ============================================================================
-# promises under hostile input: servers that lie, cut, drip and echo secrets
+# The README stays true
 # ============================================================================
-# Each README promise ("everything raised derives from LMStudioError", "the key
-# appears in no message", "one line", "a cut stream is never a short answer",
-# "dropping a stream closes it at once") tested with inputs chosen to break it.
-
-FUZZ_SEED = int(os.environ.get("LMSTUDIO_FUZZ_SEED", "20261129"))
 
 
-def fuzz_rng(salt: str) -> random.Random:
-    """One seeded generator per test: LMSTUDIO_FUZZ_SEED=N repeats a failing run."""
-    return random.Random(f"{FUZZ_SEED}:{salt}")
-
-
-def seeded(what: str) -> str:
-    return f"{what} (repeat with LMSTUDIO_FUZZ_SEED={FUZZ_SEED})"
-
-
-def read_raw_request(conn: socket.socket) -> None:
-    """Read one request's head and its Content-Length body off a raw socket."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = conn.recv(65536)
-        if not piece:
-            return
-        data += piece
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        body += conn.recv(65536)
-
-
-@contextlib.contextmanager
-def raw_server(act: Callable[[socket.socket], None] | bytes) -> Iterator[str]:
-    """A server on 127.0.0.1 that reads each request and then sends exactly the
-    bytes given (or runs ``act`` on the socket): broken framing, garbage lengths,
-    drips, cut streams. Yields its URL."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.05)
-    stop = threading.Event()
-
-    def handle(conn: socket.socket) -> None:
-        with conn:
-            try:
-                read_raw_request(conn)
-                if isinstance(act, bytes):
-                    conn.sendall(act)
-                else:
-                    act(conn)
-            except OSError:
-                pass  # the client hung up: often the point of the test
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
-
-
-def http_answer(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
-    head = "".join(f"{h}\r\n" for h in headers)
-    return f"HTTP/1.1 {status}\r\n{head}Connection: close\r\n\r\n".encode() + body
-
-
-def drip(head: bytes, body: bytes, every: float) -> Callable[[socket.socket], None]:
-    """Send the head at once, then the body one byte every ``every`` seconds."""
-
-    def act(conn: socket.socket) -> None:
-        conn.sendall(head)
-        for byte in body:
-            time.sleep(every)
-            conn.sendall(bytes([byte]))
-
-    return act
-
-
-def stream_over(
-    data: bytes, cls: type[lp.ChatStream] | type[lp.CompletionStream], **options: Any
-) -> Any:
-    """A stream class reading ``data`` as its body, without a client or a mock."""
-    response = requests.Response()
-    response.status_code = 200
-    response.raw = urllib3.HTTPResponse(body=io.BytesIO(data), preload_content=False)
-    return cls(response, read_timeout=1.0, max_bytes=1 << 20, started=0.0, **options)
-
-
-def deep_json(depth: int = 5000) -> str:
-    return "[" * depth + "]" * depth
-
-
-def leaked_fragments(text: str, secret: str = SECRET) -> list[str]:
-    """The 8-character pieces of ``secret`` found in ``text``."""
-    return [secret[i : i + 8] for i in range(len(secret) - 7) if secret[i : i + 8] in text]
-
-
-def error_texts(error: BaseException) -> list[str]:
-    """Everything of an error a user or a log could see."""
-    texts = [str(error), repr(error), repr(error.args)]
-    for name in ("body", "partial", "code", "messages"):
-        value = getattr(error, name, None)
-        if value is not None:
-            texts.append(repr(value))
-    cause = error.__cause__ or error.__context__
-    if cause is not None:
-        texts += [str(cause), repr(cause)]
-    return texts
-
-
-# -- 1. deep JSON: no RecursionError from any decode ------------------------
-
-
-def test_deep_json_body_is_malformed(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, body=deep_json(), content_type="application/json")
-    with pytest.raises(lp.MalformedResponseError, match=r"nested too deeply") as info:
-        make_client().chat("hi", model="m")
-    assert len(str(info.value)) < 400
-
-
-def test_deep_json_error_body_is_still_the_mapped_error(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, body=deep_json(), status=500, content_type="application/json")
-    with pytest.raises(lp.ServerError, match=r"^\[\[\[") as info:
-        make_client().chat("hi", model="m")
-    assert info.value.body is None and len(str(info.value)) <= lp.MESSAGE_LIMIT + 40
-
-
-def test_deep_json_stream_event_is_malformed(rsps: responses.RequestsMock) -> None:
-    mock_sse(rsps, sse_event(deep_json()) + sse_stream(delta_chunk({}, "stop")))
-    with pytest.raises(
-        lp.MalformedResponseError, match=r"a data line is not JSON \(nested too deeply\)"
-    ):
-        list(make_client().chat_stream("hi", model="m"))
-
-
-def test_deep_json_structured_output_is_malformed(rsps: responses.RequestsMock) -> None:
-    rsps.post(CHAT_URL, json=chat_body(deep_json()))
-    with pytest.raises(
-        lp.MalformedResponseError, match=r"not the JSON asked for \(nested too deeply\)"
-    ):
-        make_client().chat("hi", model="m", json_schema={"type": "object"})
-
-
-def test_deep_json_tool_arguments_go_back_to_the_model(rsps: responses.RequestsMock) -> None:
-    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": deep_json()}}
-    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
-    rsps.post(CHAT_URL, json=chat_body("done"))
-    reply = make_client().run_tools("hi", {"f": lambda: "never"}, model="m")
-    assert reply.content == "done"
-    tool_message = sent_json(rsps)["messages"][-1]
-    assert tool_message["role"] == "tool"
-    assert tool_message["content"].startswith("error: the arguments are not valid JSON ([[[[")
-
-
-def test_deep_json_discovery_probe_is_no_server(closed_discovery: tuple[str, str]) -> None:
-    answer = http_answer(deep_json().encode(), "Content-Type: application/json")
-    with raw_server(answer) as url:
-        assert lp.discover([url], environ={}) is None
-
-
-# -- 2 and 3. messages: no secret, one line, bounded -------------------------
-
-#: Bodies a hostile server sends, each with a place for the echoed key. Long
-#: padding moves the key across every cut: 80 (ids), 200 (quotes), 300 (messages).
-ECHO_BODIES: list[tuple[str, str, Callable[[str], Any]]] = [
-    ("chat", "no choices", lambda text: {"choices": [], "echo": text}),
-    ("chat", "no message", lambda text: {"choices": [{"text": text}]}),
-    ("chat", "error 400", lambda text: {"error": {"message": text, "code": text}}),
-    ("chat", "error 200", lambda text: {"error": text}),
-    ("chat", "not json", lambda text: f"<not json> {text}"),
-    ("chat", "json content", lambda text: chat_body(f"not json {text}")),
-    ("embed", "bad item", lambda text: {"data": [{"embedding": text}]}),
-    ("embed", "no data", lambda text: {"echo": text}),
-    ("load", "no instance id", lambda text: {"status": text}),
-    ("models", "bad list", lambda text: {"data": text}),
-    ("models", "ids", lambda text: {"data": [{"id": text}, {"id": "x" + text}]}),
-    ("stream", "not json", lambda text: f"data: {{{text}\n\n".encode()),
-    ("stream", "error event", lambda text: sse_event({"error": {"message": text}})),
-    ("stream", "cut", lambda text: sse_event(delta_chunk({"content": text}))),
-]
-
-
-def run_echo(kind: str, body: Any, status: int) -> list[BaseException]:
-    """Make the calls that meet ``body``; the errors they raised."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        for method, url in (("POST", CHAT_URL), ("POST", f"{BASE}/v1/embeddings")):
-            if kind == "stream":
-                mock.add(method, url, body=body, content_type="text/event-stream")
-            elif isinstance(body, str):
-                mock.add(method, url, body=body, status=status, content_type="application/json")
-            else:
-                mock.add(method, url, json=body, status=status)
-        if not isinstance(body, bytes):
-            mock.post(f"{BASE}/api/v1/models/load", json=body, status=status)
-        mock.get(V1_MODELS_URL, json=UNEXPECTED)
-        mock.get(f"{BASE}/api/v0/models", json=UNEXPECTED)
-        mock.get(f"{BASE}/v1/models", json=body if kind == "models" else {"data": []})
-        client = make_client(api_key=SECRET)
-        calls: dict[str, list[Callable[[], Any]]] = {
-            "chat": [lambda: client.chat("hi", model="m", json_schema={"type": "object"})],
-            "embed": [lambda: client.embed("a", model="e")],
-            "load": [lambda: client.load_model("m")],
-            "models": [lambda: client.chat("hi"), lambda: client.get_model("no-such-model")],
-            "stream": [lambda: client.chat_stream("hi", model="m").text()],
-        }
-        errors = []
-        for call in calls[kind]:
-            try:
-                call()
-            except lp.LMStudioError as exc:
-                errors.append(exc)
-    return errors
-
-
-def test_no_error_shows_the_key_or_more_than_one_bounded_line(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="lmstudio_provider")
-    rng = fuzz_rng("echo")
-    seen = 0
-    for kind, what, build in ECHO_BODIES:
-        offsets = sorted({0, 1, 70, 75, 190, 195, 198, 290, 295, 298, *rng.sample(range(400), 6)})
-        for offset in offsets:
-            text = "a" * offset + SECRET + "\nb" * 40
-            for status in (200, 400, 500):
-                for error in run_echo(kind, build(text), status):
-                    seen += 1
-                    where = f"{kind} / {what} / offset {offset} / HTTP {status}: {error!r}"
-                    for shown in error_texts(error):
-                        assert not leaked_fragments(shown), seeded(where)
-                    assert "\n" not in str(error), seeded(where)
-                    assert len(str(error)) <= lp.MESSAGE_LIMIT + 250, seeded(where)
-    assert seen > 200  # the matrix really produced errors
-    for record in caplog.records:
-        assert not leaked_fragments(record.getMessage())
-
-
-def test_redaction_happens_before_the_cut() -> None:
-    body = {"error": {"message": "x" * 290 + SECRET}}
-    error = lp.error_from_response(400, body, secrets=[SECRET])
-    assert str(error) == "x" * 290 + "<secret> (HTTP 400)"
-    assert SECRET not in json.dumps(error.body)  # the kept body is a redacted copy
-    assert error.body == {"error": {"message": "x" * 290 + "<secret>"}}
-
-
-def test_a_password_in_the_base_url_is_a_secret_too() -> None:
-    url = "http://me:pa55word-SENTINEL@127.0.0.1:9"
-    config = lp.LMStudioConfig(base_url=url)
-    assert config.base_url == url  # requests still needs it
-    client = lp.LMStudioClient(config, max_retries=0)
-    assert "pa55word" not in repr(config) and "pa55word" not in repr(client)
-    assert "me:***@127.0.0.1:9" in repr(client)
+def test_the_readme_no_server_line_is_what_the_client_says() -> None:
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    promised = next(line for line in readme.splitlines() if "cannot reach LM Studio" in line)
+    url = f"http://127.0.0.1:{free_port()}"
+    client = make_client(base_url=url, max_retries=2)
     with pytest.raises(lp.ServerUnreachableError) as info:
         client.list_models()
-    assert not any("pa55word" in text for text in error_texts(info.value))
-    with pytest.raises(lp.ConfigError) as bad:
-        lp.LMStudioConfig(base_url="ftp://me:pa55word-SENTINEL@host")
-    assert "pa55word" not in str(bad.value) and "me:***@host" in str(bad.value)
-
-
-def test_server_ids_in_messages_are_one_line_bounded_and_capped(
-    rsps: responses.RequestsMock,
-) -> None:
-    ids = [f"model-{n}\nwith a break" + "z" * 3000 for n in range(46)]
-    rsps.get(V1_MODELS_URL, json=UNEXPECTED)
-    rsps.get(
-        f"{BASE}/api/v0/models",
-        json={"data": [{"id": i, "state": "not-loaded", "type": "llm"} for i in ids]},
-    )
-    client = make_client()
-    with pytest.raises(lp.NoModelLoadedError) as none_loaded:
-        client.chat("hi")
-    with pytest.raises(lp.ModelNotFoundError) as missing:
-        client.get_model("qqq")
-    for error in (none_loaded.value, missing.value):
-        assert "\n" not in str(error)
-        assert "and 41 more" in str(error)
-        assert len(str(error)) < 1000
-
-
-# -- 4. Content-Length that is not a number ----------------------------------
-
-
-@pytest.mark.parametrize(
-    "length",
-    ["\u00b2", "9" * 5000, "-5", "12abc", "1e3"],
-    ids=["superscript-two", "5000-digits", "negative", "trailing-letters", "exponent"],
-)
-def test_unparsable_content_length_is_malformed(length: str) -> None:
-    answer = http_answer(b"{}", "Content-Type: application/json", f"Content-Length: {length}")
-    with raw_server(answer) as url:
-        client = make_client(base_url=url)
-        with pytest.raises(lp.MalformedResponseError, match="invalid Content-Length"):
-            client.chat("hi", model="m")
-
-
-# -- 5. model lists with fields of the wrong type ----------------------------
-
-ODD_FIELDS: list[tuple[str, Any]] = [
-    ("loaded_instances", 5),
-    ("loaded_instances", [5, {"id": 7}, {"id": "ok", "config": 3}]),
-    ("state", 5),
-    ("state", [5]),
-    ("quantization", {}),
-    ("quantization", {"name": [1]}),
-    ("publisher", ["x"]),
-    ("capabilities", {"vision": [1]}),
-    ("capabilities", [[[1]]]),
-    ("type", {"a": 1}),
-    ("max_context_length", "4096"),
-    ("display_name", 5),
-]
-
-
-@pytest.mark.parametrize(("field", "value"), ODD_FIELDS)
-@pytest.mark.parametrize("route", ["v1", "v0"])
-def test_model_list_fields_of_the_wrong_type_count_as_absent(
-    route: str, field: str, value: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    entry = {"key" if route == "v1" else "id": "qwen-7b", "type": "llm", field: value}
-    odd = {"id": 5, "key": ["x"]}  # no usable id: dropped
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        if route == "v1":
-            mock.get(V1_MODELS_URL, json={"models": [entry, odd]})
-        else:
-            mock.get(V1_MODELS_URL, json=UNEXPECTED)
-            mock.get(f"{BASE}/api/v0/models", json={"data": [entry, odd]})
-        mock.post(CHAT_URL, json=chat_body())
-        client = make_client()
-        (model,) = client.list_models()
-        assert model.id == "qwen-7b"
-        if field in ("quantization", "publisher", "display_name") or (
-            field == "state" and route == "v0"  # v1 derives the state from the instances
-        ):
-            assert getattr(model, field) is None
-        assert all(isinstance(c, str) for c in model.capabilities)
-        assert client.resolve_model("QWEN-7B") == "qwen-7b"
-        assert client.model_capabilities("qwen-7b") is not None
-        with contextlib.suppress(lp.NoModelLoadedError):
-            client.chat("hi")  # auto-pick reads state and type
-        assert lp.main(["models", "--base-url", BASE]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[1].split()[0] == "qwen-7b"
-
-
-# -- 6 and 8. tool names and roles of any type -------------------------------
-
-
-@pytest.mark.parametrize("name", [["f"], {"f": 1}, None, 5])
-def test_tool_call_names_of_any_type_are_unknown_tools(
-    rsps: responses.RequestsMock, name: Any
-) -> None:
-    call = {"id": "1", "type": "function", "function": {"name": name, "arguments": "{}"}}
-    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
-    rsps.post(CHAT_URL, json=chat_body("done"))
-    assert make_client().run_tools("hi", {"f": lambda: "x"}, model="m").content == "done"
-    result = sent_json(rsps)["messages"][-1]["content"]
-    assert result.startswith("error: there is no tool named ") and "the tools are f" in result
-
-
-@pytest.mark.parametrize("role", [["user"], {"r": 1}, 5, b"user", "robot"])
-def test_roles_of_any_type_are_a_value_error_naming_them(role: Any) -> None:
-    with pytest.raises(ValueError, match=r"messages\[0\] has role .*; use one of"):
-        make_client().chat([{"role": role, "content": "hi"}], model="m")
-
-
-# -- 9, 10 and 11. absurd and unencodable arguments --------------------------
-
-
-@pytest.mark.parametrize(
-    ("call", "words"),
-    [
-        (lambda c: c.chat("hi", model="m", temperature=10**400), "temperature must be finite"),
-        (lambda c: c.chat("hi", model="m", timeout=10**400), "timeout must be > 0"),
-        (lambda c: c.chat("hi", model="m", deadline=10**400), "deadline must be > 0"),
-        (lambda c: c.chat("hi", model="m", stop=b"hi"), "stop cannot be sent as JSON"),
-        (lambda c: c.chat([{"role": "user", "content": b"x"}], model="m"), "messages cannot be"),
-        (lambda c: c.chat("hi", model="m", extra_body={"x": {1}}), "x cannot be sent as JSON"),
-        (lambda c: c.chat("hi", model="m", top_p=math.nan), "top_p cannot be sent as JSON"),
-        (lambda c: c.chat("hi", stop=b"hi"), "stop cannot be sent as JSON"),  # before listing
-        (lambda c: c.embed("a", extra_body={"x": b""}), "x cannot be sent as JSON"),
-        (lambda c: c.chat("hi", model="m", extra_body=5), "extra_body must be a dict"),
-        (lambda c: c.chat("hi", model="m", tools=object()), "tools must be a list"),
-        (lambda c: c.get_model(0), "model must be a non-empty string"),
-        (lambda c: c.get_model(None), "model must be a non-empty string"),
-        (lambda c: c.supports_model(["x"]), "model must be a non-empty string"),
-        (lambda c: c.model_capabilities(b"x"), "model must be a non-empty string"),
-        (lambda c: c.unload_model(5), "instance_id must be a non-empty string"),
-    ],
-)
-def test_bad_arguments_are_value_errors_before_anything_is_sent(
-    rsps: responses.RequestsMock, call: Callable[[lp.LMStudioClient], Any], words: str
-) -> None:
-    with pytest.raises(ValueError, match=re.escape(words)):
-        call(make_client())
-    assert len(rsps.calls) == 0
-
-
-@pytest.mark.parametrize(
-    ("setting", "value"),
-    [
-        ("cache_ttl", 10**400),
-        ("timeout", 10**400),
-        ("deadline", float("inf")),
-        ("max_retries", float("inf")),
-        ("max_response_bytes", float("inf")),
-    ],
-)
-def test_absurd_settings_are_config_errors_naming_them(setting: str, value: Any) -> None:
-    """10**400 overflows a float, inf an int: each must still be a ConfigError."""
-    with pytest.raises(lp.ConfigError, match=rf"^{setting}=.* (finite|below|must)") as info:
-        lp.LMStudioClient(**{setting: value})
-    assert len(str(info.value)) < 200
-
-
-# -- 7. dropping a stream closes its connection at once ----------------------
-
-
-def test_dropping_a_stream_closes_its_connection_without_the_garbage_collector(
-    rsps: responses.RequestsMock,
-) -> None:
-    mock_sse(rsps, content_stream("a", "b", "c"))
-    stream = make_client().chat_stream("hi", model="m")
-    assert next(stream).content == ""
-    raw = stream._response.raw
-    gc.disable()
-    try:
-        del stream
-        assert raw.closed
-    finally:
-        gc.enable()
-
-
-# -- 12. no socket kept alive by an error's traceback ------------------------
-
-
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets in /proc")
-@pytest.mark.parametrize(("status", "retries"), [(500, 0), (503, 1)])
-def test_close_after_an_http_error_releases_the_socket(status: int, retries: int) -> None:
-    hung_up = threading.Event()
-    hits: list[int] = []
-
-    def handler(h: BaseHTTPRequestHandler) -> None:
-        read_request_body(h)
-        send_json(h, {"error": "boom"}, status=status)
-        hits.append(1)
-        if len(hits) == retries + 1:  # the last answer: wait for the client to let go
-            if h.rfile.readline() == b"":
-                hung_up.set()
-            h.close_connection = True
-
-    url, stop = serve(handler)
-    gc.disable()
-    try:
-        client = lp.LMStudioClient(base_url=url, max_retries=retries, sleep=Sleeps())
-        with pytest.raises(lp.ServerError):
-            client.chat("hi", model="m")
-        client.close()
-        assert hung_up.wait(2), "the client kept its socket open after close()"
-    finally:
-        gc.enable()
-        stop()
-
-
-@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streaming-in"])
-def test_a_body_over_the_limit_hangs_up_at_once(declared: bool) -> None:
-    hung_up = threading.Event()
-    length = "Content-Length: 10000000\r\n" if declared else ""
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{length}\r\n".encode()
-
-    def act(conn: socket.socket) -> None:
-        conn.settimeout(3)
-        try:
-            conn.sendall(head + b"[" + b" " * 300_000)
-            if conn.recv(1) == b"":
-                hung_up.set()
-        except socket.timeout:
-            pass  # still connected: the failure this test looks for
-        except OSError:  # reset or broken pipe: the client hung up mid-send
-            hung_up.set()
-
-    gc.disable()
-    try:
-        with raw_server(act) as url:
-            client = make_client(base_url=url, max_response_bytes=100_000)
-            with pytest.raises(
-                lp.MalformedResponseError, match="max_response_bytes=100000"
-            ) as info:
-                client.chat("hi", model="m")
-            # The caller keeps the error (and so its traceback): the socket must be let go.
-            assert hung_up.wait(3), "the connection stayed open after the refused body"
-            assert info.value.__traceback__ is not None
-    finally:
-        gc.enable()
-
-
-# -- 13. threads that shared a failed load: see
-# test_cache_shares_a_failed_load_with_the_threads_that_waited
-
-
-# -- 14. behaviours a mutation sample found unpinned -------------------------
-
-
-def test_stream_choice_without_delta_still_finishes(rsps: responses.RequestsMock) -> None:
-    finish = {"choices": [{"index": 0, "finish_reason": "stop"}]}
-    mock_sse(rsps, sse_stream(delta_chunk({"content": "Hi"}), finish, done=False))
-    stream = make_client().chat_stream("hi", model="m")
-    chunks = list(stream)
-    assert [c.content for c in chunks] == ["Hi", ""]
-    assert stream.response.finish_reason == "stop" and stream.response.content == "Hi"
-
-
-def test_split_think_releases_held_text_when_the_stream_ends_without_a_finish() -> None:
-    # "<th" could still become "<think>", so it is held; [DONE] without a
-    # finish_reason must release it, as a last chunk and in the answer.
-    body = sse_stream(text_chunk("<th"))
-    stream = stream_over(body, lp.ChatStream, split_think=True)
-    chunks = list(stream)
-    assert chunks[-1].content == "<th" and chunks[-1].reasoning == ""
-    assert stream.response.content == "<th"
-    thinking = stream_over(sse_stream(text_chunk("<think>still")), lp.ChatStream, split_think=True)
-    assert list(thinking)[-1].reasoning == "still"
-    assert thinking.response.reasoning == "still" and thinking.response.content == ""
-
-
-def test_an_error_event_without_a_message_says_the_status() -> None:
-    stream = stream_over(b'event: error\ndata: {"detail": 1}\n\n', lp.ChatStream)
-    with pytest.raises(lp.APIError) as info:
-        list(stream)
-    assert str(info.value) == "HTTP 200"
-    assert info.value.body == {"detail": 1}
-
-
-def test_a_stream_read_before_its_end_has_no_response_yet() -> None:
-    stream = stream_over(content_stream("a"), lp.ChatStream)
-    with pytest.raises(RuntimeError) as info:
-        _ = stream.response
-    assert str(info.value) == ("the stream is not finished: iterate it to the end or call text()")
-    stream.close()
-    assert list(stream) == []  # closed: nothing more, and no error
-
-
-def test_split_think_holds_back_a_closing_tag_split_one_short() -> None:
-    events = [delta_chunk({"content": c}) for c in ("<think>abc</think", ">Answer")]
-    body = sse_stream(*events, delta_chunk({}, "stop"))
-    stream = stream_over(body, lp.ChatStream, split_think=True)
-    chunks = list(stream)
-    assert "".join(c.reasoning for c in chunks) == "abc"
-    assert "".join(c.content for c in chunks) == "Answer"
-
-
-def test_secrets_of_four_characters_are_hidden_three_are_too_short() -> None:
-    body = {"error": {"message": "echo wxyz and abc"}}
-    error = lp.error_from_response(400, body, secrets=["wxyz", "abc"])
-    assert str(error) == "echo <secret> and abc (HTTP 400)"
-
-
-def test_invalid_utf8_in_events_is_replaced_not_raised() -> None:
-    lone = [b"data: ok\n\n", b"data: a\xffb\n\n"]  # one event per chunk: the hot path
-    split = [b"event: e\xff\ndata: c\xfe", b"d\n\n"]  # lines across chunks
-    assert list(lp.iter_sse(lone)) == [("message", "ok"), ("message", "a\ufffdb")]
-    assert list(lp.iter_sse(split)) == [("e\ufffd", "c\ufffdd")]
-
-
-def test_model_kind_from_type_before_the_id() -> None:
-    assert lp.ModelInfo("x", type="embeddings").is_embedding is True
-    assert lp.ModelInfo("nomic-embed", type="llm").is_embedding is False
-    assert lp.ModelInfo("nomic-embed").is_embedding is True  # no type: the id decides
-    v1 = {"key": "m", "type": "llm", "arch": "qwen2"}  # older 0.4 builds say "arch"
-    assert lp.ModelInfo.from_v1(v1).arch == "qwen2"
-    assert lp.ModelInfo.from_v1({**v1, "architecture": "llama"}).arch == "llama"
-
-
-def test_null_tool_calls_in_a_plain_answer_are_skipped(rsps: responses.RequestsMock) -> None:
-    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [None, call, 5]}))
-    reply = make_client().chat("hi", model="m")
-    assert [c["function"]["name"] for c in reply.tool_calls] == ["f"]
-
-
-def test_split_think_without_a_think_block_streams_chunk_by_chunk(
-    rsps: responses.RequestsMock,
-) -> None:
-    mock_sse(rsps, content_stream("Hello", " there", "!"))
-    stream = make_client().chat_stream("hi", model="m", split_think=True)
-    contents = [c.content for c in stream]
-    assert contents[1:4] == ["Hello", " there", "!"]  # each as it came, not held to the end
-    assert stream.response.content == "Hello there!" and stream.response.reasoning == ""
-
-
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        ("[Errno 11001] getaddrinfo failed", "host name not found"),
-        (
-            "Failed to resolve 'lms.test' ([Errno -2] Name or service not known)",
-            "host name not found",
-        ),
-        ("nodename nor servname provided, or not known", "host name not found"),
-        ("[Errno 111] Connection refused", "connection refused"),
-        ("timed out", "connection timed out"),
-        ("something else", "cannot connect"),
-    ],
-)
-def test_connect_failure_reasons_per_platform(text: str, reason: str) -> None:
-    assert lp._connect_failure_reason(Exception(text)) == reason
-
-
-# -- decided: SSE per the spec -----------------------------------------------
-
-
-def test_sse_skips_a_leading_bom_even_split_across_chunks() -> None:
-    body = b"\xef\xbb\xbfdata: one\n\ndata: two\n\n"
-    assert list(lp.iter_sse([body])) == [("message", "one"), ("message", "two")]
-    assert list(lp.iter_sse([body[:1], body[1:2], body[2:5], body[5:]])) == [
-        ("message", "one"),
-        ("message", "two"),
-    ]
-    assert list(lp.iter_sse([b"\xef\xbb", b""])) == []  # a lone BOM start is no event
-
-
-@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
-def test_sse_line_endings_lf_crlf_and_cr_alone(end: bytes) -> None:
-    body = b"event: x" + end + b"data: a" + end + b"data: b" + end + end + b"data: c" + end + end
-    expected = [("x", "a\nb"), ("message", "c")]
-    assert list(lp.iter_sse([body])) == expected
-    assert list(lp.iter_sse([bytes([b]) for b in body])) == expected
-
-
-def test_sse_crlf_split_between_chunks_is_one_line_end() -> None:
-    chunks = [b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]
-    assert list(lp.iter_sse(chunks)) == [("message", "a\nb")]
-
-
-def test_sse_one_long_line_in_many_chunks() -> None:
-    line = b"data: " + b"x" * 1_000_000
-    chunks = [line[i : i + 1000] for i in range(0, len(line), 1000)] + [b"\n\n"]
-    ((event, data),) = lp.iter_sse(chunks)
-    assert event == "message" and len(data) == 1_000_000
-
-
-def test_one_event_larger_than_max_response_bytes_stops_reading(
-    rsps: responses.RequestsMock,
-) -> None:
-    mock_sse(rsps, b"data: " + b"x" * 5000)
-    stream = make_client(max_response_bytes=1000).chat_stream("hi", model="m")
-    with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes=1000"):
-        list(stream)
-
-
-def test_empty_finish_reason_is_no_finish_reason(rsps: responses.RequestsMock) -> None:
-    events = [delta_chunk({"content": "Hel"}, ""), delta_chunk({"content": "lo"}, "")]
-    mock_sse(rsps, sse_stream(*events, done=False))
-    stream = make_client().chat_stream("hi", model="m")
-    with pytest.raises(lp.StreamError) as info:
-        for chunk in stream:
-            assert chunk.finish_reason is None
-    assert info.value.partial == "Hello"
-
-
-def test_empty_finish_reason_in_a_plain_answer_is_none(rsps: responses.RequestsMock) -> None:
-    body = chat_body("hi")
-    body["choices"][0]["finish_reason"] = ""
-    rsps.post(CHAT_URL, json=body)
-    assert make_client().chat("hi", model="m").finish_reason is None
-
-
-# -- decided: corrupt compression is the server's broken answer --------------
-
-
-def test_corrupt_gzip_body_is_malformed(rsps: responses.RequestsMock) -> None:
-    rsps.post(
-        CHAT_URL,
-        body=b"\x1f\x8b\x08\x00garbage-not-gzip",
-        headers={"Content-Encoding": "gzip"},
-        content_type="application/json",
-    )
-    with pytest.raises(lp.MalformedResponseError, match="compressed body is corrupt"):
-        make_client().chat("hi", model="m")
-
-
-def test_corrupt_gzip_stream_is_malformed() -> None:
-    head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
-        b"Connection: close\r\n\r\n"
-    )
-    with raw_server(head + b"\x1f\x8b\x08\x00garbage-not-gzip" * 10) as url:
-        stream = make_client(base_url=url).chat_stream("hi", model="m")
-        with pytest.raises(lp.MalformedResponseError) as info:
-            list(stream)
-    assert re.fullmatch(
-        r"chat stream: the compressed body is corrupt \(\w*Error\) after 0 characters",
-        str(info.value),
-    ), str(info.value)
-
-
-def test_gzip_bomb_stops_at_max_response_bytes() -> None:
-    bomb = gzip.compress(b"{" + b" " * 20_000_000 + b"}")
-    answer = http_answer(
-        bomb,
-        "Content-Type: application/json",
-        "Content-Encoding: gzip",
-        f"Content-Length: {len(bomb)}",
-    )
-    with raw_server(answer) as url:
-        client = make_client(base_url=url, max_response_bytes=1_000_000)
-        with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes"):
-            client.chat("hi", model="m")
-
-
-# -- decided: a read timeout mid-stream carries the partial text ---------------
-
-
-def test_read_timeout_in_the_middle_of_a_stream_carries_partial() -> None:
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-
-    def act(conn: socket.socket) -> None:
-        conn.sendall(head + sse_event(delta_chunk({"content": "Hel"})))
-        time.sleep(scaled(1.0))
-
-    with raw_server(act) as url:
-        stream = make_client(base_url=url).chat_stream("hi", model="m", timeout=scaled(0.2))
-        with pytest.raises(lp.RequestTimeoutError) as info:
-            list(stream)
-        assert info.value.partial == "Hel"
-        with pytest.raises(lp.RequestTimeoutError):
-            _ = stream.response
-
-
-# -- decided: discover() is bounded ------------------------------------------
-
-
-def test_discover_against_a_dripping_server_keeps_its_timeout(
-    closed_discovery: tuple[str, str],
-) -> None:
-    models = json.dumps({"data": [{"id": "m"}]}).encode()
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
-    with raw_server(drip(head, models, 0.05)) as url:
-        started = time.monotonic()
-        assert lp.discover([url], timeout=scaled(0.3), environ={}) is None
-        assert time.monotonic() - started < 3  # bounded, not ~1 s per byte forever
-
-
-def test_discover_reads_at_most_a_mebibyte(closed_discovery: tuple[str, str]) -> None:
-    huge = b'{"data": [], "pad": "' + b"x" * 2_000_000 + b'"}'
-    with raw_server(http_answer(huge, "Content-Type: application/json")) as url:
-        assert lp.discover([url], timeout=2, environ={}) is None
-    small = b'{"data": []}'
-    with raw_server(http_answer(small, "Content-Type: application/json")) as url:
-        assert lp.discover([url], timeout=2, environ={}) == url
-
-
-def test_discover_refuses_a_non_list_of_candidates() -> None:
-    with pytest.raises(ValueError, match="candidates must be a list of URLs"):
-        lp.discover(5, environ={})  # type: ignore[arg-type]
-
-
-# -- decided: an overall deadline --------------------------------------------
-
-
-def test_deadline_bounds_a_body_dripped_a_byte_at_a_time() -> None:
-    body = json.dumps(chat_body("hi")).encode()
-    head = (
-        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    with raw_server(drip(head, body, 0.05)) as url:
-        client = make_client(base_url=url)
-        started = time.monotonic()
-        with pytest.raises(lp.RequestTimeoutError) as info:
-            client.chat("hi", model="m", timeout=5, deadline=scaled(0.4))
-        assert time.monotonic() - started < 3
-    assert str(info.value) == (
-        f"reading the body: the deadline of {scaled(0.4):g} s passed; "
-        "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
-    )
-
-
-def test_deadline_counts_retries_and_backoff(rsps: responses.RequestsMock) -> None:
-    clock = FakeClock()
-    sleeps = Sleeps()
-
-    def sleep(seconds: float) -> None:
-        sleeps(seconds)
-        clock.advance(seconds)
-
-    rsps.post(CHAT_URL, status=503, json={"error": "busy"}, headers={"Retry-After": "4"})
-    client = make_client(max_retries=5, sleep=sleep, clock=clock)
-    with pytest.raises(lp.RequestTimeoutError, match=r"deadline of 10 s passed after 3 attempts"):
-        client.chat("hi", model="m", deadline=10)
-    assert sleeps == [4, 4] and len(rsps.calls) == 3
-
-
-def test_deadline_from_the_environment(rsps: responses.RequestsMock) -> None:
-    config = lp.LMStudioConfig.from_env(
-        environ={"LMSTUDIO_DEADLINE": "2.5", "LMSTUDIO_BASE_URL": BASE}
-    )
-    assert config.deadline == 2.5
-    assert lp.LMStudioConfig.from_env(environ={}).deadline is None
-    with pytest.raises(lp.ConfigError, match="LMSTUDIO_DEADLINE='soon' is not a number"):
-        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_DEADLINE": "soon"})
-
-
-def test_stream_deadline_covers_the_wait_for_the_first_byte_only() -> None:
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-
-    def late(conn: socket.socket) -> None:
-        time.sleep(scaled(1.0))
-        conn.sendall(head + content_stream("x"))
-
-    with (
-        raw_server(late) as url,
-        pytest.raises(lp.RequestTimeoutError, match=rf"{shown(0.3)} s passed"),
-    ):
-        make_client(base_url=url).chat_stream("hi", model="m", deadline=scaled(0.3))
-
-    def slow_tokens(conn: socket.socket) -> None:
-        conn.sendall(head + sse_event(delta_chunk({"content": "a"})))
-        time.sleep(scaled(0.6))  # longer than the deadline, shorter than the read timeout
-        conn.sendall(sse_stream(delta_chunk({"content": "b"}, "stop")))
-
-    with raw_server(slow_tokens) as url:
-        stream = make_client(base_url=url).chat_stream("hi", model="m", deadline=scaled(0.3))
-        assert stream.text() == "ab"
-
-
-# -- fuzz: seeded, standard library only --------------------------------------
-
-
-def sse_variants(rng: random.Random) -> tuple[bytes, list[tuple[str, str]]]:
-    """A random valid SSE body and the events it holds."""
-    events = []
-    body = b"\xef\xbb\xbf" if rng.random() < 0.3 else b""
-    end = rng.choice([b"\n", b"\r\n", b"\r"])
-    for _ in range(rng.randrange(1, 6)):
-        if rng.random() < 0.3:
-            body += b": a comment" + end
-        name = rng.choice(["", "message", "error", "chat.end"])
-        if name:
-            body += b"event: " + name.encode() + end
-        lines = [
-            rng.choice(["x", "héllo", '{"a": 1}', "", " spaced"])
-            for _ in range(rng.randrange(1, 3))
-        ]
-        for line in lines:
-            body += b"data: " + line.encode() + end
-        body += end
-        events.append((name or "message", "\n".join(lines)))
-    return body, events
+    said = f"lmstudio-provider: error: {info.value}"
+    assert said == promised.replace(lp.DEFAULT_BASE_URL, url)
+
+
+def test_readme_error_table_covers_every_mapping() -> None:
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| ")]
+    for status, cls in lp.STATUS_ERRORS.items():
+        assert any(str(status) in row and f"`{cls.__name__}`" in row for row in rows), status
+    for code, cls in lp.CODE_ERRORS.items():
+        assert any(f"`{code}`" in row and f"`{cls.__name__}`" in row for row in rows), code
+    for pattern, cls in lp.MESSAGE_ERRORS:
+        for alternative in pattern.split("|"):
+            assert any(f"`{alternative}`" in row and f"`{cls.__name__}`" in row for row in rows), (
+                alternative
+            )
+
+
+def test_readme_reading_guide_follows_the_module_banners_in_order() -> None:
+    root = Path(__file__).parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    guide = readme.split("**Reading guide.**", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"^\d+\. \*\*(.+?)\*\*", guide, re.MULTILINE)
+    source = (root / "lmstudio_provider.py").read_text(encoding="utf-8")
+    banners = re.findall(r"^# =+\n# (.+)\n# =+$", source, re.MULTILINE)
+    assert named == banners
+
+
+def test_readme_configuration_table_lists_every_setting_and_variable() -> None:
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    for name, variables in lp.ENV_VARS.items():
+        row = next((r for r in rows if r.startswith(f"| `{name}`")), None)
+        assert row is not None, name
+        assert all(f"`{variable}`" in row for variable in variables), name
+
+
+# ============================================================================
+# Fuzz: seeded, standard library only
+# ============================================================================
 
 
 def test_fuzz_random_splits_of_sse_give_the_same_events() -> None:
@@ -5921,156 +5938,6 @@ def test_fuzz_a_stream_cut_at_every_byte_is_never_a_short_answer() -> None:
             assert stream.response.finish_reason == "stop", where
 
 
-FIELD_NAMES = [
-    "id",
-    "choices",
-    "message",
-    "content",
-    "delta",
-    "finish_reason",
-    "data",
-    "models",
-    "error",
-    "usage",
-    "state",
-    "loaded_instances",
-    "quantization",
-    "tool_calls",
-    "function",
-    "name",
-    "arguments",
-    "index",
-    "embedding",
-    "instance_id",
-    "key",
-    "type",
-]
-
-
-def random_json(rng: random.Random, depth: int = 0) -> Any:
-    roll = rng.random()
-    if depth > 3 or roll < 0.5:
-        return rng.choice(
-            [
-                None,
-                True,
-                False,
-                0,
-                -1,
-                7,
-                1.5,
-                10**30,
-                "",
-                "x",
-                "a\nb",
-                "<think>",
-                "[DONE]",
-                "é" * 3,
-                "model not found",
-                "stop",
-                SECRET,
-            ]
-        )
-    if roll < 0.75:
-        return [random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
-    return {rng.choice(FIELD_NAMES): random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
-
-
-def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every key path inside a JSON value, the value itself included."""
-    yield prefix
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
-    for key, item in items:
-        yield from json_paths(item, (*prefix, key))
-
-
-def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    copy = json.loads(json.dumps(value))
-    target = copy
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = new
-    return copy
-
-
-def finished(stream: lp.ChatStream) -> lp.ChatResponse:
-    for _ in stream:
-        pass
-    return stream.response
-
-
-EMBED_BODY = {"data": [{"embedding": [0.1, 0.2], "index": 0}], "model": "e"}
-COMPLETION_BODY = {"id": "c", "model": "m", "choices": [{"text": "x", "finish_reason": "stop"}]}
-
-#: route -> (template answer, the calls that read it)
-FUZZ_ROUTES: dict[str, tuple[Any, list[Callable[[lp.LMStudioClient], Any]]]] = {
-    "chat": (
-        chat_body("{}"),
-        [
-            lambda c: c.chat("hi", model="m"),
-            lambda c: c.chat("hi", model="m", json_schema={"type": "object"}, split_think=True),
-            lambda c: c.run_tools("hi", {"f": lambda: "x"}, model="m", max_rounds=1),
-        ],
-    ),
-    "complete": (COMPLETION_BODY, [lambda c: c.complete("hi", model="m")]),
-    "embed": (EMBED_BODY, [lambda c: c.embed(["a"], model="e")]),
-    "load": (LOAD_ANSWER, [lambda c: c.load_model("m")]),
-    "v1 models": (
-        V1_MODEL_LIST,
-        [
-            lambda c: c.list_models(),
-            lambda c: c.chat("hi"),
-            lambda c: c.resolve_model("qwen3-8b"),
-            lambda c: c.model_capabilities("qwen/qwen3-8b"),
-        ],
-    ),
-    "v0 models": (V0_MODELS, [lambda c: c.list_models(), lambda c: c.embed("a")]),
-    "error": (
-        {"error": {"message": "x", "code": "c", "type": "t"}},
-        [
-            lambda c: c.chat("hi", model="m"),
-        ],
-    ),
-    "stream": (
-        delta_chunk({"content": "a", "tool_calls": [{"index": 0, "function": {"name": "f"}}]}),
-        [
-            lambda c: c.chat_stream("hi", model="m").text(),
-            lambda c: finished(c.chat_stream("hi", model="m", split_think=True, json_schema={})),
-        ],
-    ),
-}
-
-
-def serve_fuzzed(mock: responses.RequestsMock, route: str, body: Any, status: int) -> None:
-    """Every route answers its template; the fuzzed route answers ``body``."""
-    encoded = json.dumps(body)
-    lists = {
-        "v1 models": (V1_MODELS_URL, UNEXPECTED),
-        "v0 models": (f"{BASE}/api/v0/models", V0_MODELS),
-    }
-    for name, (url, normal) in lists.items():
-        if name == route:
-            mock.get(url, body=encoded, status=status, content_type="application/json")
-        else:
-            mock.get(url, json=normal)
-    mock.get(f"{BASE}/v1/models", json={"data": [{"id": "m"}]})
-    if route == "stream":
-        stream = sse_event(body) + sse_stream(delta_chunk({}, "stop"))
-        mock.post(CHAT_URL, body=stream, content_type="text/event-stream")
-    else:
-        mock.post(CHAT_URL, body=encoded, status=status, content_type="application/json")
-    for path in ("/v1/completions", "/v1/embeddings", "/api/v1/models/load"):
-        mock.post(f"{BASE}{path}", body=encoded, status=status, content_type="application/json")
-
-
 def test_fuzz_random_json_at_every_field_of_every_route_raises_lmstudio_errors_only() -> None:
     rng = fuzz_rng("shapes")
     tried = 0
@@ -6090,99 +5957,6 @@ def test_fuzz_random_json_at_every_field_of_every_route_raises_lmstudio_errors_o
                         except Exception as exc:
                             pytest.fail(seeded(f"{route} {path} = {body!r}: {exc!r}"))
     assert tried > 400
-
-
-HOSTILE_VALUES: list[Any] = [
-    b"x",
-    {1, 2},
-    math.nan,
-    math.inf,
-    10**400,
-    -1,
-    0,
-    "",
-    "\n",
-    object(),
-    [None],
-    {"a": b"x"},
-    (lambda: 0),
-    True,
-    [],
-    {},
-    "x" * 10_000,
-    [{"role": 5}],
-    2**5000,
-]
-
-#: public call -> (valid arguments, the arguments to fuzz)
-FUZZ_CALLS: dict[str, tuple[dict[str, Any], list[str]]] = {
-    "chat": (
-        {"messages": "hi", "model": "m"},
-        [
-            "messages",
-            "model",
-            "temperature",
-            "max_tokens",
-            "stop",
-            "seed",
-            "tools",
-            "tool_choice",
-            "response_format",
-            "json_schema",
-            "schema_name",
-            "timeout",
-            "deadline",
-            "extra_body",
-            "top_p",
-        ],
-    ),
-    "chat_stream": (
-        {"messages": "hi", "model": "m"},
-        [
-            "model",
-            "temperature",
-            "max_tokens",
-            "stop",
-            "tools",
-            "timeout",
-            "deadline",
-            "extra_body",
-            "json_schema",
-        ],
-    ),
-    "complete": (
-        {"prompt": "hi", "model": "m"},
-        [
-            "prompt",
-            "model",
-            "temperature",
-            "max_tokens",
-            "stop",
-            "seed",
-            "timeout",
-            "deadline",
-            "extra_body",
-        ],
-    ),
-    "complete_stream": ({"prompt": "hi", "model": "m"}, ["prompt", "max_tokens", "timeout"]),
-    "embed": (
-        {"input": "a", "model": "e"},
-        ["input", "model", "timeout", "deadline", "extra_body"],
-    ),
-    "get_model": ({}, ["model_id"]),
-    "supports_model": ({}, ["model_id"]),
-    "model_capabilities": ({}, ["model_id"]),
-    "resolve_model": ({}, ["name"]),
-    "load_model": (
-        {"model": "m"},
-        ["model", "context_length", "flash_attention", "ttl", "timeout", "deadline", "extra_body"],
-    ),
-    "unload_model": ({}, ["instance_id"]),
-    "run_tools": (
-        {"messages": "hi", "tools": {"f": lambda: "x"}, "model": "m"},
-        ["messages", "tools", "model", "max_rounds"],
-    ),
-}
 
 
 def test_fuzz_random_arguments_fail_as_value_errors_before_anything_is_sent() -> None:
@@ -6208,9 +5982,10 @@ def test_fuzz_random_arguments_fail_as_value_errors_before_anything_is_sent() ->
     assert refused > 150  # the sample really hit the checks
 
 
-# ----------------------------------------------------------------------------
-# integration: a real llama.cpp server (xllamacpp + SmolLM2), see README
-# ----------------------------------------------------------------------------
+# ============================================================================
+# Integration: a real llama.cpp server (xllamacpp + SmolLM2), see README
+# ============================================================================
+
 
 SCRIPTS = Path(__file__).parent / "scripts"
 REAL_MODEL = "smollm2-135m-instruct"
