@@ -1542,10 +1542,12 @@ def test_secret_never_in_errors_or_logs_connection_refused(
     _assert_no_secret(info.value, caplog)
 
 
-def test_deep_json_error_body_is_still_the_mapped_error(rsps: responses.RequestsMock) -> None:
+def test_deep_json_error_body_is_still_the_mapped_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, body=deep_json(), status=500, content_type="application/json")
     with pytest.raises(lp.ServerError, match=r"^\[\[\[") as info:
-        make_client().chat("hi", model="m")
+        client.chat("hi", model="m")
     assert info.value.body is None and len(str(info.value)) <= lp.MESSAGE_LIMIT + 40
 
 
@@ -2075,9 +2077,11 @@ def test_invalid_utf8_never_escapes_as_unicode_error(
         client.complete("hi", model="m")
 
 
-def test_list_models_parses_every_v1_field(rsps: responses.RequestsMock) -> None:
+def test_list_models_parses_every_v1_field(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    qwen, nomic = make_client().list_models()
+    qwen, nomic = client.list_models()
     assert qwen == lp.ModelInfo(
         id="qwen/qwen3-8b",
         type="llm",
@@ -2139,10 +2143,12 @@ def test_v1_vision_capability_and_instances_without_config() -> None:
     assert model.loaded_context_length is None
 
 
-def test_deep_json_body_is_malformed(rsps: responses.RequestsMock) -> None:
+def test_deep_json_body_is_malformed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, body=deep_json(), content_type="application/json")
     with pytest.raises(lp.MalformedResponseError, match=r"nested too deeply") as info:
-        make_client().chat("hi", model="m")
+        client.chat("hi", model="m")
     assert len(str(info.value)) < 400
 
 
@@ -2186,18 +2192,22 @@ def test_model_kind_from_type_before_the_id() -> None:
     assert lp.ModelInfo.from_v1({**v1, "architecture": "llama"}).arch == "llama"
 
 
-def test_null_tool_calls_in_a_plain_answer_are_skipped(rsps: responses.RequestsMock) -> None:
+def test_null_tool_calls_in_a_plain_answer_are_skipped(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [None, call, 5]}))
-    reply = make_client().chat("hi", model="m")
+    reply = client.chat("hi", model="m")
     assert [c["function"]["name"] for c in reply.tool_calls] == ["f"]
 
 
-def test_empty_finish_reason_in_a_plain_answer_is_none(rsps: responses.RequestsMock) -> None:
+def test_empty_finish_reason_in_a_plain_answer_is_none(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     body = chat_body("hi")
     body["choices"][0]["finish_reason"] = ""
     rsps.post(CHAT_URL, json=body)
-    assert make_client().chat("hi", model="m").finish_reason is None
+    assert client.chat("hi", model="m").finish_reason is None
 
 
 # ============================================================================
@@ -2205,9 +2215,11 @@ def test_empty_finish_reason_in_a_plain_answer_is_none(rsps: responses.RequestsM
 # ============================================================================
 
 
-def test_timeout_out_of_range_names_the_bounds_and_the_value(rsps: responses.RequestsMock) -> None:
+def test_timeout_out_of_range_names_the_bounds_and_the_value(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     with pytest.raises(ValueError) as info:
-        make_client().chat("hi", model="m", timeout=-1)
+        client.chat("hi", model="m", timeout=-1)
     assert str(info.value) == "timeout must be > 0 and below 1e+07 s, not -1"
 
 
@@ -2777,9 +2789,11 @@ def test_chat_body_stall_is_a_read_timeout() -> None:
         stop()
 
 
-def test_timeouts_too_large_for_sockets_are_refused(rsps: responses.RequestsMock) -> None:
+def test_timeouts_too_large_for_sockets_are_refused(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     with pytest.raises(ValueError, match="below 1e\\+07"):
-        make_client().chat("hi", model="m", timeout=math.inf)
+        client.chat("hi", model="m", timeout=math.inf)
     with pytest.raises(lp.ConfigError, match="LMSTUDIO_TIMEOUT='1e12' must be below"):
         lp.LMStudioConfig.from_env(environ={"LMSTUDIO_TIMEOUT": "1e12"})
     assert len(rsps.calls) == 0
@@ -2894,7 +2908,9 @@ def test_one_event_larger_than_max_response_bytes_stops_reading(
         list(stream)
 
 
-def test_corrupt_gzip_body_is_malformed(rsps: responses.RequestsMock) -> None:
+def test_corrupt_gzip_body_is_malformed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         CHAT_URL,
         body=b"\x1f\x8b\x08\x00garbage-not-gzip",
@@ -2902,7 +2918,7 @@ def test_corrupt_gzip_body_is_malformed(rsps: responses.RequestsMock) -> None:
         content_type="application/json",
     )
     with pytest.raises(lp.MalformedResponseError, match="compressed body is corrupt"):
-        make_client().chat("hi", model="m")
+        client.chat("hi", model="m")
 
 
 def test_corrupt_gzip_stream_is_malformed() -> None:
@@ -3077,15 +3093,18 @@ def test_chat_stream_model_not_found_raises_from_chat_stream(
     assert len(rsps.calls) == 3
 
 
-def test_chat_stream_model_not_found_in_a_200_json_body(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_model_not_found_in_a_200_json_body(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, json=lms_model_not_found(WRONG))
     mock_v0_models(rsps)
     with pytest.raises(lp.ModelNotFoundError, match=r"did you mean 'qwen2\.5-7b-instruct'"):
-        make_client().chat_stream("hi", model=WRONG)
+        client.chat_stream("hi", model=WRONG)
 
 
 def test_chat_stream_with_json_schema_fills_response_parsed(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     sse = (
         b'data: {"choices":[{"delta":{"content":"{\\"name\\": \\"Ada\\","}}]}\n\n'
@@ -3094,7 +3113,7 @@ def test_chat_stream_with_json_schema_fills_response_parsed(
         b"data: [DONE]\n\n"
     )
     rsps.post(CHAT_URL, body=sse, content_type="text/event-stream")
-    with make_client().chat_stream(
+    with client.chat_stream(
         "Who?", model="m", json_schema=PERSON_SCHEMA, schema_name="person"
     ) as stream:
         assert [chunk.content for chunk in stream] == ['{"name": "Ada",', ' "age": 36}', ""]
@@ -3157,10 +3176,12 @@ def test_iter_sse_yields_each_event_before_reading_further() -> None:
     assert list(events) == [("message", "two")]
 
 
-def test_chat_stream_yields_chunks_and_stops_at_done(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_yields_chunks_and_stops_at_done(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     body = content_stream("Hel", "lo") + sse_stream(delta_chunk({"content": " AFTER DONE"}))
     mock_sse(rsps, body)
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     assert isinstance(stream, lp.ChatStream)
     chunks = list(stream)
     assert all(type(c) is lp.ChatChunk for c in chunks)
@@ -3190,9 +3211,10 @@ def test_chat_stream_response_equals_the_plain_chat_answer(rsps: responses.Reque
 
 def test_chat_stream_response_before_the_end_is_a_runtime_error(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, content_stream("Hel", "lo"))
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     with pytest.raises(RuntimeError, match="stream is not finished"):
         _ = stream.response
     next(stream)
@@ -3201,22 +3223,25 @@ def test_chat_stream_response_before_the_end_is_a_runtime_error(
         _ = stream.response
 
 
-def test_chat_stream_long_answer_is_assembled_exactly(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_long_answer_is_assembled_exactly(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     """Thousands of tiny deltas (more than any internal batching) lose nothing."""
     pieces = [f"{i % 10}" if i % 7 else " é" for i in range(3001)]
     mock_sse(rsps, content_stream(*pieces))
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     assert "".join(chunk.content for chunk in stream) == "".join(pieces)
     assert stream.response.content == "".join(pieces)
 
 
 def test_chat_stream_long_cut_answer_keeps_the_whole_partial(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     pieces = [f"<{i}>" for i in range(2500)]
     mock_sse(rsps, sse_stream(*(delta_chunk({"content": p}) for p in pieces), done=False))
     with pytest.raises(lp.StreamError) as info:
-        make_client().chat_stream("hi", model="m").text()
+        client.chat_stream("hi", model="m").text()
     assert info.value.partial == "".join(pieces)
     assert f"after {len(''.join(pieces))} characters" in str(info.value)
 
@@ -3238,9 +3263,10 @@ def test_chat_stream_times_first_token_and_whole_answer(rsps: responses.Requests
 
 def test_chat_stream_text_reads_the_rest_and_returns_everything(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, content_stream("Hel", "lo", ", world"))
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     next(stream)
     assert next(stream).content == "Hel"
     assert stream.text() == "Hello, world"
@@ -3250,9 +3276,10 @@ def test_chat_stream_text_reads_the_rest_and_returns_everything(
 
 def test_chat_stream_include_usage_is_requested_and_reported(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, content_stream("Hi"))
-    stream = make_client().chat_stream("hi", model="m", max_tokens=9)
+    stream = client.chat_stream("hi", model="m", max_tokens=9)
     chunks = list(stream)
     assert sent_json(rsps) == {
         "model": "m",
@@ -3268,9 +3295,11 @@ def test_chat_stream_include_usage_is_requested_and_reported(
     assert stream.response.usage == lp.Usage(5, 2, 7)
 
 
-def test_chat_stream_without_usage_sends_no_stream_options(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_without_usage_sends_no_stream_options(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_sse(rsps, content_stream("Hi", usage=False))
-    stream = make_client().chat_stream("hi", model="m", include_usage=False)
+    stream = client.chat_stream("hi", model="m", include_usage=False)
     assert stream.text() == "Hi"
     assert sent_json(rsps) == {
         "model": "m",
@@ -3280,9 +3309,11 @@ def test_chat_stream_without_usage_sends_no_stream_options(rsps: responses.Reque
     assert stream.response.usage is None
 
 
-def test_chat_stream_keeps_caller_stream_options(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_keeps_caller_stream_options(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_sse(rsps, content_stream("Hi"))
-    make_client().chat_stream(
+    client.chat_stream(
         "hi", model="m", extra_body={"stream_options": {"include_usage": False}}
     ).text()
     assert sent_json(rsps)["stream_options"] == {"include_usage": False}
@@ -3290,17 +3321,20 @@ def test_chat_stream_keeps_caller_stream_options(rsps: responses.RequestsMock) -
 
 def test_chat_stream_done_without_a_trailing_newline_is_complete(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, sse_stream(delta_chunk({"content": "Hi"}), done=False) + b"data: [DONE]")
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     assert stream.text() == "Hi"
     assert stream.response.finish_reason is None
 
 
-def test_chat_stream_json_schema_fills_parsed(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_json_schema_fills_parsed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_sse(rsps, content_stream('{"answer": ', "42}"))
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}}}
-    stream = make_client().chat_stream("q", model="m", json_schema=schema)
+    stream = client.chat_stream("q", model="m", json_schema=schema)
     assert stream.text() == '{"answer": 42}'
     assert stream.response.parsed == {"answer": 42}
     assert sent_json(rsps)["response_format"] == {
@@ -3311,9 +3345,10 @@ def test_chat_stream_json_schema_fills_parsed(rsps: responses.RequestsMock) -> N
 
 def test_chat_stream_json_schema_with_a_cut_answer_is_malformed(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, content_stream('{"answer": ', finish="length"))
-    stream = make_client().chat_stream("q", model="m", json_schema={"type": "object"})
+    stream = client.chat_stream("q", model="m", json_schema={"type": "object"})
     with pytest.raises(lp.MalformedResponseError, match="cut by max_tokens"):
         stream.text()
 
@@ -3412,9 +3447,11 @@ def test_chat_stream_split_think_with_tags_cut_across_chunks(
     assert reply == client.chat("q", model="m", split_think=True)
 
 
-def test_chat_stream_without_split_think_keeps_the_tags(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_without_split_think_keeps_the_tags(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_sse(rsps, content_stream(*THINK_PIECES))
-    stream = make_client().chat_stream("q", model="m")
+    stream = client.chat_stream("q", model="m")
     chunks = list(stream)
     assert [c.content for c in chunks[1:5]] == list(THINK_PIECES)
     assert stream.response.content == "<think>I am thinking</think>\n\nAnswer"
@@ -3462,13 +3499,15 @@ def test_chat_stream_split_think_edges_match_the_plain_answer(
 
 @pytest.mark.parametrize("event_line", [b"event: error\n", b""])
 def test_chat_stream_error_event_raises_the_mapped_error(
-    rsps: responses.RequestsMock, event_line: bytes
+    rsps: responses.RequestsMock,
+    event_line: bytes,
+    client: lp.LMStudioClient,
 ) -> None:
     error = {"error": {"message": CONTEXT_MESSAGE}, "message": CONTEXT_MESSAGE}
     body = sse_stream(delta_chunk({"content": "Hel"}), done=False)
     body += event_line + b"data: " + json.dumps(error).encode() + b"\n\n"
     mock_sse(rsps, body)
-    stream = make_client().chat_stream("long text", model="m")
+    stream = client.chat_stream("long text", model="m")
     received = []
     with pytest.raises(lp.ContextLengthExceededError) as info:
         for chunk in stream:
@@ -3480,20 +3519,23 @@ def test_chat_stream_error_event_raises_the_mapped_error(
     assert info.value.body == error
 
 
-def test_chat_stream_event_error_with_a_plain_message(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_event_error_with_a_plain_message(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_sse(rsps, b'event: error\ndata: {"message": "Model is unloaded."}\n\n')
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     with pytest.raises(lp.ModelLoadError, match="Model is unloaded"):
         next(stream)
 
 
 def test_chat_stream_unexpected_endpoint_raises_before_iterating(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     unexpected = {"error": "Unexpected endpoint or method. (POST /v1/v1/chat/completions)"}
     rsps.post(CHAT_URL, json=unexpected, status=200)
     with pytest.raises(lp.EndpointNotFoundError) as info:
-        make_client().chat_stream("hi", model="m")
+        client.chat_stream("hi", model="m")
     assert "Unexpected endpoint or method" in str(info.value)
     assert "base URL is probably wrong" in str(info.value)
 
@@ -3529,32 +3571,40 @@ def test_chat_stream_unexpected_endpoint_raises_before_iterating(
     ],
 )
 def test_chat_stream_http_error_raises_before_iterating(
-    rsps: responses.RequestsMock, status: int, body: Any, cls: type, words: str
+    rsps: responses.RequestsMock,
+    status: int,
+    body: Any,
+    cls: type,
+    words: str,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(CHAT_URL, json=body, status=status)
     with pytest.raises(cls) as info:
-        make_client().chat_stream("hi", model="m")
+        client.chat_stream("hi", model="m")
     assert type(info.value) is cls
     assert words in str(info.value)
     assert info.value.status_code == status
 
 
-def test_chat_stream_unknown_model_names_the_close_ids(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_unknown_model_names_the_close_ids(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_v0_models(rsps)
     error = {"error": {"message": 'Model "qwen2.5-7b" not found', "code": "model_not_found"}}
     rsps.post(CHAT_URL, json=error, status=404)
     with pytest.raises(lp.ModelNotFoundError) as info:
-        make_client().chat_stream("hi", model="qwen2.5-7b")
+        client.chat_stream("hi", model="qwen2.5-7b")
     assert 'Model "qwen2.5-7b" not found (HTTP 404)' in str(info.value)
     assert "did you mean 'qwen2.5-7b-instruct'" in str(info.value)
 
 
 def test_chat_stream_json_answer_to_a_stream_request_is_malformed(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(CHAT_URL, json=chat_body("whole"))
     with pytest.raises(lp.MalformedResponseError, match="expected an event stream") as info:
-        make_client().chat_stream("hi", model="m")
+        client.chat_stream("hi", model="m")
     assert str(info.value).startswith(
         "POST /v1/chat/completions: expected an event stream, got application/json: {"
     )
@@ -3571,12 +3621,13 @@ def test_chat_stream_refused_connection_raises_before_iterating() -> None:
 
 def test_chat_stream_without_done_or_finish_is_a_stream_error(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(
         rsps,
         sse_stream(delta_chunk({"content": "Hel"}), delta_chunk({"content": "lo"}), done=False),
     )
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     received = []
     with pytest.raises(lp.StreamError) as info:
         for chunk in stream:
@@ -3596,27 +3647,31 @@ def test_chat_stream_without_done_or_finish_is_a_stream_error(
 
 def test_chat_stream_text_raises_stream_error_for_a_cut_stream(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, sse_stream(delta_chunk({"content": "partial"}), done=False))
     with pytest.raises(lp.StreamError, match="incomplete") as info:
-        make_client().chat_stream("hi", model="m").text()
+        client.chat_stream("hi", model="m").text()
     assert info.value.partial == "partial"
 
 
 def test_chat_stream_finish_reason_without_done_is_complete(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     events = [delta_chunk({"content": "Hel"}), delta_chunk({"content": "lo"}, "length")]
     mock_sse(rsps, sse_stream(*events, done=False))
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     assert stream.text() == "Hello"
     assert stream.response.finish_reason == "length"
     assert stream.response.content == "Hello"
 
 
-def test_chat_stream_malformed_json_is_quoted(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_malformed_json_is_quoted(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_sse(rsps, sse_stream(delta_chunk({"content": "ok"}), "{not json"))
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     assert next(stream).content == "ok"
     with pytest.raises(lp.MalformedResponseError) as info:
         next(stream)
@@ -3625,10 +3680,11 @@ def test_chat_stream_malformed_json_is_quoted(rsps: responses.RequestsMock) -> N
 
 def test_chat_stream_huge_malformed_line_gives_a_short_message(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, sse_stream('{"choices": "' + "x" * 200_000))
     with pytest.raises(lp.MalformedResponseError, match="not JSON") as info:
-        make_client().chat_stream("hi", model="m").text()
+        client.chat_stream("hi", model="m").text()
     message = str(info.value)
     assert '{"choices": "xxx' in message
     assert len(message) <= 250
@@ -3636,10 +3692,11 @@ def test_chat_stream_huge_malformed_line_gives_a_short_message(
 
 def test_chat_stream_json_that_is_not_an_object_is_malformed(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, sse_stream("[1, 2]"))
     with pytest.raises(lp.MalformedResponseError, match=r"not a JSON object: \[1, 2\]"):
-        make_client().chat_stream("hi", model="m").text()
+        client.chat_stream("hi", model="m").text()
 
 
 @pytest.mark.parametrize("cut", [cut_mid_chunk, cut_between_chunks, cut_with_reset])
@@ -3863,20 +3920,24 @@ def test_complete_stream_text_usage_and_aggregate(rsps: responses.RequestsMock) 
     assert done == client.complete("Long ago", model="m", max_tokens=2)
 
 
-def test_complete_stream_cut_short_is_a_stream_error(rsps: responses.RequestsMock) -> None:
+def test_complete_stream_cut_short_is_a_stream_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_sse(rsps, sse_stream(completion_chunk("Once"), done=False), COMPLETIONS_URL)
     with pytest.raises(lp.StreamError) as info:
-        make_client().complete_stream("x", model="m").text()
+        client.complete_stream("x", model="m").text()
     assert info.value.partial == "Once"
     assert str(info.value).startswith("completion stream: ")
     assert "incomplete" in str(info.value)
 
 
-def test_complete_stream_long_answer_is_assembled_exactly(rsps: responses.RequestsMock) -> None:
+def test_complete_stream_long_answer_is_assembled_exactly(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     pieces = [str(i) for i in range(2100)]
     body = sse_stream(*(completion_chunk(p) for p in pieces), completion_chunk("", "stop"))
     mock_sse(rsps, body, COMPLETIONS_URL)
-    assert make_client().complete_stream("count", model="m").text() == "".join(pieces)
+    assert client.complete_stream("count", model="m").text() == "".join(pieces)
 
 
 def test_stream_cut_inside_a_line_of_a_close_delimited_body_is_a_stream_error() -> None:
@@ -3903,19 +3964,22 @@ def test_stream_cut_inside_a_line_of_a_close_delimited_body_is_a_stream_error() 
     assert info.value.partial == "Hello "
 
 
-def test_deep_json_stream_event_is_malformed(rsps: responses.RequestsMock) -> None:
+def test_deep_json_stream_event_is_malformed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_sse(rsps, sse_event(deep_json()) + sse_stream(delta_chunk({}, "stop")))
     with pytest.raises(
         lp.MalformedResponseError, match=r"a data line is not JSON \(nested too deeply\)"
     ):
-        list(make_client().chat_stream("hi", model="m"))
+        list(client.chat_stream("hi", model="m"))
 
 
 def test_dropping_a_stream_closes_its_connection_without_the_garbage_collector(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, content_stream("a", "b", "c"))
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     assert next(stream).content == ""
     raw = stream._response.raw
     gc.disable()
@@ -3926,10 +3990,12 @@ def test_dropping_a_stream_closes_its_connection_without_the_garbage_collector(
         gc.enable()
 
 
-def test_stream_choice_without_delta_still_finishes(rsps: responses.RequestsMock) -> None:
+def test_stream_choice_without_delta_still_finishes(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     finish = {"choices": [{"index": 0, "finish_reason": "stop"}]}
     mock_sse(rsps, sse_stream(delta_chunk({"content": "Hi"}), finish, done=False))
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     chunks = list(stream)
     assert [c.content for c in chunks] == ["Hi", ""]
     assert stream.response.finish_reason == "stop" and stream.response.content == "Hi"
@@ -3983,9 +4049,10 @@ def test_invalid_utf8_in_events_is_replaced_not_raised() -> None:
 
 def test_split_think_without_a_think_block_streams_chunk_by_chunk(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, content_stream("Hello", " there", "!"))
-    stream = make_client().chat_stream("hi", model="m", split_think=True)
+    stream = client.chat_stream("hi", model="m", split_think=True)
     contents = [c.content for c in stream]
     assert contents[1:4] == ["Hello", " there", "!"]  # each as it came, not held to the end
     assert stream.response.content == "Hello there!" and stream.response.reasoning == ""
@@ -4021,10 +4088,12 @@ def test_sse_one_long_line_in_many_chunks() -> None:
     assert event == "message" and len(data) == 1_000_000
 
 
-def test_empty_finish_reason_is_no_finish_reason(rsps: responses.RequestsMock) -> None:
+def test_empty_finish_reason_is_no_finish_reason(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     events = [delta_chunk({"content": "Hel"}, ""), delta_chunk({"content": "lo"}, "")]
     mock_sse(rsps, sse_stream(*events, done=False))
-    stream = make_client().chat_stream("hi", model="m")
+    stream = client.chat_stream("hi", model="m")
     with pytest.raises(lp.StreamError) as info:
         for chunk in stream:
             assert chunk.finish_reason is None
@@ -4159,7 +4228,9 @@ def test_chat_passes_tools_extra_params_and_extra_body(rsps: responses.RequestsM
     )
 
 
-def test_auth_header_only_when_a_key_is_set(rsps: responses.RequestsMock) -> None:
+def test_auth_header_only_when_a_key_is_set(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         CHAT_URL,
         json=chat_body(),
@@ -4168,7 +4239,7 @@ def test_auth_header_only_when_a_key_is_set(rsps: responses.RequestsMock) -> Non
     make_client(api_key=SECRET).chat("hi", model="m")
     rsps.reset()
     rsps.post(CHAT_URL, json=chat_body())
-    make_client().chat("hi", model="m")
+    client.chat("hi", model="m")
     assert "Authorization" not in rsps.calls[0].request.headers
     assert rsps.calls[0].request.headers["User-Agent"].startswith("lmstudio-provider/")
 
@@ -4250,22 +4321,26 @@ def test_model_choice_order(rsps: responses.RequestsMock) -> None:
     assert sent_model() == "explicit"
 
 
-def test_no_loaded_model_raises_no_model_loaded(rsps: responses.RequestsMock) -> None:
+def test_no_loaded_model_raises_no_model_loaded(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     models = {"data": [dict(m, state="not-loaded") for m in V0_MODELS["data"]]}
     rsps.get(f"{BASE}/api/v1/models", json=UNEXPECTED)
     rsps.get(f"{BASE}/api/v0/models", json=models)
     with pytest.raises(lp.NoModelLoadedError, match="no language model is loaded") as info:
-        make_client().chat("hi")
+        client.chat("hi")
     assert "qwen2.5-7b-instruct" in str(info.value)  # the downloaded ones are named
     assert not any(call.request.method == "POST" for call in rsps.calls)
 
 
-def test_openai_only_server_uses_the_first_listed_model(rsps: responses.RequestsMock) -> None:
+def test_openai_only_server_uses_the_first_listed_model(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.get(f"{BASE}/api/v1/models", status=404, json={"error": "nope"})
     rsps.get(f"{BASE}/api/v0/models", status=404, json={"error": "nope"})
     rsps.get(f"{BASE}/v1/models", json={"data": [{"id": "only-one"}]})
     rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
-    make_client().embed("x")
+    client.embed("x")
     assert json.loads(rsps.calls[-1].request.body)["model"] == "only-one"
 
 
@@ -4302,7 +4377,9 @@ def test_bad_arguments_raise_value_error_before_any_request(
     assert len(rsps.calls) == 0
 
 
-def test_max_tokens_minus_one_means_no_limit(rsps: responses.RequestsMock) -> None:
+def test_max_tokens_minus_one_means_no_limit(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         CHAT_URL,
         json=chat_body(),
@@ -4312,7 +4389,7 @@ def test_max_tokens_minus_one_means_no_limit(rsps: responses.RequestsMock) -> No
             )
         ],
     )
-    make_client().chat("hi", model="m", max_tokens=-1)
+    client.chat("hi", model="m", max_tokens=-1)
 
 
 def test_no_server_is_server_unreachable_with_advice() -> None:
@@ -4410,10 +4487,12 @@ def test_model_list_route_is_remembered_for_refresh(
     assert paths(rsps) == [*first_paths, first_paths[-1]]  # only the route that answered
 
 
-def test_chat_without_model_picks_the_loaded_v1_llm(rsps: responses.RequestsMock) -> None:
+def test_chat_without_model_picks_the_loaded_v1_llm(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
     rsps.post(CHAT_URL, json=chat_body("hi"))
-    make_client().chat("hello")
+    client.chat("hello")
     assert sent(rsps, 1)["model"] == "qwen/qwen3-8b"
 
 
@@ -4435,15 +4514,19 @@ def test_model_capabilities_from_the_warm_cache(rsps: responses.RequestsMock) ->
 @pytest.mark.parametrize(
     "near", ["Qwen/Qwen3-8B", "qwen3-8b", "other-publisher/qwen3-8b", "qwen/qwen3-8b@q4_k_m"]
 )
-def test_model_capabilities_resolves_near_ids(rsps: responses.RequestsMock, near: str) -> None:
+def test_model_capabilities_resolves_near_ids(
+    rsps: responses.RequestsMock, near: str, client: lp.LMStudioClient
+) -> None:
     rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    capabilities = make_client().model_capabilities(near)
+    capabilities = client.model_capabilities(near)
     assert capabilities is not None
     assert capabilities.context_length == 8192 and capabilities.tool_use
     assert len(rsps.calls) == 1
 
 
-def test_model_capabilities_vlm_type_means_vision(rsps: responses.RequestsMock) -> None:
+def test_model_capabilities_vlm_type_means_vision(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.get(V1_MODELS_URL, json=UNEXPECTED)
     rsps.get(
         f"{BASE}/api/v0/models",
@@ -4458,30 +4541,36 @@ def test_model_capabilities_vlm_type_means_vision(rsps: responses.RequestsMock) 
             ]
         },
     )
-    assert make_client().model_capabilities("qwen2-vl-2b-instruct") == lp.ModelCapabilities(
+    assert client.model_capabilities("qwen2-vl-2b-instruct") == lp.ModelCapabilities(
         type="vlm", context_length=32768, vision=True, tool_use=False, reasoning=False
     )
 
 
-def test_load_model_accepts_the_smallest_context(rsps: responses.RequestsMock) -> None:
+def test_load_model_accepts_the_smallest_context(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     one = matchers.json_params_matcher({"model": "m", "context_length": 1})
     rsps.post(LOAD_URL, json=LOAD_ANSWER, match=[one])
-    assert make_client().load_model("m", context_length=1).instance_id == "qwen/qwen3-8b"
+    assert client.load_model("m", context_length=1).instance_id == "qwen/qwen3-8b"
 
 
-def test_load_model_sends_only_the_given_fields(rsps: responses.RequestsMock) -> None:
+def test_load_model_sends_only_the_given_fields(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         LOAD_URL,
         json=LOAD_ANSWER,
         match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "context_length": 4096})],
     )
-    loaded = make_client().load_model("qwen/qwen3-8b", context_length=4096)
+    loaded = client.load_model("qwen/qwen3-8b", context_length=4096)
     assert loaded == lp.LoadedModel("qwen/qwen3-8b", 3.21)
     assert loaded.raw == LOAD_ANSWER
     assert len(rsps.calls) == 1
 
 
-def test_load_model_with_every_option(rsps: responses.RequestsMock) -> None:
+def test_load_model_with_every_option(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         LOAD_URL,
         json={"instance_id": "qwen/qwen3-8b:2"},
@@ -4496,28 +4585,30 @@ def test_load_model_with_every_option(rsps: responses.RequestsMock) -> None:
             )
         ],
     )
-    loaded = make_client().load_model(
-        "qwen/qwen3-8b", context_length=16384, flash_attention=True, ttl=600
-    )
+    loaded = client.load_model("qwen/qwen3-8b", context_length=16384, flash_attention=True, ttl=600)
     assert loaded.instance_id == "qwen/qwen3-8b:2"
     assert loaded.load_time_seconds is None
 
 
-def test_load_model_accepts_the_draft_docs_field_name(rsps: responses.RequestsMock) -> None:
+def test_load_model_accepts_the_draft_docs_field_name(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     """One version of LM Studio's load docs answers model_instance_id, another instance_id."""
     answer = {"model_instance_id": "openai/gpt-oss-20b", "load_time_seconds": 9.099}
     rsps.post(LOAD_URL, json=answer)
-    loaded = make_client().load_model("openai/gpt-oss-20b")
+    loaded = client.load_model("openai/gpt-oss-20b")
     assert (loaded.instance_id, loaded.load_time_seconds) == ("openai/gpt-oss-20b", 9.099)
 
 
-def test_unload_model_sends_the_instance_id(rsps: responses.RequestsMock) -> None:
+def test_unload_model_sends_the_instance_id(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         UNLOAD_URL,
         json={"instance_id": "qwen/qwen3-8b"},
         match=[matchers.json_params_matcher({"instance_id": "qwen/qwen3-8b"})],
     )
-    assert make_client().unload_model("qwen/qwen3-8b") is None
+    assert client.unload_model("qwen/qwen3-8b") is None
     assert len(rsps.calls) == 1
 
 
@@ -4539,11 +4630,14 @@ def test_load_and_unload_clear_the_model_cache(rsps: responses.RequestsMock) -> 
 
 @pytest.mark.parametrize(("body", "status"), OLD_SERVER_ANSWERS)
 def test_load_on_an_old_server_needs_0_4(
-    rsps: responses.RequestsMock, body: dict[str, Any], status: int
+    rsps: responses.RequestsMock,
+    body: dict[str, Any],
+    status: int,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(LOAD_URL, json=body, status=status)
     with pytest.raises(lp.EndpointNotFoundError) as info:
-        make_client().load_model("qwen/qwen3-8b")
+        client.load_model("qwen/qwen3-8b")
     message = str(info.value)
     assert "loading models over HTTP needs LM Studio 0.4 or newer" in message
     assert f"{BASE} does not serve /api/v1/models/load" in message
@@ -4553,11 +4647,14 @@ def test_load_on_an_old_server_needs_0_4(
 
 @pytest.mark.parametrize(("body", "status"), OLD_SERVER_ANSWERS)
 def test_unload_on_an_old_server_needs_0_4(
-    rsps: responses.RequestsMock, body: dict[str, Any], status: int
+    rsps: responses.RequestsMock,
+    body: dict[str, Any],
+    status: int,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(UNLOAD_URL, json=body, status=status)
     with pytest.raises(lp.EndpointNotFoundError) as info:
-        make_client().unload_model("qwen/qwen3-8b")
+        client.unload_model("qwen/qwen3-8b")
     assert "unloading models over HTTP needs LM Studio 0.4 or newer" in str(info.value)
     assert "/api/v1/models/unload" in str(info.value)
     assert len(rsps.calls) == 1
@@ -4565,28 +4662,33 @@ def test_unload_on_an_old_server_needs_0_4(
 
 def test_load_on_an_old_server_does_not_blame_the_base_url(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     # The URL is right (the server answered); only its version is too old.
     rsps.post(LOAD_URL, json={"error": "Unexpected endpoint or method. (POST /api/v1/models/load)"})
     with pytest.raises(lp.EndpointNotFoundError) as info:
-        make_client().load_model("qwen/qwen3-8b")
+        client.load_model("qwen/qwen3-8b")
     assert "LM Studio 0.4 or newer" in str(info.value)
     assert "base URL is probably wrong" not in str(info.value)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 4096.0, "4096", True])
 def test_load_with_a_bad_context_length_sends_nothing(
-    rsps: responses.RequestsMock, bad: Any
+    rsps: responses.RequestsMock,
+    bad: Any,
+    client: lp.LMStudioClient,
 ) -> None:
     with pytest.raises(ValueError, match="context_length must be a positive integer"):
-        make_client().load_model("qwen/qwen3-8b", context_length=bad)
+        client.load_model("qwen/qwen3-8b", context_length=bad)
     assert len(rsps.calls) == 0
 
 
 @pytest.mark.parametrize("model", ["", "  ", None])
-def test_load_with_no_model_name_sends_nothing(rsps: responses.RequestsMock, model: Any) -> None:
+def test_load_with_no_model_name_sends_nothing(
+    rsps: responses.RequestsMock, model: Any, client: lp.LMStudioClient
+) -> None:
     with pytest.raises(ValueError, match="model must be a non-empty string"):
-        make_client().load_model(model)
+        client.load_model(model)
     assert len(rsps.calls) == 0
 
 
@@ -4594,18 +4696,22 @@ def test_load_with_no_model_name_sends_nothing(rsps: responses.RequestsMock, mod
     "answer", [{"status": "loaded"}, {"instance_id": 7}, [LOAD_ANSWER], {"instance_id": None}]
 )
 def test_load_answer_without_instance_id_is_malformed(
-    rsps: responses.RequestsMock, answer: Any
+    rsps: responses.RequestsMock,
+    answer: Any,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(LOAD_URL, json=answer)
     with pytest.raises(lp.MalformedResponseError, match="model load: no instance_id"):
-        make_client().load_model("qwen/qwen3-8b")
+        client.load_model("qwen/qwen3-8b")
 
 
-def test_load_unknown_model_names_the_closest_ids(rsps: responses.RequestsMock) -> None:
+def test_load_unknown_model_names_the_closest_ids(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(LOAD_URL, json=lms_model_not_found("qwen/qwen3-8"), status=404)
     rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
     with pytest.raises(lp.ModelNotFoundError) as info:
-        make_client().load_model("qwen/qwen3-8")
+        client.load_model("qwen/qwen3-8")
     assert "did you mean 'qwen/qwen3-8b'" in str(info.value)
     assert not isinstance(info.value, lp.EndpointNotFoundError)
 
@@ -4668,43 +4774,54 @@ def test_resolve_model_rules(
     ],
 )
 def test_resolve_model_ambiguity_lists_every_candidate(
-    rsps: responses.RequestsMock, ids: list[str], name: str
+    rsps: responses.RequestsMock,
+    ids: list[str],
+    name: str,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.get(V1_MODELS_URL, json=v1_models_with(*ids))
     with pytest.raises(lp.ModelNotFoundError) as info:
-        make_client().resolve_model(name)
+        client.resolve_model(name)
     message = str(info.value)
     assert "ambiguous" in message
     assert all(i in message for i in ids)
     assert info.value.code == "model_not_found"
 
 
-def test_resolve_model_without_a_match_suggests_close_ids(rsps: responses.RequestsMock) -> None:
+def test_resolve_model_without_a_match_suggests_close_ids(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.get(V1_MODELS_URL, json=v1_models_with("qwen2.5-7b-instruct", "llama-3.2-1b-instruct"))
     with pytest.raises(lp.ModelNotFoundError) as info:
-        make_client().resolve_model("qwen2.5-7b-instrct")
+        client.resolve_model("qwen2.5-7b-instrct")
     message = str(info.value)
     assert "'qwen2.5-7b-instrct' is not on the server" in message
     assert "did you mean 'qwen2.5-7b-instruct'" in message
     assert "ambiguous" not in message
 
 
-def test_resolve_model_with_an_empty_name_is_a_value_error(rsps: responses.RequestsMock) -> None:
+def test_resolve_model_with_an_empty_name_is_a_value_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     with pytest.raises(ValueError, match="model must be a non-empty string"):
-        make_client().resolve_model("")
+        client.resolve_model("")
     assert len(rsps.calls) == 0
 
 
 @pytest.mark.parametrize("kind", list(GENERATION_CALLS))
 @pytest.mark.parametrize(("body", "status"), MISSING_MODEL_ANSWERS)
 def test_server_model_not_found_names_the_closest_ids(
-    rsps: responses.RequestsMock, kind: str, body: dict[str, Any], status: int
+    rsps: responses.RequestsMock,
+    kind: str,
+    body: dict[str, Any],
+    status: int,
+    client: lp.LMStudioClient,
 ) -> None:
     path, call = GENERATION_CALLS[kind]
     rsps.post(f"{BASE}{path}", json=body, status=status)
     mock_v0_models(rsps)
     with pytest.raises(lp.ModelNotFoundError) as info:
-        call(make_client(), WRONG)
+        call(client, WRONG)
     message = str(info.value)
     assert WRONG in message
     assert "did you mean 'qwen2.5-7b-instruct'" in message
@@ -4715,11 +4832,12 @@ def test_server_model_not_found_names_the_closest_ids(
 
 def test_server_model_not_found_without_a_model_list_keeps_the_server_message(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(CHAT_URL, json=lms_model_not_found(WRONG), status=400)
     rsps.get(V1_MODELS_URL, json={"error": "token required"}, status=401)
     with pytest.raises(lp.ModelNotFoundError, match="Invalid model identifier") as info:
-        make_client().chat("hi", model=WRONG)
+        client.chat("hi", model=WRONG)
     assert "did you mean" not in str(info.value)
 
 
@@ -4746,7 +4864,9 @@ def test_explicit_model_makes_no_model_list_request(rsps: responses.RequestsMock
     ]
 
 
-def test_chat_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
+def test_chat_stats_uses_the_v0_route(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         f"{BASE}/api/v0/chat/completions",
         json=chat_body("4", stats=STATS, model_info=MODEL_INFO, runtime={"name": "llama.cpp"}),
@@ -4756,7 +4876,7 @@ def test_chat_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
             )
         ],
     )
-    reply = make_client().chat("2+2?", model="m", stats=True)
+    reply = client.chat("2+2?", model="m", stats=True)
     assert reply.content == "4"
     assert reply.stats == lp.Stats(51.2, 0.12, 0.04, "eosFound")
     assert reply.model_info == MODEL_INFO
@@ -4764,14 +4884,18 @@ def test_chat_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
     assert paths(rsps) == ["/api/v0/chat/completions"]
 
 
-def test_chat_without_stats_uses_the_openai_route(rsps: responses.RequestsMock) -> None:
+def test_chat_without_stats_uses_the_openai_route(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, json=chat_body("4"))
-    reply = make_client().chat("2+2?", model="m")
+    reply = client.chat("2+2?", model="m")
     assert reply.stats is None and reply.model_info is None
     assert paths(rsps) == ["/v1/chat/completions"]
 
 
-def test_complete_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
+def test_complete_stats_uses_the_v0_route(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         f"{BASE}/api/v0/completions",
         json={
@@ -4781,7 +4905,7 @@ def test_complete_stats_uses_the_v0_route(rsps: responses.RequestsMock) -> None:
         },
         match=[matchers.json_params_matcher({"model": "m", "prompt": "hello", "max_tokens": 4})],
     )
-    done = make_client().complete("hello", model="m", max_tokens=4, stats=True)
+    done = client.complete("hello", model="m", max_tokens=4, stats=True)
     assert done.text == " world"
     assert done.stats == lp.Stats(80.0, 0.12, 0.04, "eosFound")
     assert done.model_info == MODEL_INFO
@@ -4805,10 +4929,11 @@ def test_stats_without_v0_needs_0_3_6(
     call: Callable[[lp.LMStudioClient], Any],
     body: dict[str, Any],
     status: int,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(f"{BASE}{path}", json=body, status=status)
     with pytest.raises(lp.EndpointNotFoundError) as info:
-        call(make_client())
+        call(client)
     assert "stats=True needs LM Studio 0.3.6 or newer" in str(info.value)
     assert path in str(info.value)
     assert len(rsps.calls) == 1
@@ -4853,7 +4978,9 @@ def test_stream_responses_have_the_elapsed_time(rsps: responses.RequestsMock) ->
     assert stream.response.elapsed == 1.0
 
 
-def test_json_schema_is_sent_and_the_answer_parsed(rsps: responses.RequestsMock) -> None:
+def test_json_schema_is_sent_and_the_answer_parsed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         CHAT_URL,
         json=chat_body('{"name": "Ada", "age": 36}'),
@@ -4867,7 +4994,7 @@ def test_json_schema_is_sent_and_the_answer_parsed(rsps: responses.RequestsMock)
             )
         ],
     )
-    reply = make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA, schema_name="person")
+    reply = client.chat("Who?", model="m", json_schema=PERSON_SCHEMA, schema_name="person")
     assert reply.parsed == {"name": "Ada", "age": 36}
     assert reply.content == '{"name": "Ada", "age": 36}'
 
@@ -4877,10 +5004,13 @@ def test_json_schema_is_sent_and_the_answer_parsed(rsps: responses.RequestsMock)
     [(PERSON_SCHEMA, "response"), ({**PERSON_SCHEMA, "title": "Person"}, "Person")],
 )
 def test_json_schema_default_name(
-    rsps: responses.RequestsMock, schema: dict[str, Any], name: str
+    rsps: responses.RequestsMock,
+    schema: dict[str, Any],
+    name: str,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
-    make_client().chat("Who?", model="m", json_schema=schema)
+    client.chat("Who?", model="m", json_schema=schema)
     assert sent(rsps, 0)["response_format"] == _json_schema_format(name, schema)
 
 
@@ -4892,28 +5022,34 @@ def test_json_schema_default_name(
         '  \n{"name": "Ada", "age": 36}\n',
     ],
 )
-def test_json_in_a_fence_is_parsed(rsps: responses.RequestsMock, content: str) -> None:
+def test_json_in_a_fence_is_parsed(
+    rsps: responses.RequestsMock, content: str, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, json=chat_body(content))
-    reply = make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
+    reply = client.chat("Who?", model="m", json_schema=PERSON_SCHEMA)
     assert reply.parsed == {"name": "Ada", "age": 36}
     assert reply.content == content
 
 
-def test_invalid_json_answer_is_malformed_and_quoted(rsps: responses.RequestsMock) -> None:
+def test_invalid_json_answer_is_malformed_and_quoted(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, json=chat_body("Sure! Ada is 36."))
     with pytest.raises(lp.MalformedResponseError) as info:
-        make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA)
+        client.chat("Who?", model="m", json_schema=PERSON_SCHEMA)
     assert "not the JSON asked for" in str(info.value)
     assert "Sure! Ada is 36." in str(info.value)
     assert "max_tokens" not in str(info.value)
 
 
-def test_json_cut_by_max_tokens_says_so(rsps: responses.RequestsMock) -> None:
+def test_json_cut_by_max_tokens_says_so(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     body = chat_body('{"name": "Ad')
     body["choices"][0]["finish_reason"] = "length"
     rsps.post(CHAT_URL, json=body)
     with pytest.raises(lp.MalformedResponseError) as info:
-        make_client().chat("Who?", model="m", json_schema=PERSON_SCHEMA, max_tokens=5)
+        client.chat("Who?", model="m", json_schema=PERSON_SCHEMA, max_tokens=5)
     assert "cut by max_tokens" in str(info.value)
     assert '{"name": "Ad' in str(info.value)
 
@@ -4927,7 +5063,9 @@ def test_parse_json_content_unit() -> None:
         lp._parse_json_content("[1, 2", "length", lp._NO_SECRETS)
 
 
-def test_json_object_is_translated_to_a_schema(rsps: responses.RequestsMock) -> None:
+def test_json_object_is_translated_to_a_schema(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(
         CHAT_URL,
         json=chat_body('{"ok": true}'),
@@ -4941,21 +5079,25 @@ def test_json_object_is_translated_to_a_schema(rsps: responses.RequestsMock) -> 
             )
         ],
     )
-    reply = make_client().chat("JSON please", model="m", response_format={"type": "json_object"})
+    reply = client.chat("JSON please", model="m", response_format={"type": "json_object"})
     assert reply.parsed == {"ok": True}
 
 
-def test_response_format_json_schema_given_as_is_is_parsed(rsps: responses.RequestsMock) -> None:
+def test_response_format_json_schema_given_as_is_is_parsed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     given = _json_schema_format("person", PERSON_SCHEMA)
     rsps.post(CHAT_URL, json=chat_body('{"name": "Ada", "age": 36}'))
-    reply = make_client().chat("Who?", model="m", response_format=given)
+    reply = client.chat("Who?", model="m", response_format=given)
     assert sent(rsps, 0)["response_format"] == given
     assert reply.parsed == {"name": "Ada", "age": 36}
 
 
-def test_response_format_text_is_not_parsed(rsps: responses.RequestsMock) -> None:
+def test_response_format_text_is_not_parsed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, json=chat_body("plain words"))
-    reply = make_client().chat("Hi", model="m", response_format={"type": "text"})
+    reply = client.chat("Hi", model="m", response_format={"type": "text"})
     assert sent(rsps, 0)["response_format"] == {"type": "text"}
     assert reply.parsed is None
 
@@ -4969,19 +5111,21 @@ def test_response_format_unit() -> None:
 
 @pytest.mark.parametrize("call", ["chat", "chat_stream"])
 def test_json_schema_and_response_format_together_is_a_value_error(
-    rsps: responses.RequestsMock, call: str
+    rsps: responses.RequestsMock,
+    call: str,
+    client: lp.LMStudioClient,
 ) -> None:
-    method = getattr(make_client(), call)
+    method = getattr(client, call)
     with pytest.raises(ValueError, match="json_schema or response_format, not both"):
         method("Who?", model="m", json_schema=PERSON_SCHEMA, response_format={"type": "text"})
     assert len(rsps.calls) == 0
 
 
-def test_run_tools_single_call(rsps: responses.RequestsMock) -> None:
+def test_run_tools_single_call(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
     call = tool_call("123", "get_weather", '{"city": "Paris"}')
     rsps.post(CHAT_URL, json=tool_answer(call))
     rsps.post(CHAT_URL, json=chat_body("It is 21 degrees in Paris."))
-    reply = make_client().run_tools(
+    reply = client.run_tools(
         "Weather in Paris?", {"get_weather": get_weather}, model="m", temperature=0
     )
     assert reply.content == "It is 21 degrees in Paris."
@@ -5002,7 +5146,9 @@ def test_run_tools_single_call(rsps: responses.RequestsMock) -> None:
     ]
 
 
-def test_run_tools_parallel_calls_run_in_order(rsps: responses.RequestsMock) -> None:
+def test_run_tools_parallel_calls_run_in_order(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     order: list[str] = []
 
     def add(a: int, b: int) -> int:
@@ -5022,7 +5168,7 @@ def test_run_tools_parallel_calls_run_in_order(rsps: responses.RequestsMock) -> 
     ]
     rsps.post(CHAT_URL, json=tool_answer(*calls))
     rsps.post(CHAT_URL, json=chat_body("done"))
-    reply = make_client().run_tools("go", {"add": add, "shout": shout}, model="m")
+    reply = client.run_tools("go", {"add": add, "shout": shout}, model="m")
     assert reply.content == "done"
     assert order == ["shout hi", "add 2 3", "shout bye"]
     messages = sent(rsps, 1)["messages"]
@@ -5034,7 +5180,9 @@ def test_run_tools_parallel_calls_run_in_order(rsps: responses.RequestsMock) -> 
     ]
 
 
-def test_run_tools_failures_go_back_to_the_model(rsps: responses.RequestsMock) -> None:
+def test_run_tools_failures_go_back_to_the_model(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     def divide(a: int, b: int) -> float:
         """Divide a by b."""
         return a / b
@@ -5048,7 +5196,7 @@ def test_run_tools_failures_go_back_to_the_model(rsps: responses.RequestsMock) -
     ]
     rsps.post(CHAT_URL, json=tool_answer(*calls))
     rsps.post(CHAT_URL, json=chat_body("sorry"))
-    reply = make_client().run_tools("go", {"divide": divide}, model="m")
+    reply = client.run_tools("go", {"divide": divide}, model="m")
     assert reply.content == "sorry"
     results = [m["content"] for m in sent(rsps, 1)["messages"][2:]]
     assert len(results) == 5
@@ -5060,10 +5208,12 @@ def test_run_tools_failures_go_back_to_the_model(rsps: responses.RequestsMock) -
     assert "divide raised TypeError" in results[4]
 
 
-def test_run_tools_gives_ids_to_calls_without_one(rsps: responses.RequestsMock) -> None:
+def test_run_tools_gives_ids_to_calls_without_one(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, json=tool_answer({"function": {"name": "get_weather"}}))
     rsps.post(CHAT_URL, json=chat_body("ok"))
-    make_client().run_tools("go", {"get_weather": get_weather}, model="m")
+    client.run_tools("go", {"get_weather": get_weather}, model="m")
     assistant, tool = sent(rsps, 1)["messages"][1:]
     call_id = assistant["tool_calls"][0]["id"]
     assert isinstance(call_id, str) and call_id
@@ -5071,10 +5221,12 @@ def test_run_tools_gives_ids_to_calls_without_one(rsps: responses.RequestsMock) 
     assert tool["content"].startswith("error: get_weather raised TypeError")
 
 
-def test_run_tools_max_rounds_is_a_tool_loop_error(rsps: responses.RequestsMock) -> None:
+def test_run_tools_max_rounds_is_a_tool_loop_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
     with pytest.raises(lp.ToolLoopError, match="max_rounds=2") as info:
-        make_client().run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=2)
+        client.run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=2)
     assert len(rsps.calls) == 2
     messages = info.value.messages
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool"]
@@ -5092,10 +5244,14 @@ def test_run_tools_max_rounds_is_a_tool_loop_error(rsps: responses.RequestsMock)
     ],
 )
 def test_run_tools_bad_arguments_send_nothing(
-    rsps: responses.RequestsMock, tools: Any, max_rounds: Any, words: str
+    rsps: responses.RequestsMock,
+    tools: Any,
+    max_rounds: Any,
+    words: str,
+    client: lp.LMStudioClient,
 ) -> None:
     with pytest.raises(ValueError, match=words.replace("[", r"\[")):
-        make_client().run_tools("go", tools, model="m", max_rounds=max_rounds)
+        client.run_tools("go", tools, model="m", max_rounds=max_rounds)
     assert len(rsps.calls) == 0
 
 
@@ -5147,7 +5303,9 @@ def test_tool_schema_unsupported_parameter_is_named(
     assert "(function, schema)" in str(info.value)
 
 
-def test_run_tools_explicit_schemas_in_three_shapes(rsps: responses.RequestsMock) -> None:
+def test_run_tools_explicit_schemas_in_three_shapes(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     ran: list[str] = []
     params = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 
@@ -5166,7 +5324,7 @@ def test_run_tools_explicit_schemas_in_three_shapes(rsps: responses.RequestsMock
     calls = [tool_call(str(i), name, f'{{"n": {i}}}') for i, name in enumerate("abc")]
     rsps.post(CHAT_URL, json=tool_answer(*calls))
     rsps.post(CHAT_URL, json=chat_body("ok"))
-    make_client().run_tools("go", tools, model="m")
+    client.run_tools("go", tools, model="m")
     assert sent(rsps, 0)["tools"] == [
         {"type": "function", "function": {"name": "a", "parameters": params}},
         {
@@ -5213,6 +5371,7 @@ def test_openai_habits_get_clear_value_errors(rsps: responses.RequestsMock) -> N
 
 def test_unload_of_an_unknown_instance_does_not_suggest_model_keys(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(
         f"{BASE}/api/v1/models/unload",
@@ -5220,24 +5379,28 @@ def test_unload_of_an_unknown_instance_does_not_suggest_model_keys(
         json={"error": {"message": "Model instance not found", "code": "model_not_found"}},
     )
     with pytest.raises(lp.ModelNotFoundError) as info:
-        make_client().unload_model("ghost")
+        client.unload_model("ghost")
     assert "did you mean" not in str(info.value)
     assert len(rsps.calls) == 1  # no model list fetched to explain it
 
 
-def test_deep_json_structured_output_is_malformed(rsps: responses.RequestsMock) -> None:
+def test_deep_json_structured_output_is_malformed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, json=chat_body(deep_json()))
     with pytest.raises(
         lp.MalformedResponseError, match=r"not the JSON asked for \(nested too deeply\)"
     ):
-        make_client().chat("hi", model="m", json_schema={"type": "object"})
+        client.chat("hi", model="m", json_schema={"type": "object"})
 
 
-def test_deep_json_tool_arguments_go_back_to_the_model(rsps: responses.RequestsMock) -> None:
+def test_deep_json_tool_arguments_go_back_to_the_model(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": deep_json()}}
     rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
     rsps.post(CHAT_URL, json=chat_body("done"))
-    reply = make_client().run_tools("hi", {"f": lambda: "never"}, model="m")
+    reply = client.run_tools("hi", {"f": lambda: "never"}, model="m")
     assert reply.content == "done"
     tool_message = sent_json(rsps)["messages"][-1]
     assert tool_message["role"] == "tool"
@@ -5246,20 +5409,24 @@ def test_deep_json_tool_arguments_go_back_to_the_model(rsps: responses.RequestsM
 
 @pytest.mark.parametrize("name", [["f"], {"f": 1}, None, 5])
 def test_tool_call_names_of_any_type_are_unknown_tools(
-    rsps: responses.RequestsMock, name: Any
+    rsps: responses.RequestsMock,
+    name: Any,
+    client: lp.LMStudioClient,
 ) -> None:
     call = {"id": "1", "type": "function", "function": {"name": name, "arguments": "{}"}}
     rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
     rsps.post(CHAT_URL, json=chat_body("done"))
-    assert make_client().run_tools("hi", {"f": lambda: "x"}, model="m").content == "done"
+    assert client.run_tools("hi", {"f": lambda: "x"}, model="m").content == "done"
     result = sent_json(rsps)["messages"][-1]["content"]
     assert result.startswith("error: there is no tool named ") and "the tools are f" in result
 
 
 @pytest.mark.parametrize("role", [["user"], {"r": 1}, 5, b"user", "robot"])
-def test_roles_of_any_type_are_a_value_error_naming_them(role: Any) -> None:
+def test_roles_of_any_type_are_a_value_error_naming_them(
+    role: Any, client: lp.LMStudioClient
+) -> None:
     with pytest.raises(ValueError, match=r"messages\[0\] has role .*; use one of"):
-        make_client().chat([{"role": role, "content": "hi"}], model="m")
+        client.chat([{"role": role, "content": "hi"}], model="m")
 
 
 @pytest.mark.parametrize(
@@ -5284,10 +5451,13 @@ def test_roles_of_any_type_are_a_value_error_naming_them(role: Any) -> None:
     ],
 )
 def test_bad_arguments_are_value_errors_before_anything_is_sent(
-    rsps: responses.RequestsMock, call: Callable[[lp.LMStudioClient], Any], words: str
+    rsps: responses.RequestsMock,
+    call: Callable[[lp.LMStudioClient], Any],
+    words: str,
+    client: lp.LMStudioClient,
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(words)):
-        call(make_client())
+        call(client)
     assert len(rsps.calls) == 0
 
 
@@ -5938,7 +6108,9 @@ def test_fuzz_a_stream_cut_at_every_byte_is_never_a_short_answer() -> None:
             assert stream.response.finish_reason == "stop", where
 
 
-def test_fuzz_random_json_at_every_field_of_every_route_raises_lmstudio_errors_only() -> None:
+def test_fuzz_random_json_at_every_field_of_every_route_raises_lmstudio_errors_only(
+    client: lp.LMStudioClient,
+) -> None:
     rng = fuzz_rng("shapes")
     tried = 0
     for route, (template, calls) in FUZZ_ROUTES.items():
@@ -5951,7 +6123,7 @@ def test_fuzz_random_json_at_every_field_of_every_route_raises_lmstudio_errors_o
                     for call in calls:
                         tried += 1
                         try:
-                            call(make_client())
+                            call(client)
                         except lp.LMStudioError:
                             pass
                         except Exception as exc:
@@ -5959,7 +6131,9 @@ def test_fuzz_random_json_at_every_field_of_every_route_raises_lmstudio_errors_o
     assert tried > 400
 
 
-def test_fuzz_random_arguments_fail_as_value_errors_before_anything_is_sent() -> None:
+def test_fuzz_random_arguments_fail_as_value_errors_before_anything_is_sent(
+    client: lp.LMStudioClient,
+) -> None:
     rng = fuzz_rng("arguments")
     refused = 0
     for name, (valid, fuzzed) in FUZZ_CALLS.items():
@@ -5969,7 +6143,7 @@ def test_fuzz_random_arguments_fail_as_value_errors_before_anything_is_sent() ->
                 call = seeded(f"{name}({argument}={type(value).__name__} value)")
                 with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
                     try:
-                        result = getattr(make_client(), name)(**arguments)
+                        result = getattr(client, name)(**arguments)
                         if isinstance(result, (lp.ChatStream, lp.CompletionStream)):
                             result.close()
                     except ValueError:
