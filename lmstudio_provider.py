@@ -448,26 +448,6 @@ def _error_fields(body: Any) -> tuple[str, str | None, str | None]:
     return _as_text(body.get("message") or ""), None, None
 
 
-def error_from_response(
-    status_code: int,
-    body: Any = None,
-    *,
-    text: str = "",
-    reason: str = "",
-    attempts: int = 1,
-    secrets: Iterable[str] = (),
-) -> APIError:
-    """Build the exception for an error answer; the tables above decide the class.
-
-    ``body`` is the parsed JSON (or None), ``text`` the raw body for non-JSON
-    answers. A 200 carrying ``{"error": ...}`` is an error too. ``secrets``
-    (an API key, say) never reach the message, ``code`` or the kept ``body``.
-    """
-    return _api_error_from(
-        status_code, body, text, reason, attempts, _Redactor(dict.fromkeys(secrets, "<secret>"))
-    )
-
-
 def _api_error_from(
     status_code: int, body: Any, text: str, reason: str, attempts: int, redactor: _Redactor
 ) -> APIError:
@@ -502,6 +482,26 @@ def _api_error_from(
         status_code=status_code,
         code=None if code is None else redactor.quote(code, 80),
         body=redactor.copy(body),
+    )
+
+
+def error_from_response(
+    status_code: int,
+    body: Any = None,
+    *,
+    text: str = "",
+    reason: str = "",
+    attempts: int = 1,
+    secrets: Iterable[str] = (),
+) -> APIError:
+    """Build the exception for an error answer; the tables above decide the class.
+
+    ``body`` is the parsed JSON (or None), ``text`` the raw body for non-JSON
+    answers. A 200 carrying ``{"error": ...}`` is an error too. ``secrets``
+    (an API key, say) never reach the message, ``code`` or the kept ``body``.
+    """
+    return _api_error_from(
+        status_code, body, text, reason, attempts, _Redactor(dict.fromkeys(secrets, "<secret>"))
     )
 
 
@@ -713,6 +713,19 @@ class LMStudioConfig:
 _MISSING: Any = object()
 
 
+def _fresh_copy(error: BaseException) -> BaseException:
+    """The same error (class, message, attributes) as a new object without a traceback;
+    the error itself if its class cannot be rebuilt from its args."""
+    import copy
+
+    try:
+        clone = copy.copy(error)
+    except Exception:
+        return error
+    clone.__traceback__ = None
+    return clone
+
+
 class TTLCache:
     """A dict whose entries expire; safe across threads.
 
@@ -786,19 +799,6 @@ class TTLCache:
             return sum(1 for expires, _ in self._data.values() if now < expires)
 
 
-def _fresh_copy(error: BaseException) -> BaseException:
-    """The same error (class, message, attributes) as a new object without a traceback;
-    the error itself if its class cannot be rebuilt from its args."""
-    import copy
-
-    try:
-        clone = copy.copy(error)
-    except Exception:
-        return error
-    clone.__traceback__ = None
-    return clone
-
-
 # ============================================================================
 # Data types
 # ============================================================================
@@ -853,6 +853,13 @@ class Usage(_Record):
             _int_or_none(data.get("completion_tokens")),
             _int_or_none(data.get("total_tokens")),
         )
+
+
+def _model_type(value: Any) -> str | None:
+    """v0 says "embeddings", v1 says "embedding": callers see one spelling."""
+    if not isinstance(value, str):
+        return None
+    return EMBEDDING_TYPE if value in ("embedding", "embeddings") else value
 
 
 @dataclass(frozen=True, repr=False, eq=False)  # frozen: shared through the cache
@@ -962,11 +969,10 @@ class ModelInfo(_Record):
         return cls(id=_str_or_none(data.get("id")) or "", publisher=publisher, raw=data)
 
 
-def _model_type(value: Any) -> str | None:
-    """v0 says "embeddings", v1 says "embedding": callers see one spelling."""
-    if not isinstance(value, str):
-        return None
-    return EMBEDDING_TYPE if value in ("embedding", "embeddings") else value
+def _float_or_none(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 @dataclass(repr=False, eq=False)  # _Record provides both
@@ -988,12 +994,6 @@ class Stats(_Record):
             _float_or_none(data.get("generation_time")),
             data.get("stop_reason") if isinstance(data.get("stop_reason"), str) else None,
         )
-
-
-def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
 
 
 @dataclass(repr=False, eq=False)  # _Record provides both
@@ -1129,6 +1129,14 @@ def _tool_call(data: Any) -> JSONDict:
     }
 
 
+def _partial_suffix(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that could begin ``tag``."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0
+
+
 class _ThinkSplitter:
     """Moves a leading ``<think>...</think>`` from content to reasoning.
 
@@ -1179,14 +1187,6 @@ class _ThinkSplitter:
         return ("" if self._state == "after" else held), ""
 
 
-def _partial_suffix(text: str, tag: str) -> int:
-    """Length of the longest end of ``text`` that could begin ``tag``."""
-    for size in range(min(len(tag) - 1, len(text)), 0, -1):
-        if tag.startswith(text[-size:]):
-            return size
-    return 0
-
-
 def _split_think(content: str, reasoning: str) -> tuple[str, str]:
     splitter = _ThinkSplitter()
     content_a, reasoning_a = splitter.feed(content)
@@ -1208,6 +1208,14 @@ def _finish_reason(value: Any) -> str | None:
     return _str_or_none(value)
 
 
+def _not_json(
+    data: str | bytes, exc: Exception, what: str, redactor: _Redactor, wanted: str = "JSON"
+) -> MalformedResponseError:
+    deep = " (nested too deeply)" if isinstance(exc, RecursionError) else ""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return MalformedResponseError(f"{what} is not {wanted}{deep}: {redactor.quote(text)}")
+
+
 def _loads(data: str | bytes, what: str, redactor: _Redactor, wanted: str = "JSON") -> Any:
     """Every decode of a server's JSON goes through here: any failure, invalid UTF-8
     and nesting deep enough to exhaust the stack included, is MalformedResponseError."""
@@ -1215,14 +1223,6 @@ def _loads(data: str | bytes, what: str, redactor: _Redactor, wanted: str = "JSO
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise _not_json(data, exc, what, redactor, wanted) from None
-
-
-def _not_json(
-    data: str | bytes, exc: Exception, what: str, redactor: _Redactor, wanted: str = "JSON"
-) -> MalformedResponseError:
-    deep = " (nested too deeply)" if isinstance(exc, RecursionError) else ""
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    return MalformedResponseError(f"{what} is not {wanted}{deep}: {redactor.quote(text)}")
 
 
 def _first_choice(body: Any, what: str, redactor: _Redactor) -> JSONDict:
@@ -3228,6 +3228,21 @@ def _answers_like_lmstudio(url: str, timeout: float, api_key: str | None) -> boo
     return isinstance(body, dict) and not body.get("error") and isinstance(body.get("data"), list)
 
 
+def _probe(url: str, timeout: float, api_key: str | None) -> bool:
+    """One probe with a hard limit: a server that sends its headers a byte at a time
+    could hold requests past any read timeout, so the probe runs in a thread that
+    is left behind (it ends at its own timeouts) once ``timeout`` has passed."""
+    answer: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: answer.append(_answers_like_lmstudio(url, timeout, api_key)),
+        name="lmstudio-discover",
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout)
+    return bool(answer and answer[0])
+
+
 def discover(
     candidates: Iterable[str] | None = None,
     *,
@@ -3248,21 +3263,6 @@ def discover(
     return _discovered.get_or_load(
         "\n".join(urls), lambda: next((url for url in urls if _probe(url, seconds, api_key)), None)
     )
-
-
-def _probe(url: str, timeout: float, api_key: str | None) -> bool:
-    """One probe with a hard limit: a server that sends its headers a byte at a time
-    could hold requests past any read timeout, so the probe runs in a thread that
-    is left behind (it ends at its own timeouts) once ``timeout`` has passed."""
-    answer: list[bool] = []
-    worker = threading.Thread(
-        target=lambda: answer.append(_answers_like_lmstudio(url, timeout, api_key)),
-        name="lmstudio-discover",
-        daemon=True,
-    )
-    worker.start()
-    worker.join(timeout)
-    return bool(answer and answer[0])
 
 
 if TYPE_CHECKING:  # mypy proves that the client is a ModelProvider
@@ -3286,6 +3286,23 @@ _COMMANDS = (
     ("load", "load a model now (LM Studio 0.4+)"),
     ("unload", "unload a loaded model instance (LM Studio 0.4+)"),
 )
+
+
+def _add_command_arguments(commands: Mapping[str, Any]) -> None:
+    for name in ("chat", "complete"):
+        command = commands[name]
+        command.add_argument("prompt")
+        command.add_argument("--max-tokens", type=int)
+        command.add_argument("--temperature", type=float)
+        command.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    commands["chat"].add_argument("--system", help="a system message to send first")
+    commands["chat"].add_argument(
+        "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
+    )
+    commands["embed"].add_argument("text")
+    commands["load"].add_argument("model_key", metavar="MODEL")
+    commands["load"].add_argument("--context-length", type=int)
+    commands["unload"].add_argument("instance_id", metavar="INSTANCE_ID")
 
 
 def _build_parser() -> Any:
@@ -3316,23 +3333,6 @@ def _build_parser() -> Any:
     return parser
 
 
-def _add_command_arguments(commands: Mapping[str, Any]) -> None:
-    for name in ("chat", "complete"):
-        command = commands[name]
-        command.add_argument("prompt")
-        command.add_argument("--max-tokens", type=int)
-        command.add_argument("--temperature", type=float)
-        command.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
-    commands["chat"].add_argument("--system", help="a system message to send first")
-    commands["chat"].add_argument(
-        "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
-    )
-    commands["embed"].add_argument("text")
-    commands["load"].add_argument("model_key", metavar="MODEL")
-    commands["load"].add_argument("--context-length", type=int)
-    commands["unload"].add_argument("instance_id", metavar="INSTANCE_ID")
-
-
 def _print_models(client: LMStudioClient, as_json: bool) -> None:
     models = client.list_models()
     if as_json:
@@ -3350,6 +3350,27 @@ def _print_models(client: LMStudioClient, as_json: bool) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _print_stream(parts: Iterable[tuple[str, str]]) -> None:
+    """Text to stdout and reasoning to stderr as they arrive, each ending its line."""
+    thinking = False
+    try:
+        for content, reasoning in parts:
+            if reasoning:
+                sys.stderr.write(reasoning)
+                sys.stderr.flush()
+                thinking = True
+            if content:
+                if thinking:  # the answer starts on a line of its own
+                    sys.stderr.write("\n")
+                    thinking = False
+                sys.stdout.write(content)
+                sys.stdout.flush()
+    finally:  # also when the stream breaks: the error line must not trail the text
+        if thinking:
+            sys.stderr.write("\n")
+        print(flush=True)
 
 
 def _run_generation(client: LMStudioClient, args: Any) -> None:
@@ -3376,27 +3397,6 @@ def _run_generation(client: LMStudioClient, args: Any) -> None:
         return
     with client.complete_stream(args.prompt, **options) as pieces:
         _print_stream((piece.text, "") for piece in pieces)
-
-
-def _print_stream(parts: Iterable[tuple[str, str]]) -> None:
-    """Text to stdout and reasoning to stderr as they arrive, each ending its line."""
-    thinking = False
-    try:
-        for content, reasoning in parts:
-            if reasoning:
-                sys.stderr.write(reasoning)
-                sys.stderr.flush()
-                thinking = True
-            if content:
-                if thinking:  # the answer starts on a line of its own
-                    sys.stderr.write("\n")
-                    thinking = False
-                sys.stdout.write(content)
-                sys.stdout.flush()
-    finally:  # also when the stream breaks: the error line must not trail the text
-        if thinking:
-            sys.stderr.write("\n")
-        print(flush=True)
 
 
 def _health(client: LMStudioClient, explicit_url: str | None) -> None:
