@@ -1781,6 +1781,11 @@ def test_api_key_never_in_repr() -> None:
     assert repr(config).startswith("LMStudioConfig(base_url='http://localhost:1234', api_key=<set>")
     assert "api_key=None" in repr(lp.LMStudioConfig())
     assert repr(client) == "LMStudioClient(base_url='http://localhost:1234', model=None)"
+    assert repr(lp.LMStudioConfig(model="m")) == (
+        "LMStudioConfig(base_url='http://localhost:1234', api_key=None, model='m', "
+        "timeout=300.0, deadline=None, connect_timeout=5.0, max_retries=2, cache_ttl=300.0, "
+        "max_response_bytes=67108864, retry_on_timeout=False, split_think=False)"
+    )
 
 
 def test_client_builds_config_from_overrides_and_environment(
@@ -1817,6 +1822,29 @@ def test_api_key_is_stripped_and_must_be_sendable() -> None:
     assert "sk-lm-abc" not in str(info.value)
     with pytest.raises(lp.ConfigError, match="non-Latin-1"):
         lp.LMStudioConfig(api_key="sk\u2011lm")  # a pasted non-breaking hyphen
+
+
+def test_a_bad_port_names_the_url() -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioConfig(base_url="http://localhost:99999")
+    assert str(info.value) == "base_url='http://localhost:99999' has an invalid port"
+
+
+def test_a_message_of_exactly_the_limit_is_not_cut() -> None:
+    exact = "x" * lp.MESSAGE_LIMIT
+    assert str(lp.error_from_response(200, {"error": exact})) == exact
+    longer = str(lp.error_from_response(200, {"error": exact + "y"}))
+    assert longer == "x" * (lp.MESSAGE_LIMIT - 3) + "..."
+
+
+def test_an_error_body_without_a_message_on_a_stream_says_the_status(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json={"error": {"code": "c"}})  # LM Studio's 200 that is an error
+    with pytest.raises(lp.APIError) as info:
+        client.chat_stream("hi", model="m")
+    assert str(info.value) == "HTTP 200"
+    assert info.value.code == "c" and info.value.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -4640,8 +4668,11 @@ def test_load_on_an_old_server_needs_0_4(
     with pytest.raises(lp.EndpointNotFoundError) as info:
         client.load_model("qwen/qwen3-8b")
     message = str(info.value)
-    assert "loading models over HTTP needs LM Studio 0.4 or newer" in message
-    assert f"{BASE} does not serve /api/v1/models/load" in message
+    assert message.startswith(
+        f"loading models over HTTP needs LM Studio 0.4 or newer: {BASE} does not serve "
+        "/api/v1/models/load ("
+    )
+    assert message.endswith(")") and "the base URL is probably wrong" not in message
     assert info.value.status_code == status
     assert len(rsps.calls) == 1
 
