@@ -4105,6 +4105,11 @@ def test_sse_line_endings_lf_crlf_and_cr_alone(end: bytes) -> None:
     assert list(lp.iter_sse([bytes([b]) for b in body])) == expected
 
 
+def test_sse_fields_without_the_optional_space() -> None:
+    body = [b"event:named\ndata:{}\n\n", b"event: two\ndata:  spaced\n\n"]
+    assert list(lp.iter_sse(body)) == [("named", "{}"), ("two", " spaced")]
+
+
 def test_sse_crlf_split_between_chunks_is_one_line_end() -> None:
     chunks = [b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]
     assert list(lp.iter_sse(chunks)) == [("message", "a\nb")]
@@ -5437,6 +5442,18 @@ def test_deep_json_tool_arguments_go_back_to_the_model(
     tool_message = sent_json(rsps)["messages"][-1]
     assert tool_message["role"] == "tool"
     assert tool_message["content"].startswith("error: the arguments are not valid JSON ([[[[")
+
+
+def test_a_tool_result_json_cannot_carry_goes_back_as_its_type(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    loop: list[Any] = []
+    loop.append(loop)  # circular: json.dumps refuses it
+    call = {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    assert client.run_tools("hi", {"f": lambda: loop}, model="m").content == "done"
+    assert sent_json(rsps)["messages"][-1]["content"] == "<list>"
 
 
 @pytest.mark.parametrize("name", [["f"], {"f": 1}, None, 5])
