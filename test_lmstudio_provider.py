@@ -4365,6 +4365,12 @@ def test_no_loaded_model_raises_no_model_loaded(
         client.chat("hi")
     assert "qwen2.5-7b-instruct" in str(info.value)  # the downloaded ones are named
     assert not any(call.request.method == "POST" for call in rsps.calls)
+    with pytest.raises(lp.NoModelLoadedError) as embedding:
+        client.embed("hi")
+    assert str(embedding.value) == (
+        f"no embedding model is loaded at {BASE} (downloaded: "
+        "'text-embedding-nomic-embed-text-v1.5'); " + lp.NoModelLoadedError.hint
+    )
 
 
 def test_openai_only_server_uses_the_first_listed_model(
