@@ -24,6 +24,7 @@ https://pypi.org/project/lmstudio-provider/
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -500,8 +501,9 @@ def error_from_response(
     answers. A 200 carrying ``{"error": ...}`` is an error too. ``secrets``
     (an API key, say) never reach the message, ``code`` or the kept ``body``.
     """
+    hidden = [secrets] if isinstance(secrets, str) else secrets  # one key, not its letters
     return _api_error_from(
-        status_code, body, text, reason, attempts, _Redactor(dict.fromkeys(secrets, "<secret>"))
+        status_code, body, text, reason, attempts, _Redactor(dict.fromkeys(hidden, "<secret>"))
     )
 
 
@@ -512,7 +514,7 @@ def error_from_response(
 
 def _without_password(url: str) -> str:
     """``http://me:pw@host`` as ``http://me:***@host``: a URL in a message keeps its secret."""
-    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+    return re.sub(r"(//[^/@:]*:)[^/]*@", r"\1***@", url)  # to the last @: "p@ss" is one
 
 
 def _shown(value: Any, limit: int = 80) -> str:
@@ -571,6 +573,8 @@ def _parse_number(value: Any, source: str, *, integer: bool, allow_zero: bool) -
                 if not value.is_integer():
                     raise ValueError
             number = int(value) if not isinstance(value, str) else int(value.strip())
+            if not isinstance(value, str) and number != value:  # Decimal("2.5"), Fraction
+                raise ValueError
         else:
             number = float(value)
     except OverflowError:  # float(10**400), int(float("inf"))
@@ -1525,13 +1529,15 @@ def _arriving(response: requests.Response) -> Iterator[bytes]:
     if raw.chunked and raw.supports_chunked_reads():
         # LM Studio and llama.cpp send one event per HTTP chunk; urllib3's chunk
         # reader costs a third of what read1() does per chunk.
-        chunks: Iterator[bytes] = raw.read_chunked(decode_content=True)
+        # At most 64 KiB of a chunk per read: one huge (or gzip-bombed) chunk must not
+        # pass max_response_bytes before anyone can count it.
+        chunks: Iterator[bytes] = raw.read_chunked(65536, decode_content=True)
         return chunks
     read1 = getattr(raw, "read1", None)  # urllib3 >= 2.3: whatever has arrived
     if read1 is not None:
         return iter(lambda: read1(65536, decode_content=True), b"")
     if response.headers.get("Content-Encoding"):
-        return response.iter_content(None)  # older urllib3: it decodes, http.client cannot
+        return response.iter_content(65536)  # older urllib3: it decodes, http.client cannot
     fp: Any = raw._fp  # older urllib3, plain body: http.client's read1 returns what arrived
     return iter(lambda: fp.read1(65536), b"")
 
@@ -1563,11 +1569,13 @@ def _read_up_to(
                     f"the response exceeded max_response_bytes={limit}; stopped reading"
                 )
             pieces.append(piece)
-            if ends is not None:
-                ends.left("reading the body", 0)
+            if ends is not None:  # the next read may wait only for what the deadline leaves
+                _set_read_timeout(response, min(read_timeout, ends.left("reading the body", 0)))
     except LMStudioError:
         raise
     except Exception as exc:  # requests', urllib3's and the socket's own errors
+        if ends is not None:
+            ends.left("reading the body", 0, cause=exc)  # raises if the deadline is why
         if _is_corrupt_encoding(exc):
             raise MalformedResponseError(
                 f"the compressed body is corrupt ({type(exc).__name__})"
@@ -1636,10 +1644,10 @@ class _Transport:
         *,
         timeout: float | None = None,
         retries: int | None = None,
-        deadline: float | None = None,
+        deadline: float | _Deadline | None = None,
     ) -> Any:
         """Send, read within the size limit, parse, and check for an error body."""
-        ends = self._deadline(deadline)
+        ends = self.deadline(deadline)
         response, read_timeout = self.send(
             method, path, payload, timeout=timeout, retries=retries, ends=ends
         )
@@ -1655,14 +1663,14 @@ class _Transport:
         return body
 
     def open_stream(
-        self, path: str, payload: JSONDict, timeout: float | None, deadline: float | None
+        self, path: str, payload: JSONDict, timeout: float | None, deadline: _Deadline | None
     ) -> dict[str, Any]:
         """Send a streaming request; an error answer raises before any chunk.
 
         Returns the keyword arguments of the stream class that will read it.
         """
         started = self._clock()
-        ends = self._deadline(deadline)
+        ends = self.deadline(deadline)
         response, read_timeout = self.send(
             "POST", path, payload, timeout=timeout, accept="text/event-stream", ends=ends
         )
@@ -1722,7 +1730,7 @@ class _Transport:
                 raise error from exc
             if response.status_code < 400:
                 return response, read_timeout
-            error, asked = self._error_answer(response, read_timeout, attempt)
+            error, asked = self._error_answer(response, read_timeout, attempt, ends)
             status = response.status_code
             del response  # the traceback of the error must not keep the connection alive
             if self._should_retry(method, status, error):
@@ -1766,6 +1774,10 @@ class _Transport:
             if ends is not None:
                 ends.left(what, attempt, cause=exc)  # raises once it has passed
             raise
+        except ValueError as exc:  # urllib3 refused the host name ("a..b")
+            raise ConfigError(
+                f"base_url={self.where!r} cannot be used: {self.redactor.quote(str(exc), 120)}"
+            ) from exc
         self._log(what, response.status_code, started, attempts)
         return response
 
@@ -1836,11 +1848,15 @@ class _Transport:
         return LMStudioError(f"{what}: request failed: {reason}")
 
     def _error_answer(
-        self, response: requests.Response, read_timeout: float, attempt: int
+        self,
+        response: requests.Response,
+        read_timeout: float,
+        attempt: int,
+        ends: _Deadline | None,
     ) -> tuple[APIError, dict[str, str]]:
         """The error for an HTTP error answer, and its Retry-After headers."""
         try:
-            data = self._read_body(response, read_timeout, None)
+            data = self._read_body(response, read_timeout, ends)
         except LMStudioError:
             data = b""
         error = _api_error_from(
@@ -1878,7 +1894,10 @@ class _Transport:
         finally:
             response.close()
 
-    def _deadline(self, deadline: float | None) -> _Deadline | None:
+    def deadline(self, deadline: float | _Deadline | None) -> _Deadline | None:
+        """A call's deadline: started by the client already, or from seconds (or config)."""
+        if isinstance(deadline, _Deadline):
+            return deadline
         seconds = self._config.deadline if deadline is None else deadline
         return None if seconds is None else _Deadline(seconds, self._clock)
 
@@ -1919,6 +1938,8 @@ class _SSELines:
         if chunk is None:
             last = self._start if self._start is not None else b"".join(self._pending)
             return [last, b""]
+        if not chunk:
+            return []  # nothing: not even the end of a "\\r\\n" split around it
         if self._start is not None:
             chunk = self._start + chunk
             if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
@@ -2085,6 +2106,8 @@ class _Stream(Generic[ChunkT, ResultT]):
             pass
         if self._error is not None:
             raise self._error
+        if not self._complete:  # closed before its end: what came is not the answer
+            raise self._cut("the stream was closed before its end")
         return self._text_so_far()
 
     def _text_so_far(self) -> str:
@@ -2157,7 +2180,10 @@ class _Stream(Generic[ChunkT, ResultT]):
             self._error = self._redactor.scrub(exc)
             raise
         finally:
-            self.close()
+            # Dropped in a reference cycle, the garbage collector may clear the proxy
+            # first; the stream's own __del__ closes the connection then.
+            with contextlib.suppress(ReferenceError):
+                self.close()
 
     def _take(self, event: str, data: str) -> ChunkT:
         """One event to one chunk; the error table for errors sent inside the stream."""
@@ -2657,15 +2683,18 @@ class LMStudioClient:
         """
         if refresh:
             self._cache.pop("models")
-        return list(self._cache.get_or_load("models", self._fetch_models))
+        return self._models(None)
 
-    def _fetch_models(self) -> tuple[ModelInfo, ...]:
+    def _models(self, ends: _Deadline | None) -> list[ModelInfo]:
+        return list(self._cache.get_or_load("models", lambda: self._fetch_models(ends)))
+
+    def _fetch_models(self, ends: _Deadline | None = None) -> tuple[ModelInfo, ...]:
         remembered = self._cache.get("models_route")
         routes = sorted(MODEL_ROUTES, key=lambda route: route[0] != remembered)
         for position, (path, parse) in enumerate(routes):
             last = position == len(routes) - 1
             try:
-                body = self._request_json("GET", path)
+                body = self._request_json("GET", path, deadline=ends)
             except NotFoundError as exc:
                 if isinstance(exc, ModelNotFoundError) or last:
                     raise
@@ -2818,14 +2847,16 @@ class LMStudioClient:
             return f"available: {self._redactor.ids(ids)}"
         return "the server lists no models"
 
-    def _pick_model(self, model: str | None, *, embedding: bool = False) -> str:
+    def _pick_model(
+        self, model: str | None, *, embedding: bool = False, ends: _Deadline | None = None
+    ) -> str:
         """Explicit model > config.model > the first loaded model of the right kind."""
         if model is not None:
             _check_model_name(model)
             return model
         if self.config.model is not None:
             return self.config.model
-        models = self.list_models()
+        models = self._models(ends)
         fitting = [m for m in models if m.is_embedding == embedding]
         loaded = [m for m in fitting if m.is_loaded]
         if loaded:
@@ -2869,11 +2900,13 @@ class LMStudioClient:
         ``json_schema`` asks for structured output and fills ``reply.parsed``;
         ``stats=True`` uses LM Studio's native route to fill ``reply.stats``.
         """
+        ends = self._limits(timeout, deadline)
         payload, expect_json = self._chat_payload(
             messages,
             model,
             params,
             extra_body,
+            ends,
             temperature=temperature,
             max_tokens=max_tokens,
             stop=stop,
@@ -2885,7 +2918,7 @@ class LMStudioClient:
         if payload.get("stream"):
             raise ValueError("stream=True: use chat_stream() for a streamed answer")
         started = self._clock()
-        body = self._generate("/v1/chat/completions", payload, timeout, deadline, native=stats)
+        body = self._generate("/v1/chat/completions", payload, timeout, ends, native=stats)
         reply = _parse_chat(body, self._split_think(split_think), self._redactor)
         if expect_json and not reply.tool_calls:
             reply.parsed = _parse_json_content(reply.content, reply.finish_reason, self._redactor)
@@ -2915,11 +2948,13 @@ class LMStudioClient:
     ) -> ChatStream:
         """Like :meth:`chat`, token by token. The request is sent before this
         returns, so connection and HTTP errors raise here, not in the loop."""
+        ends = self._limits(timeout, deadline)
         payload, expect_json = self._chat_payload(
             messages,
             model,
             params,
             extra_body,
+            ends,
             temperature=temperature,
             max_tokens=max_tokens,
             stop=stop,
@@ -2930,7 +2965,7 @@ class LMStudioClient:
         )
         _ask_for_stream(payload, include_usage)
         return ChatStream(
-            **self._open_stream("/v1/chat/completions", payload, timeout, deadline),
+            **self._open_stream("/v1/chat/completions", payload, timeout, ends),
             split_think=self._split_think(split_think),
             expect_json=expect_json,
         )
@@ -2951,18 +2986,20 @@ class LMStudioClient:
         **params: Any,
     ) -> CompletionResponse:
         """A raw text completion: the prompt goes to the model without a chat template."""
+        ends = self._limits(timeout, deadline)
         payload = self._completion_payload(
             prompt,
             model,
             params,
             extra_body,
+            ends,
             temperature=temperature,
             max_tokens=max_tokens,
             stop=stop,
             seed=seed,
         )
         started = self._clock()
-        body = self._generate("/v1/completions", payload, timeout, deadline, native=stats)
+        body = self._generate("/v1/completions", payload, timeout, ends, native=stats)
         done = _parse_completion(body, self._redactor)
         done.elapsed = self._clock() - started
         return done
@@ -2983,18 +3020,20 @@ class LMStudioClient:
         **params: Any,
     ) -> CompletionStream:
         """Like :meth:`complete`, piece by piece."""
+        ends = self._limits(timeout, deadline)
         payload = self._completion_payload(
             prompt,
             model,
             params,
             extra_body,
+            ends,
             temperature=temperature,
             max_tokens=max_tokens,
             stop=stop,
             seed=seed,
         )
         _ask_for_stream(payload, include_usage)
-        return CompletionStream(**self._open_stream("/v1/completions", payload, timeout, deadline))
+        return CompletionStream(**self._open_stream("/v1/completions", payload, timeout, ends))
 
     def embed(
         self,
@@ -3011,10 +3050,11 @@ class LMStudioClient:
             raise ValueError("input must be a string or a non-empty list of strings")
         if not all(isinstance(text, str) for text in texts):
             raise ValueError("input must contain only strings")
+        ends = self._limits(timeout, deadline)
         payload: JSONDict = {"input": input if isinstance(input, str) else list(texts)}
-        payload = self._with_model(_merge_options(payload, {}, {}, extra_body), model, True)
+        payload = self._with_model(_merge_options(payload, {}, {}, extra_body), model, True, ends)
         started = self._clock()
-        body = self._generate("/v1/embeddings", payload, timeout, deadline)
+        body = self._generate("/v1/embeddings", payload, timeout, ends)
         result = _parse_embeddings(body, len(texts), self._redactor)
         result.elapsed = self._clock() - started
         return result
@@ -3077,13 +3117,14 @@ class LMStudioClient:
         model: str | None,
         params: Mapping[str, Any],
         extra_body: Mapping[str, Any] | None,
+        ends: _Deadline | None,
         **options: Any,
     ) -> tuple[JSONDict, bool]:
         """The request body, and whether the answer must be JSON."""
         checked = _check_messages(messages)
         _check_sampling(options["temperature"], options["max_tokens"])
         payload = _merge_options({"messages": checked}, options, params, extra_body)
-        payload = self._with_model(payload, model)
+        payload = self._with_model(payload, model, False, ends)
         response_format = payload.get("response_format")
         expect_json = isinstance(response_format, Mapping) and (
             response_format.get("type") == "json_schema"
@@ -3096,27 +3137,39 @@ class LMStudioClient:
         model: str | None,
         params: Mapping[str, Any],
         extra_body: Mapping[str, Any] | None,
+        ends: _Deadline | None,
         **options: Any,
     ) -> JSONDict:
         if not isinstance(prompt, str):
             raise ValueError(f"prompt must be a string, not {type(prompt).__name__}")
         _check_sampling(options["temperature"], options["max_tokens"])
         payload = _merge_options({"prompt": prompt}, options, params, extra_body)
-        return self._with_model(payload, model)
+        return self._with_model(payload, model, False, ends)
 
-    def _with_model(self, body: JSONDict, model: str | None, embedding: bool = False) -> JSONDict:
-        """The body with the model first. When choosing one takes a request (the
-        model list), the body is checked to encode before that request goes out."""
+    def _with_model(
+        self, body: JSONDict, model: str | None, embedding: bool, ends: _Deadline | None
+    ) -> JSONDict:
+        """The body with the model first (unless ``extra_body`` named one). When choosing
+        one takes a request (the model list), the body is checked to encode before that
+        request goes out, and the call's deadline covers it."""
+        if "model" in body:
+            return body
         if model is None and self.config.model is None:
             _encode(body)
-        return {"model": self._pick_model(model, embedding=embedding), **body}
+        return {"model": self._pick_model(model, embedding=embedding, ends=ends), **body}
+
+    def _limits(self, timeout: Any, deadline: Any) -> _Deadline | None:
+        """Check a call's timeout and start its deadline, before anything is sent."""
+        if timeout is not None:
+            _check_timeout(timeout)
+        return self._transport.deadline(deadline)
 
     def _generate(
         self,
         path: str,
         payload: JSONDict,
         timeout: float | None,
-        deadline: float | None,
+        deadline: _Deadline | None,
         *,
         native: bool = False,
     ) -> Any:
@@ -3140,7 +3193,7 @@ class LMStudioClient:
             raise self._with_closest_ids(exc, payload) from None
 
     def _open_stream(
-        self, path: str, payload: JSONDict, timeout: float | None, deadline: float | None
+        self, path: str, payload: JSONDict, timeout: float | None, deadline: _Deadline | None
     ) -> dict[str, Any]:
         try:
             return self._transport.open_stream(path, payload, timeout, deadline)
@@ -3233,8 +3286,15 @@ def _probe(url: str, timeout: float, api_key: str | None) -> bool:
     could hold requests past any read timeout, so the probe runs in a thread that
     is left behind (it ends at its own timeouts) once ``timeout`` has passed."""
     answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            answer.append(_answers_like_lmstudio(url, timeout, api_key))
+        except Exception:  # a URL urllib3 cannot parse, say: not a server, and no traceback
+            answer.append(False)
+
     worker = threading.Thread(
-        target=lambda: answer.append(_answers_like_lmstudio(url, timeout, api_key)),
+        target=probe,
         name="lmstudio-discover",
         daemon=True,
     )

@@ -12,6 +12,8 @@ such inputs at random from a seed (LMSTUDIO_FUZZ_SEED)."""
 from __future__ import annotations
 
 import contextlib
+import decimal
+import fractions
 import gc
 import gzip
 import inspect
@@ -28,6 +30,7 @@ import sys
 import threading
 import time
 import traceback
+import tracemalloc
 from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -1583,6 +1586,17 @@ def test_redaction_happens_before_the_cut() -> None:
     assert error.body == {"error": {"message": "x" * 290 + "<secret>"}}
 
 
+def test_a_password_holding_an_at_sign_is_hidden_whole() -> None:
+    config = lp.LMStudioConfig(base_url="http://me:s3cr@t-pw@127.0.0.1:9")
+    assert "s3cr" not in repr(config) and "t-pw" not in repr(config)
+    assert "me:***@127.0.0.1:9" in repr(config)
+
+
+def test_one_secret_given_as_a_string_is_hidden_whole() -> None:
+    error = lp.error_from_response(400, {"error": "echo sk-abcdef"}, secrets="sk-abcdef")
+    assert str(error) == "echo <secret> (HTTP 400)"
+
+
 def test_a_password_in_the_base_url_is_a_secret_too() -> None:
     url = "http://me:pa55word-SENTINEL@127.0.0.1:9"
     config = lp.LMStudioConfig(base_url=url)
@@ -1804,6 +1818,9 @@ def test_client_builds_config_from_overrides_and_environment(
 
 def test_counts_must_be_whole_numbers() -> None:
     assert lp.LMStudioConfig(max_retries=3.0).max_retries == 3
+    for value in (decimal.Decimal("2.5"), fractions.Fraction(5, 2)):
+        with pytest.raises(lp.ConfigError, match="is not a whole number"):
+            lp.LMStudioConfig(max_retries=value)
     with pytest.raises(lp.ConfigError, match=r"^max_retries=2\.5 is not a whole number$"):
         lp.LMStudioConfig(max_retries=2.5)
 
@@ -2296,6 +2313,76 @@ def test_another_request_failure_is_an_lmstudio_error_naming_it(
     assert type(info.value) is lp.LMStudioError
     assert str(info.value) == "POST /v1/chat/completions: request failed: bad header value"
     assert isinstance(info.value.__cause__, requests.exceptions.InvalidHeader)
+
+
+def test_a_host_name_urllib3_refuses_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], closed_discovery: tuple[str, str]
+) -> None:
+    client = make_client(base_url="http://a..b:1")
+    with pytest.raises(lp.ConfigError, match=r"^base_url='http://a\.\.b:1' cannot be used: "):
+        client.list_models()
+    assert lp.discover(["http://a..b:1"], environ={}) is None
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_model_named_in_extra_body_is_used_without_listing(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body())
+    client.chat("hi", extra_body={"model": "e"})
+    assert [call.request.method for call in rsps.calls] == ["POST"]
+    assert sent_json(rsps)["model"] == "e"
+
+
+def test_a_bad_timeout_is_refused_before_the_model_list(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    for call in (
+        lambda: client.chat("hi", timeout=-1),
+        lambda: client.chat_stream("hi", deadline=-1),
+        lambda: client.embed("hi", timeout=math.nan),
+        lambda: client.complete("hi", deadline=10**400),
+    ):
+        with pytest.raises(ValueError):
+            call()
+    assert len(rsps.calls) == 0
+
+
+def test_one_huge_chunk_is_not_read_whole_past_the_limit() -> None:
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    size = 20_000_000
+    chunk = b"%x\r\n" % size + b"[" + b" " * (size - 1) + b"\r\n0\r\n\r\n"
+    with raw_server(head + chunk) as url:
+        client = make_client(base_url=url, max_response_bytes=1_000_000)
+        tracemalloc.start()
+        try:
+            with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes"):
+                client.chat("hi", model="m")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 5_000_000  # read in 64 KiB pieces, not as one 20 MB chunk
+
+
+def test_deadline_covers_choosing_the_model_and_an_error_body() -> None:
+    def slow(conn: socket.socket) -> None:
+        time.sleep(scaled(1.0))  # longer than the deadline
+        conn.sendall(http_answer(json.dumps({"data": [{"id": "m"}]}).encode()))
+
+    with raw_server(slow) as url:
+        started = time.monotonic()
+        with pytest.raises(lp.RequestTimeoutError, match="deadline"):
+            make_client(base_url=url).chat("hi", deadline=scaled(0.3))  # must list models first
+        assert time.monotonic() - started < scaled(0.9)
+    body = b'{"error": "busy"}'
+    head = f"HTTP/1.1 503 X\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    with raw_server(drip(head, body, scaled(0.1))) as url:
+        started = time.monotonic()
+        with pytest.raises(lp.RequestTimeoutError, match="deadline"):
+            make_client(base_url=url, max_retries=3).chat("hi", model="m", deadline=scaled(0.5))
+        assert time.monotonic() - started < scaled(1.2)  # not the 1.7 s the body takes
 
 
 def test_a_connect_timeout_is_unreachable_and_retried(rsps: responses.RequestsMock) -> None:
@@ -4014,6 +4101,41 @@ def test_deep_json_stream_event_is_malformed(
         list(client.chat_stream("hi", model="m"))
 
 
+def test_a_stream_in_a_reference_cycle_closes_quietly(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    complaints: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", complaints.append)
+    mock_sse(rsps, content_stream("a", "b"))
+    stream = client.chat_stream("hi", model="m")
+    next(stream)
+    raw = stream._response.raw
+    holder: list[Any] = [stream]
+    holder.append(holder)  # only the garbage collector can free this
+    del stream, holder
+    gc.collect()
+    assert raw.closed
+    assert complaints == []  # no "Exception ignored in __del__"
+
+
+def test_text_after_leaving_early_is_not_the_answer(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_sse(rsps, content_stream("one ", "two"))
+    stream = client.chat_stream("hi", model="m")
+    for chunk in stream:
+        if chunk.content:
+            break
+    with pytest.raises(lp.StreamError) as info:
+        stream.text()
+    assert info.value.partial == "one "
+    assert "the stream was closed before its end after 4 characters" in str(info.value)
+    with client.chat_stream("hi", model="m") as unread:
+        pass
+    with pytest.raises(lp.StreamError):
+        unread.text()
+
+
 def test_dropping_a_stream_closes_its_connection_without_the_garbage_collector(
     rsps: responses.RequestsMock,
     client: lp.LMStudioClient,
@@ -4119,6 +4241,10 @@ def test_sse_line_endings_lf_crlf_and_cr_alone(end: bytes) -> None:
 def test_sse_fields_without_the_optional_space() -> None:
     body = [b"event:named\ndata:{}\n\n", b"event: two\ndata:  spaced\n\n"]
     assert list(lp.iter_sse(body)) == [("named", "{}"), ("two", " spaced")]
+
+
+def test_sse_an_empty_chunk_between_cr_and_lf_changes_nothing() -> None:
+    assert list(lp.iter_sse([b"data: a\r", b"", b"\ndata: b\n\n"])) == [("message", "a\nb")]
 
 
 def test_sse_crlf_split_between_chunks_is_one_line_end() -> None:
