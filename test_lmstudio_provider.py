@@ -1646,6 +1646,16 @@ def test_secrets_of_four_characters_are_hidden_three_are_too_short() -> None:
     assert str(error) == "echo <secret> and abc (HTTP 400)"
 
 
+def test_an_error_body_without_a_message_on_a_stream_says_the_status(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json={"error": {"code": "c"}})  # LM Studio's 200 that is an error
+    with pytest.raises(lp.APIError) as info:
+        client.chat_stream("hi", model="m")
+    assert str(info.value) == "HTTP 200"
+    assert info.value.code == "c" and info.value.status_code == 200
+
+
 # ============================================================================
 # Config
 # ============================================================================
@@ -1862,16 +1872,6 @@ def test_a_message_of_exactly_the_limit_is_not_cut() -> None:
     assert longer == "x" * (lp.MESSAGE_LIMIT - 3) + "..."
 
 
-def test_an_error_body_without_a_message_on_a_stream_says_the_status(
-    rsps: responses.RequestsMock, client: lp.LMStudioClient
-) -> None:
-    rsps.post(CHAT_URL, json={"error": {"code": "c"}})  # LM Studio's 200 that is an error
-    with pytest.raises(lp.APIError) as info:
-        client.chat_stream("hi", model="m")
-    assert str(info.value) == "HTTP 200"
-    assert info.value.code == "c" and info.value.status_code == 200
-
-
 @pytest.mark.parametrize(
     ("setting", "value"),
     [
@@ -1887,6 +1887,16 @@ def test_absurd_settings_are_config_errors_naming_them(setting: str, value: Any)
     with pytest.raises(lp.ConfigError, match=rf"^{setting}=.* (finite|below|must)") as info:
         lp.LMStudioClient(**{setting: value})
     assert len(str(info.value)) < 200
+
+
+def test_a_host_name_urllib3_refuses_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], closed_discovery: tuple[str, str]
+) -> None:
+    client = make_client(base_url="http://a..b:1")
+    with pytest.raises(lp.ConfigError, match=r"^base_url='http://a\.\.b:1' cannot be used: "):
+        client.list_models()
+    assert lp.discover(["http://a..b:1"], environ={}) is None
+    assert "Traceback" not in capsys.readouterr().err
 
 
 # ============================================================================
@@ -2338,16 +2348,6 @@ def test_another_request_failure_is_an_lmstudio_error_naming_it(
     assert type(info.value) is lp.LMStudioError
     assert str(info.value) == "POST /v1/chat/completions: request failed: bad header value"
     assert isinstance(info.value.__cause__, requests.exceptions.InvalidHeader)
-
-
-def test_a_host_name_urllib3_refuses_is_a_config_error(
-    capsys: pytest.CaptureFixture[str], closed_discovery: tuple[str, str]
-) -> None:
-    client = make_client(base_url="http://a..b:1")
-    with pytest.raises(lp.ConfigError, match=r"^base_url='http://a\.\.b:1' cannot be used: "):
-        client.list_models()
-    assert lp.discover(["http://a..b:1"], environ={}) is None
-    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_a_model_named_in_extra_body_is_used_without_listing(
