@@ -1538,8 +1538,22 @@ def _arriving(response: requests.Response) -> Iterator[bytes]:
         return iter(lambda: read1(65536, decode_content=True), b"")
     if response.headers.get("Content-Encoding"):
         return response.iter_content(65536)  # older urllib3: it decodes, http.client cannot
-    fp: Any = raw._fp  # older urllib3, plain body: http.client's read1 returns what arrived
-    return iter(lambda: fp.read1(65536), b"")
+    return _read1_to_the_end(raw._fp)  # older urllib3, plain body
+
+
+def _read1_to_the_end(fp: Any) -> Iterator[bytes]:
+    """What http.client's read1 returns as it arrives; unlike read(), read1 says
+    nothing when the body ends before its Content-Length, so that is checked here."""
+    while True:
+        data = fp.read1(65536)
+        if not data:
+            left = getattr(fp, "length", None)  # http.client counts down the Content-Length
+            if left:
+                import http.client
+
+                raise http.client.IncompleteRead(b"", left)
+            return
+        yield data
 
 
 def _content_length(response: requests.Response) -> int | None:
