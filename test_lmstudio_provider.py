@@ -1578,6 +1578,17 @@ def test_no_error_shows_the_key_or_more_than_one_bounded_line(
         assert not leaked_fragments(record.getMessage())
 
 
+def test_the_kept_body_is_a_whole_redacted_copy() -> None:
+    body = {"error": "x", "items": ["a", SECRET, {"deep": [SECRET, 1, None]}], SECRET: 2}
+    error = lp.error_from_response(400, body, secrets=[SECRET])
+    assert error.body == {
+        "error": "x",
+        "items": ["a", "<secret>", {"deep": ["<secret>", 1, None]}],
+        "<secret>": 2,
+    }
+    assert body["items"][1] == SECRET  # the caller's object is left alone
+
+
 def test_redaction_happens_before_the_cut() -> None:
     body = {"error": {"message": "x" * 290 + SECRET}}
     error = lp.error_from_response(400, body, secrets=[SECRET])
@@ -1857,6 +1868,21 @@ def test_api_key_is_stripped_and_must_be_sendable() -> None:
     assert "sk-lm-abc" not in str(info.value)
     with pytest.raises(lp.ConfigError, match="non-Latin-1"):
         lp.LMStudioConfig(api_key="sk\u2011lm")  # a pasted non-breaking hyphen
+
+
+def test_unbalanced_brackets_name_the_url() -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioConfig(base_url="http://[::1:1234")
+    assert str(info.value) == "base_url='http://[::1:1234' is not a valid URL"
+
+
+def test_a_path_names_the_url_and_what_to_give() -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioConfig(base_url="http://h:1/other")
+    assert str(info.value) == (
+        "base_url='http://h:1/other' has path '/other'; give the server root, "
+        "optionally ending in /v1, /api/v0 or /api/v1"
+    )
 
 
 def test_a_bad_port_names_the_url() -> None:
