@@ -2119,7 +2119,7 @@ def test_embed_with_a_missing_vector_is_malformed(
         ({"choices": []}, "no choices"),
         ({"choices": ["text"]}, "no choices"),
         ({"choices": [{"finish_reason": "stop"}]}, "choice has no message"),
-        ([1, 2, 3], "expected a JSON object"),
+        ([1, 2, 3], "^chat completion: expected a JSON object, got \\[1, 2, 3\\]$"),
     ],
 )
 def test_json_of_the_wrong_shape_is_malformed(
@@ -3085,7 +3085,10 @@ def test_one_event_larger_than_max_response_bytes_stops_reading(
 ) -> None:
     mock_sse(rsps, b"data: " + b"x" * 5000)
     stream = make_client(max_response_bytes=1000).chat_stream("hi", model="m")
-    with pytest.raises(lp.MalformedResponseError, match="exceeded max_response_bytes=1000"):
+    with pytest.raises(
+        lp.MalformedResponseError,
+        match=r"^chat stream: the response exceeded max_response_bytes=1000; stopped reading$",
+    ):
         list(stream)
 
 
@@ -5685,7 +5688,10 @@ def test_roles_of_any_type_are_a_value_error_naming_them(
         (lambda c: c.chat("hi", model="m", temperature=10**400), "temperature must be finite"),
         (lambda c: c.chat("hi", model="m", timeout=10**400), "timeout must be > 0"),
         (lambda c: c.chat("hi", model="m", deadline=10**400), "deadline must be > 0"),
-        (lambda c: c.chat("hi", model="m", stop=b"hi"), "stop cannot be sent as JSON"),
+        (
+            lambda c: c.chat("hi", model="m", stop=b"hi"),
+            "stop cannot be sent as JSON: Object of type bytes is not JSON serializable",
+        ),
         (lambda c: c.chat([{"role": "user", "content": b"x"}], model="m"), "messages cannot be"),
         (lambda c: c.chat("hi", model="m", extra_body={"x": {1}}), "x cannot be sent as JSON"),
         (lambda c: c.chat("hi", model="m", top_p=math.nan), "top_p cannot be sent as JSON"),
@@ -5979,7 +5985,7 @@ def test_cli_chat_no_stream(
 def test_cli_chat_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
     rsps.post(CHAT_URL, json=chat_body("Bonjour"))
     assert lp.main(["--base-url", BASE, "chat", "hello", "--json", "--model", "m"]) == 0
-    assert json.loads(capsys.readouterr().out)["choices"][0]["message"]["content"] == "Bonjour"
+    assert capsys.readouterr().out == json.dumps(chat_body("Bonjour"), indent=2) + "\n"
 
 
 def test_cli_complete_and_embed(
