@@ -2104,6 +2104,19 @@ def test_chat_parses_tool_calls_and_missing_content(
     assert reply.message == {"role": "assistant", "content": "", "tool_calls": [call]}
 
 
+@pytest.mark.parametrize(
+    "item",
+    [{"embedding": "x"}, {"embedding": [1.0], "index": 5}, {"embedding": [1.0], "index": "0"}, 7],
+)
+def test_embed_with_a_bad_item_quotes_it(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, item: Any
+) -> None:
+    rsps.post(f"{BASE}/v1/embeddings", json={"data": [item]})
+    with pytest.raises(lp.MalformedResponseError) as info:
+        client.embed(["a"], model="e")
+    assert str(info.value) == f"embeddings: bad item: {json.dumps(item)}"
+
+
 def test_embed_with_a_missing_vector_is_malformed(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
