@@ -2789,7 +2789,7 @@ def test_server_that_accepts_and_never_answers_times_out() -> None:
     try:
         port = listener.getsockname()[1]
         client = make_client(base_url=f"http://127.0.0.1:{port}", timeout=scaled(0.3))
-        with pytest.raises(lp.RequestTimeoutError, match=rf"sent nothing for {shown(0.3)} s"):
+        with pytest.raises(lp.RequestTimeoutError) as info:
             client.chat("hi", model="m")
     finally:
         release.set()
@@ -2797,6 +2797,11 @@ def test_server_that_accepts_and_never_answers_times_out() -> None:
         for conn in accepted:
             conn.close()
         listener.close()
+    assert str(info.value) == (
+        f"POST /v1/chat/completions: LM Studio at http://127.0.0.1:{port} sent nothing for "
+        f"{scaled(0.3):g} s; a model loading just in time can take minutes: "
+        "raise LMSTUDIO_TIMEOUT or pass timeout="
+    )
     assert len(accepted) == 1
 
 
