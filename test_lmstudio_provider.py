@@ -16,6 +16,7 @@ import decimal
 import fractions
 import gc
 import gzip
+import http.client
 import inspect
 import io
 import json
@@ -1845,6 +1846,21 @@ def test_client_builds_config_from_overrides_and_environment(
     assert lp.LMStudioClient(ready, model="b").config.model == "b"
 
 
+@pytest.mark.parametrize(
+    ("raw", "value"), [("on", True), ("yes", True), ("off", False), ("no", False)]
+)
+def test_flags_in_words(raw: str, value: bool) -> None:
+    config = lp.LMStudioConfig.from_env(environ={"LMSTUDIO_SPLIT_THINK": raw})
+    assert config.split_think is value
+
+
+def test_records_of_different_types_are_not_equal() -> None:
+    assert lp.Usage(1, 2, 3) != lp.Stats()
+    assert lp.ChatChunk() != lp.CompletionChunk()
+    assert lp.Usage(1, 2, 3) != None  # noqa: E711 - the comparison under test
+    assert lp.Usage(1, 2, 3) == lp.Usage(1, 2, 3)
+
+
 def test_counts_must_be_whole_numbers() -> None:
     assert lp.LMStudioConfig(max_retries=3.0).max_retries == 3
     for value in (decimal.Decimal("2.5"), fractions.Fraction(5, 2)):
@@ -2312,6 +2328,21 @@ def test_a_tool_call_id_in_a_later_piece_is_kept() -> None:
     assert call["id"] == "call-7" and call["function"] == {"name": "f", "arguments": "{}"}
 
 
+def test_a_stream_answer_takes_ids_from_the_first_event_and_raw_from_the_last() -> None:
+    first = {**text_chunk("a"), "id": "first", "model": "m1"}
+    last = {**delta_chunk({}, "stop"), "id": "last", "model": "m2"}
+    stream = stream_over(sse_stream(first, last), lp.ChatStream)
+    list(stream)
+    assert (stream.response.id, stream.response.model) == ("first", "m1")
+    assert stream.response.raw == last
+
+
+def test_split_think_releases_held_text_in_the_finishing_chunk() -> None:
+    body = sse_stream(text_chunk("<thi"), delta_chunk({}, "stop"))
+    chunks = list(stream_over(body, lp.ChatStream, split_think=True))
+    assert [(c.content, c.finish_reason) for c in chunks] == [("", None), ("<thi", "stop")]
+
+
 def test_null_tool_calls_in_a_plain_answer_are_skipped(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -2456,6 +2487,30 @@ def test_a_connect_timeout_is_unreachable_and_retried(rsps: responses.RequestsMo
         make_client(max_retries=2, sleep=sleeps).chat("hi", model="m")
     assert "(connection timed out, after 3 attempts)" in str(info.value)
     assert len(rsps.calls) == 3 and len(sleeps) == 2  # a POST, retried: it never got there
+
+
+def test_read1_to_the_end_notices_a_short_body() -> None:
+    class Short(io.BytesIO):
+        length = 10  # http.client: bytes the Content-Length still promises
+
+    with pytest.raises(http.client.IncompleteRead):
+        list(lp._read1_to_the_end(Short(b"abc")))
+
+    class Whole(io.BytesIO):
+        length = 0
+
+    assert b"".join(lp._read1_to_the_end(Whole(b"abc"))) == b"abc"
+
+
+def test_only_requests_with_a_body_say_it_is_json(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.get(f"{BASE}/api/v1/models", json={"models": []})
+    rsps.post(CHAT_URL, json=chat_body())
+    client.list_models()
+    client.chat("hi", model="m")
+    get, post = (call.request.headers for call in rsps.calls)
+    assert "Content-Type" not in get and post["Content-Type"] == "application/json"
 
 
 def test_a_body_cut_short_is_a_broken_connection() -> None:
@@ -5309,8 +5364,10 @@ def test_json_cut_by_max_tokens_says_so(
     rsps.post(CHAT_URL, json=body)
     with pytest.raises(lp.MalformedResponseError) as info:
         client.chat("Who?", model="m", json_schema=PERSON_SCHEMA, max_tokens=5)
-    assert "cut by max_tokens" in str(info.value)
-    assert '{"name": "Ad' in str(info.value)
+    assert str(info.value) == (
+        "the model's answer is not the JSON asked for; the answer was cut by max_tokens: "
+        '{"name": "Ad'
+    )
 
 
 def test_parse_json_content_unit() -> None:
@@ -5676,6 +5733,18 @@ def test_a_tool_result_json_cannot_carry_goes_back_as_its_type(
     rsps.post(CHAT_URL, json=chat_body("done"))
     assert client.run_tools("hi", {"f": lambda: loop}, model="m").content == "done"
     assert sent_json(rsps)["messages"][-1]["content"] == "<list>"
+
+
+def test_tool_calls_without_an_id_get_one_made_from_their_place(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    call = {"type": "function", "function": {"name": "f", "arguments": "{}"}}
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call, dict(call)]}))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    client.run_tools("hi", {"f": lambda: "x"}, model="m")
+    sent = sent_json(rsps)["messages"]
+    assert [c["id"] for c in sent[1]["tool_calls"]] == ["call_1_0", "call_1_1"]
+    assert [m["tool_call_id"] for m in sent[2:]] == ["call_1_0", "call_1_1"]
 
 
 @pytest.mark.parametrize("name", [["f"], {"f": 1}, None, 5])
