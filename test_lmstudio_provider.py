@@ -1609,6 +1609,24 @@ def test_one_secret_given_as_a_string_is_hidden_whole() -> None:
     assert str(error) == "echo <secret> (HTTP 400)"
 
 
+def test_a_key_a_server_echoes_is_named_not_shown(rsps: responses.RequestsMock) -> None:
+    rsps.post(CHAT_URL, json={"error": f"bad key {SECRET}"}, status=401)
+    with pytest.raises(lp.AuthenticationError) as info:
+        make_client(api_key=SECRET).chat("hi", model="m")
+    assert str(info.value).startswith("bad key <api key> (HTTP 401); ")
+
+
+def test_a_model_list_of_no_known_shape_quotes_it(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.get(V1_MODELS_URL, json=UNEXPECTED)
+    rsps.get(f"{BASE}/api/v0/models", json=UNEXPECTED)
+    rsps.get(f"{BASE}/v1/models", json={"models": 3})
+    with pytest.raises(lp.MalformedResponseError) as info:
+        client.list_models()
+    assert str(info.value) == 'GET /v1/models: no model list in {"models": 3}'
+
+
 def test_a_password_a_server_echoes_is_hidden(rsps: responses.RequestsMock) -> None:
     url = "http://me:pa55word-SENTINEL@lms.test:1234"
     rsps.post(f"{url}/v1/chat/completions", json={"error": "bad pa55word-SENTINEL"}, status=400)
@@ -1899,6 +1917,25 @@ def test_a_path_names_the_url_and_what_to_give() -> None:
         "base_url='http://h:1/other' has path '/other'; give the server root, "
         "optionally ending in /v1, /api/v0 or /api/v1"
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("   ", "base_url is empty"),
+        ("ftp://h:1", "base_url='ftp://h:1' has scheme 'ftp'; use http:// or https://"),
+        ("http://:1", "base_url='http://:1' has no host name"),
+    ],
+)
+def test_base_url_messages_in_full(given: str, message: str) -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioConfig(base_url=given)
+    assert str(info.value) == message
+
+
+def test_a_connect_timeout_too_large_for_sockets_is_refused() -> None:
+    with pytest.raises(lp.ConfigError, match=r"^connect_timeout=100000000.0 must be below 1e\+07$"):
+        lp.LMStudioConfig(connect_timeout=1e8)
 
 
 def test_a_bad_port_names_the_url() -> None:
@@ -2341,6 +2378,23 @@ def test_split_think_releases_held_text_in_the_finishing_chunk() -> None:
     body = sse_stream(text_chunk("<thi"), delta_chunk({}, "stop"))
     chunks = list(stream_over(body, lp.ChatStream, split_think=True))
     assert [(c.content, c.finish_reason) for c in chunks] == [("", None), ("<thi", "stop")]
+
+
+def test_a_delta_of_the_wrong_type_counts_as_empty() -> None:
+    body = sse_stream(
+        delta_chunk({"content": "a"}), {"choices": [{"delta": 5}]}, text_chunk("b", "stop")
+    )
+    stream = stream_over(body, lp.ChatStream)
+    assert [c.content for c in stream] == ["a", "", "b"]
+
+
+def test_completion_without_choices_says_which_call(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(f"{BASE}/v1/completions", json={"id": "x"})
+    with pytest.raises(lp.MalformedResponseError) as info:
+        client.complete("hi", model="m")
+    assert str(info.value) == 'text completion: the answer has no choices: {"id": "x"}'
 
 
 def test_null_tool_calls_in_a_plain_answer_are_skipped(
@@ -5945,7 +5999,7 @@ def test_discover_reads_at_most_a_mebibyte(closed_discovery: tuple[str, str]) ->
 
 
 def test_discover_refuses_a_non_list_of_candidates() -> None:
-    with pytest.raises(ValueError, match="candidates must be a list of URLs"):
+    with pytest.raises(ValueError, match=r"^candidates must be a list of URLs, not 5$"):
         lp.discover(5, environ={})  # type: ignore[arg-type]
 
 
@@ -6261,6 +6315,16 @@ def test_cli_chat_show_reasoning_goes_to_stderr(
     mock_sse(rsps, sse_stream(*events))
     assert lp.main(argv[:2] + argv[3:]) == 0
     assert capsys.readouterr() == ("42\n", "")
+
+
+def test_cli_reasoning_cut_off_still_ends_its_line(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = [delta_chunk({"reasoning_content": "Hmm"}, "length")]
+    mock_sse(rsps, sse_stream(*events))
+    argv = ["chat", "q", "--show-reasoning", "--model", "m", "--base-url", BASE]
+    assert lp.main(argv) == 0
+    assert capsys.readouterr() == ("\n", "Hmm\n")
 
 
 def test_cli_complete_streams_text(
