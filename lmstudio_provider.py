@@ -339,9 +339,6 @@ def _message_patterns() -> list[tuple[re.Pattern[str], type[APIError]]]:
     return _compiled_patterns
 
 
-_ErrorT = TypeVar("_ErrorT", bound=LMStudioError)
-
-
 def _as_text(value: Any) -> str:
     """Server data as text for a message; never fails, whatever its shape or depth."""
     if isinstance(value, str):
@@ -392,6 +389,8 @@ class _Redactor:
         """A copy of a JSON value without the secrets (iterative: bodies can be deep)."""
         if not self._secrets or not isinstance(value, (dict, list, str)):
             return value
+        if isinstance(value, str):
+            return self.hide(value)
 
         def fresh(item: Any) -> Any:
             if isinstance(item, str):
@@ -402,8 +401,6 @@ class _Redactor:
         pending = [(value, top)]
         while pending:
             source, target = pending.pop()
-            if isinstance(source, str):
-                continue
             pairs = source.items() if isinstance(source, dict) else enumerate(source)
             for key, item in pairs:
                 new = fresh(item)
@@ -414,17 +411,6 @@ class _Redactor:
                 if isinstance(item, (dict, list)):
                     pending.append((item, new))
         return top
-
-    def scrub(self, error: _ErrorT) -> _ErrorT:
-        """The last line of defence: secrets out of an error built elsewhere."""
-        text = str(error)
-        hidden = self.hide(text)
-        if hidden != text:
-            error.args = (hidden,)
-        for name in ("partial", "body"):
-            if getattr(error, name, None):
-                setattr(error, name, self.copy(getattr(error, name)))
-        return error
 
 
 _NO_SECRETS = _Redactor()
@@ -2191,7 +2177,7 @@ class _Stream(Generic[ChunkT, ResultT]):
             self._elapsed = self._clock() - self._started
             self._result = self._build()
         except LMStudioError as exc:
-            self._error = self._redactor.scrub(exc)
+            self._error = exc  # built with the redactor: no secret to take out here
             raise
         finally:
             # Dropped in a reference cycle, the garbage collector may clear the proxy
