@@ -136,8 +136,9 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "split_think": ("LMSTUDIO_SPLIT_THINK",),
 }
 
-#: Path suffixes users paste from other clients; the server root is kept.
-API_PREFIXES = ("/v1", "/api/v0", "/api/v1")
+#: Path suffixes users paste from other clients: one is dropped, any prefix before it
+#: (a gateway's ``/litellm``, an nginx ``location /lmstudio/``) is kept on every route.
+API_PREFIXES = ("/api/v0", "/api/v1", "/v1")
 
 #: Statuses worth another attempt: the server is busy or a proxy hiccuped.
 #: 500 is not here: LM Studio's 500s are deterministic.
@@ -323,7 +324,10 @@ MESSAGE_ERRORS: tuple[tuple[str, type[APIError]], ...] = (
         r"|exceeds the available context size",
         ContextLengthExceededError,
     ),
-    (r"invalid model identifier|model \S+ not found", ModelNotFoundError),
+    (
+        r"invalid model identifier|model \S+ not found|invalid model name passed in model=",
+        ModelNotFoundError,
+    ),
 )
 
 
@@ -451,13 +455,13 @@ def _api_error_from(
     if cls is None:
         cls = ServerError if status_code >= 500 else APIError
 
-    if message:
+    if not message and not text.lstrip().startswith("<"):
+        message = text  # plain text says more than the status
+    if message.strip():
         message = redactor.quote(message, MESSAGE_LIMIT)
         if status_code >= 400:
             message += f" (HTTP {status_code})"
-    elif text.strip() and not text.lstrip().startswith("<"):
-        message = redactor.quote(text, MESSAGE_LIMIT)  # plain text says more than the status
-    else:  # an HTML error page from a proxy: the status line is enough
+    else:  # an HTML error page from a proxy, or nothing: the status line is enough
         message = f"HTTP {status_code} {redactor.quote(reason, 80)}".strip()
     parts = [message]
     if attempts > 1:
@@ -513,7 +517,8 @@ def _shown(value: Any, limit: int = 80) -> str:
 
 
 def normalize_base_url(url: str, *, source: str = "base_url") -> str:
-    """Reduce any form users paste (``localhost:1234/v1/``) to the server root."""
+    """Reduce any form users paste (``localhost:1234/v1/``) to the server's root, where
+    ``/v1/...`` and ``/api/v1/...`` start; behind a gateway that root has a path."""
     from urllib.parse import urlsplit  # already loaded by requests; local for clarity
 
     text = str(url).strip()
@@ -538,12 +543,11 @@ def normalize_base_url(url: str, *, source: str = "base_url") -> str:
     if parts.query or parts.fragment:
         raise ConfigError(f"{source}={shown} must not carry a query or fragment")
     path = parts.path.rstrip("/")
-    if path and path not in API_PREFIXES:
-        raise ConfigError(
-            f"{source}={shown} has path {path!r}; give the server root, "
-            "optionally ending in /v1, /api/v0 or /api/v1"
-        )
-    return f"{scheme}://{parts.netloc}"
+    for suffix in API_PREFIXES:  # longest first: "/api/v1" also ends in "/v1"
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break  # only one: a doubled "/v1/v1" reaches the server and says so
+    return f"{scheme}://{parts.netloc}{path}"
 
 
 def _parse_number(value: Any, source: str, *, integer: bool, allow_zero: bool) -> int | float:
@@ -2204,7 +2208,10 @@ class _Stream(Generic[ChunkT, ResultT]):
                 f"{self._what}: a data line is not a JSON object: {self._redactor.quote(data)}"
             )
         if event == "error" or obj.get("error"):
-            raise _api_error_from(200, obj, "", "", 1, self._redactor)
+            error = _api_error_from(200, obj, "", "", 1, self._redactor)
+            if self._pieces or self._blocks:  # text arrived: keep it, and the class as cause
+                raise self._cut(f"the server sent an error ({error})") from error
+            raise error
         if not self._last:
             self._id, self._model = _str_or_none(obj.get("id")), _str_or_none(obj.get("model"))
         self._last = obj

@@ -474,8 +474,12 @@ SECRET_FAULTS: dict[str, tuple[Callable[[BaseHTTPRequestHandler], None], type[Ex
         lp.MalformedResponseError,
     ),
     "stream-error-event-echo": (
-        lambda h: _answer_stream(h, text_chunk("Hel"), {"error": {"message": _echo(h)}}),
+        lambda h: _answer_stream(h, {"error": {"message": _echo(h)}}),
         lp.APIError,
+    ),
+    "stream-error-event-after-text-echo": (
+        lambda h: _answer_stream(h, text_chunk("Hel"), {"error": {"message": _echo(h)}}),
+        lp.StreamError,
     ),
 }
 
@@ -503,7 +507,7 @@ def fault_server() -> Iterator[str]:
 def _assert_no_secret(exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
     texts = [str(exc), repr(exc), repr(exc.args), str(getattr(exc, "partial", ""))]
     if exc.__cause__ is not None:
-        texts += [str(exc.__cause__), repr(exc.__cause__)]
+        texts += [str(exc.__cause__), repr(exc.__cause__), repr(getattr(exc.__cause__, "body", 0))]
     for text in texts:
         assert SECRET not in text
     ours = [r for r in caplog.records if r.name.startswith(("lmstudio_provider", "urllib3"))]
@@ -683,6 +687,19 @@ MISSING_MODEL_ANSWERS = [
     (lms_model_not_found(WRONG), 400),
     (lms_model_not_found(WRONG), 404),
     ({"error": f'Model "{WRONG}" not found'}, 404),
+    # LiteLLM's proxy: a name its router does not route
+    (
+        {
+            "error": {
+                "message": f"/chat/completions: Invalid model name passed in model={WRONG}. "
+                "Call `/v1/models` to view available models for your key.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "400",
+            }
+        },
+        400,
+    ),
 ]
 GENERATION_CALLS: dict[str, tuple[str, Callable[[lp.LMStudioClient, str], Any]]] = {
     "chat": ("/v1/chat/completions", lambda c, m: c.chat("hi", model=m)),
@@ -1488,7 +1505,7 @@ def test_long_server_text_is_cut_to_one_short_line() -> None:
 
 def test_plain_text_error_body_is_quoted() -> None:
     error = lp.error_from_response(500, None, text="upstream crashed", reason="Server Error")
-    assert str(error) == "upstream crashed"
+    assert str(error) == "upstream crashed (HTTP 500)"
 
 
 def test_tables_are_public_data() -> None:
@@ -1810,6 +1827,16 @@ def test_unknown_override_is_a_type_error() -> None:
         ("HTTPS://lms.example.com", "https://lms.example.com"),
         ("  http://10.0.0.5:1234//  ", "http://10.0.0.5:1234"),
         ("http://[::1]:1234/v1", "http://[::1]:1234"),
+        ("http://localhost:1234/api/v1/", "http://localhost:1234"),
+        ("http://localhost:1234/api/v0", "http://localhost:1234"),
+        # behind a gateway or a reverse proxy the root has a path; one API suffix goes
+        ("http://gw.example/litellm/v1", "http://gw.example/litellm"),
+        ("http://host/lmstudio/", "http://host/lmstudio"),
+        ("http://host/lmstudio/api/v1", "http://host/lmstudio"),
+        ("http://localhost:1234/v2", "http://localhost:1234/v2"),
+        ("http://me:p@ss@host/a/v1", "http://me:p@ss@host/a"),
+        ("http://h/x/v1/v1", "http://h/x/v1"),  # doubled: the server will say the route is wrong
+        ("http://h/xv1", "http://h/xv1"),
     ],
 )
 def test_base_url_is_normalised_to_the_server_root(given: str, root: str) -> None:
@@ -1823,8 +1850,6 @@ def test_base_url_is_normalised_to_the_server_root(given: str, root: str) -> Non
         ("ws://localhost:1234", "scheme 'ws'"),
         ("http://", "no host"),
         ("http://:1234", "no host"),
-        ("http://localhost:1234/v2", "path '/v2'"),
-        ("http://localhost:1234/openai/v1", "path '/openai/v1'"),
         ("http://localhost:99999", "invalid port"),
         ("http://localhost:1234/v1?x=1", "query"),
         ("", "empty"),
@@ -1910,13 +1935,29 @@ def test_unbalanced_brackets_name_the_url() -> None:
     assert str(info.value) == "base_url='http://[::1:1234' is not a valid URL"
 
 
-def test_a_path_names_the_url_and_what_to_give() -> None:
-    with pytest.raises(lp.ConfigError) as info:
-        lp.LMStudioConfig(base_url="http://h:1/other")
-    assert str(info.value) == (
-        "base_url='http://h:1/other' has path '/other'; give the server root, "
-        "optionally ending in /v1, /api/v0 or /api/v1"
+@responses.activate
+def test_a_path_prefix_is_kept_on_every_route() -> None:
+    prefix = "http://gw.example/lmstudio"
+    responses.get(prefix + "/api/v1/models", json={"error": "Unexpected endpoint or method."})
+    responses.get(prefix + "/api/v0/models", status=404)
+    responses.get(prefix + "/v1/models", json={"data": [{"id": "m"}]})
+    responses.post(prefix + "/v1/chat/completions", json=chat_body("hi"))
+    responses.post(prefix + "/v1/embeddings", json={"data": [{"embedding": [1.0]}]})
+    client = make_client(base_url=prefix + "/v1/")
+    assert client.config.base_url == prefix
+    assert [m.id for m in client.list_models()] == ["m"]
+    assert client.chat("q").content == "hi"
+    assert client.embed("q", model="m").embeddings == [[1.0]]
+    assert all(call.request.url.startswith(prefix + "/") for call in responses.calls)
+
+
+@responses.activate
+def test_a_doubled_v1_reaches_the_server_as_a_wrong_route() -> None:
+    responses.post(
+        "http://h:1/v1/v1/chat/completions", json={"error": "Unexpected endpoint or method."}
     )
+    with pytest.raises(lp.EndpointNotFoundError, match="the base URL is probably wrong"):
+        make_client(base_url="http://h:1/v1/v1").chat("q", model="m")
 
 
 @pytest.mark.parametrize(
@@ -3809,13 +3850,13 @@ def test_chat_stream_split_think_edges_match_the_plain_answer(
 
 
 @pytest.mark.parametrize("event_line", [b"event: error\n", b""])
-def test_chat_stream_error_event_raises_the_mapped_error(
+def test_chat_stream_error_event_before_text_raises_the_mapped_error(
     rsps: responses.RequestsMock,
     event_line: bytes,
     client: lp.LMStudioClient,
 ) -> None:
     error = {"error": {"message": CONTEXT_MESSAGE}, "message": CONTEXT_MESSAGE}
-    body = sse_stream(delta_chunk({"content": "Hel"}), done=False)
+    body = sse_stream(delta_chunk({"role": "assistant"}), delta_chunk({"content": ""}), done=False)
     body += event_line + b"data: " + json.dumps(error).encode() + b"\n\n"
     mock_sse(rsps, body)
     stream = client.chat_stream("long text", model="m")
@@ -3823,11 +3864,52 @@ def test_chat_stream_error_event_raises_the_mapped_error(
     with pytest.raises(lp.ContextLengthExceededError) as info:
         for chunk in stream:
             received.append(chunk.content)
-    assert received == ["Hel"]
+    assert received == ["", ""]
     assert "Input does not fit in context length" in str(info.value)
     assert "shorten the input" in str(info.value)
     assert info.value.status_code == 200
     assert info.value.body == error
+
+
+@pytest.mark.parametrize("event_line", [b"event: error\n", b""])
+def test_chat_stream_error_event_after_text_keeps_the_text(
+    rsps: responses.RequestsMock,
+    event_line: bytes,
+    client: lp.LMStudioClient,
+) -> None:
+    # what LiteLLM's proxy sends when a backend dies mid-answer: an error event, no [DONE]
+    error = {"error": {"message": "litellm.APIConnectionError: gone", "type": None, "code": "500"}}
+    body = sse_stream(delta_chunk({"content": "Hel"}), delta_chunk({"content": "lo"}), done=False)
+    body += event_line + b"data: " + json.dumps(error).encode() + b"\n\n"
+    mock_sse(rsps, body)
+    stream = client.chat_stream("q", model="m")
+    received = []
+    with pytest.raises(lp.StreamError) as info:
+        for chunk in stream:
+            received.append(chunk.content)
+    assert received == ["Hel", "lo"]
+    assert info.value.partial == "Hello"
+    assert str(info.value) == (
+        "chat stream: the server sent an error (litellm.APIConnectionError: gone) "
+        "after 5 characters; the answer is incomplete"
+    )
+    cause = info.value.__cause__
+    assert type(cause) is lp.APIError and cause.code == "500" and cause.body == error
+    with pytest.raises(lp.StreamError) as again:
+        stream.text()
+    assert again.value is info.value
+
+
+def test_complete_stream_error_event_after_text_keeps_the_text(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    body = sse_stream(completion_chunk("Once"), done=False)
+    body += b'data: {"error": {"message": "the prompt does not fit in context"}}\n\n'
+    mock_sse(rsps, body, COMPLETIONS_URL)
+    with pytest.raises(lp.StreamError, match="after 4 characters") as info:
+        client.complete_stream("q", model="m").text()
+    assert info.value.partial == "Once"
+    assert type(info.value.__cause__) is lp.ContextLengthExceededError
 
 
 def test_chat_stream_event_error_with_a_plain_message(
