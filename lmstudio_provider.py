@@ -25,6 +25,7 @@ https://pypi.org/project/lmstudio-provider/
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -2661,6 +2662,8 @@ class LMStudioClient:
         self._redactor = self._transport.redactor
         #: The base URL as messages show it: without a password.
         self._where = self._transport.where
+        #: The route that last gave the model list: "/v1/models" means no native routes.
+        self._models_route: str | None = None
 
     def __repr__(self) -> str:
         return f"LMStudioClient(base_url={self._where!r}, model={self.config.model!r})"
@@ -2709,6 +2712,7 @@ class LMStudioClient:
             models = parse(body)
             if models is not None:
                 self._cache.set("models_route", path)
+                self._models_route = path
                 return tuple(models)
             if last:
                 raise MalformedResponseError(
@@ -3104,12 +3108,20 @@ class LMStudioClient:
             conversation,
         )
 
-    def is_available(self) -> bool:
-        """A quick probe of ``/v1/models``; never raises for a missing server."""
+    def is_available(self, *, deep: bool = False) -> bool:
+        """A quick probe of ``/v1/models``; never raises for a missing server.
+
+        Args:
+            deep: also ask a model for one token. Behind a gateway the model list
+                answers while every backend is down; only a generation proves
+                that a model answers (it may wait for one to load).
+        """
         try:
             self._request_json(
                 "GET", "/v1/models", timeout=min(self.config.timeout, 5.0), retries=0
             )
+            if deep:
+                self.chat("Say OK.", max_tokens=1, temperature=0)
         except LMStudioError:
             return False
         return True
@@ -3234,22 +3246,27 @@ DISCOVERY_URLS = (DEFAULT_BASE_URL, "http://127.0.0.1:1234")
 DISCOVERY_TTL = 30.0
 
 
-#: What discover() found (a URL or None) per list of URLs it probed.
+#: What discover() found per list of URLs and key: the first URL that answers (or
+#: None), and the URLs before it that answer only with a key they were not given.
 _discovered = TTLCache(DISCOVERY_TTL)
+
+#: What one probe can find: a model list, or a server that wants a key.
+_ANSWERS = "answers"
+_NEEDS_KEY = "needs a key"
 
 
 def _discovery_candidates(
     candidates: Iterable[str] | None, environ: Mapping[str, str] | None
-) -> tuple[list[str], str | None]:
-    """The root URLs to probe, in order, without repeats; and the API key to send."""
+) -> tuple[list[str], str | None, str | None]:
+    """The root URLs to probe, in order, without repeats; the configured one; its API key."""
     urls = []
-    api_key = None
+    configured = api_key = None
     env = os.environ if environ is None else environ
     names = ENV_VARS["base_url"] + ENV_VARS["api_key"]  # another bad setting must not hide them
     try:
         config = LMStudioConfig.from_env({name: env[name] for name in names if name in env})
         urls.append(config.base_url)
-        api_key = config.api_key
+        configured, api_key = config.base_url, config.api_key
     except ConfigError:
         pass  # a bad URL should not stop the search
     urls.extend(DISCOVERY_URLS)
@@ -3262,15 +3279,16 @@ def _discovery_candidates(
             urls.append(normalize_base_url(candidate))
         except ConfigError:
             continue
-    return list(dict.fromkeys(urls)), api_key
+    return list(dict.fromkeys(urls)), configured, api_key
 
 
 #: How much of one probe's answer discover() reads (decompressed): a model list is small.
 DISCOVERY_MAX_BYTES = 1024 * 1024
 
 
-def _answers_like_lmstudio(url: str, timeout: float, api_key: str | None) -> bool:
-    """Whether ``url`` serves a JSON model list; at most ``timeout`` s and 1 MiB of reading."""
+def _probe_answer(url: str, timeout: float, api_key: str | None) -> str | None:
+    """What ``url`` says to ``GET /v1/models``: a JSON model list, a 401 to a probe
+    without a key, or nothing we know; at most ``timeout`` s and 1 MiB of reading."""
     headers = {"User-Agent": USER_AGENT}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
@@ -3279,26 +3297,30 @@ def _answers_like_lmstudio(url: str, timeout: float, api_key: str | None) -> boo
         with requests.get(
             url + "/v1/models", headers=headers, timeout=(timeout, timeout), stream=True
         ) as response:
+            if response.status_code == 401 and not api_key:
+                return _NEEDS_KEY
             if response.status_code != 200:
-                return False
+                return None
             data = _read_up_to(response, DISCOVERY_MAX_BYTES, ends, timeout)
         body = _loads(data, "the model list", _NO_SECRETS)
     except (requests.RequestException, LMStudioError):
-        return False
-    return isinstance(body, dict) and not body.get("error") and isinstance(body.get("data"), list)
+        return None
+    if isinstance(body, dict) and not body.get("error") and isinstance(body.get("data"), list):
+        return _ANSWERS
+    return None
 
 
-def _probe(url: str, timeout: float, api_key: str | None) -> bool:
+def _probe(url: str, timeout: float, api_key: str | None) -> str | None:
     """One probe with a hard limit: a server that sends its headers a byte at a time
     could hold requests past any read timeout, so the probe runs in a thread that
     is left behind (it ends at its own timeouts) once ``timeout`` has passed."""
-    answer: list[bool] = []
+    answer: list[str | None] = []
 
     def probe() -> None:
         try:
-            answer.append(_answers_like_lmstudio(url, timeout, api_key))
+            answer.append(_probe_answer(url, timeout, api_key))
         except Exception:  # a URL urllib3 cannot parse, say: not a server, and no traceback
-            answer.append(False)
+            answer.append(None)
 
     worker = threading.Thread(
         target=probe,
@@ -3307,7 +3329,34 @@ def _probe(url: str, timeout: float, api_key: str | None) -> bool:
     )
     worker.start()
     worker.join(timeout)
-    return bool(answer and answer[0])
+    return answer[0] if answer else None
+
+
+def _survey(
+    candidates: Iterable[str] | None, timeout: float, environ: Mapping[str, str] | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """The first URL that answers, and those before it that want a key.
+
+    The key goes only to the configured base URL: a candidate is another
+    machine, and may not be the user's.
+    """
+    seconds = _check_timeout(timeout)
+    urls, configured, api_key = _discovery_candidates(candidates, environ)
+
+    def look() -> tuple[str | None, tuple[str, ...]]:
+        locked: list[str] = []
+        for url in urls:
+            answer = _probe(url, seconds, api_key if url == configured else None)
+            if answer == _ANSWERS:
+                return url, tuple(locked)
+            if answer == _NEEDS_KEY:
+                log.info("a server at %s answers only with an API key", url)
+                locked.append(url)
+        return None, tuple(locked)
+
+    # the key changes the answer, so it is part of the cache key (as a digest: no copy kept)
+    key = hashlib.sha256((api_key or "").encode()).hexdigest()
+    return _discovered.get_or_load("\n".join((key, *urls)), look)
 
 
 def discover(
@@ -3320,16 +3369,14 @@ def discover(
 
     Probes the configured base URL, then ``localhost:1234`` and ``127.0.0.1:1234``,
     then ``candidates``; a server counts when ``/v1/models`` returns a JSON
-    model list. Each probe gets ``timeout`` seconds in all, even from a server
-    that drips one byte at a time, so the whole call takes at most ``timeout``
-    times the number of URLs. Results are kept for 30 s per list of URLs.
+    model list. The configured API key is sent to the configured URL only; a
+    candidate that answers 401 without it is skipped (and logged at INFO). Each
+    probe gets ``timeout`` seconds in all, even from a server that drips one
+    byte at a time, so the whole call takes at most ``timeout`` times the
+    number of URLs. Results are kept for 30 s per list of URLs and key.
     Never raises for a closed port or a bad candidate.
     """
-    seconds = _check_timeout(timeout)
-    urls, api_key = _discovery_candidates(candidates, environ)
-    return _discovered.get_or_load(
-        "\n".join(urls), lambda: next((url for url in urls if _probe(url, seconds, api_key)), None)
-    )
+    return _survey(candidates, timeout, environ)[0]
 
 
 if TYPE_CHECKING:  # mypy proves that the client is a ModelProvider
@@ -3365,6 +3412,9 @@ def _add_command_arguments(commands: Mapping[str, Any]) -> None:
     commands["chat"].add_argument("--system", help="a system message to send first")
     commands["chat"].add_argument(
         "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
+    )
+    commands["health"].add_argument(
+        "--deep", action="store_true", help="also ask a model for one token"
     )
     commands["embed"].add_argument("text")
     commands["load"].add_argument("model_key", metavar="MODEL")
@@ -3466,27 +3516,59 @@ def _run_generation(client: LMStudioClient, args: Any) -> None:
         _print_stream((piece.text, "") for piece in pieces)
 
 
-def _health(client: LMStudioClient, explicit_url: str | None) -> None:
-    """Check the given URL, or find a server where LM Studio usually listens."""
+def _find_for_health(client: LMStudioClient) -> str:
+    """Where a server answers: the configured URL, or one LM Studio usually uses."""
     url = client.config.base_url
-    found = url if explicit_url is not None else discover()
-    if found is None:
-        try:  # discover() skips a server that refuses us (401): that is not "no server"
-            client.list_models(refresh=True)
-            found = url
-        except (AuthenticationError, PermissionDeniedError):
-            raise
-        except LMStudioError:
-            probed, _ = _discovery_candidates(None, None)
-            raise ServerUnreachableError(
-                f"no LM Studio server answers at {', '.join(probed)}; {START_SERVER_ADVICE}"
-            ) from None
+    found, locked = _survey(None, 0.5, None)
+    if found is not None:
+        return found
+    try:  # discovery skips a server that refuses our key (401): that is not "no server"
+        client.list_models(refresh=True)
+        return url
+    except (AuthenticationError, PermissionDeniedError):
+        raise
+    except LMStudioError:
+        pass
+    if locked:
+        raise AuthenticationError(
+            f"a server answers at {locked[0]} but wants an API key; set LMSTUDIO_API_KEY "
+            f"and LMSTUDIO_BASE_URL={locked[0]} (the key goes only to the base URL)",
+            status_code=401,
+        )
+    probed = _discovery_candidates(None, None)[0]
+    raise ServerUnreachableError(
+        f"no LM Studio server answers at {', '.join(probed)}; {START_SERVER_ADVICE}"
+    )
+
+
+def _health(client: LMStudioClient, args: Any) -> None:
+    """Say what answers where: LM Studio with its own routes, or an OpenAI-compatible
+    server (a gateway, llama.cpp) without them; ``--deep`` asks a model for one token."""
+    url = client.config.base_url
+    found = url if args.base_url is not None else _find_for_health(client)
+    report: JSONDict = {"url": found}
     with LMStudioClient(client.config, base_url=found) as checked:
         models = checked.list_models(refresh=True)
+        native = checked._models_route != "/v1/models"
+        report["server"] = "lmstudio" if native else "openai-compatible"
+        report["models"] = len(models)
+        if any(m.state is not None for m in models):
+            report["loaded"] = sum(1 for m in models if m.is_loaded)
+        if args.deep:
+            started = time.monotonic()
+            reply = checked.chat("Say OK.", model=args.model, max_tokens=1, temperature=0)
+            report["answered_by"] = reply.model
+            report["answered_in"] = round(time.monotonic() - started, 3)
+    if args.json:
+        print(json.dumps(report))
+        return
+    what = "LM Studio" if native else "an OpenAI-compatible server without LM Studio's routes"
     counts = f"{len(models)} model(s)"
-    if any(m.state is not None for m in models):
-        counts += f", {sum(1 for m in models if m.is_loaded)} loaded"
-    line = f"ok: LM Studio answers at {found} ({counts})"
+    if "loaded" in report:
+        counts += f", {report['loaded']} loaded"
+    line = f"ok: {what} answers at {found} ({counts})"
+    if args.deep:
+        line += f"; {report['answered_by'] or 'a model'} answered in {report['answered_in']:g} s"
     if found != url:
         line += f"; set LMSTUDIO_BASE_URL={found} to use it"
     print(line)
@@ -3529,7 +3611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "models":
                 _print_models(client, args.json)
             elif args.command == "health":
-                _health(client, args.base_url)
+                _health(client, args)
             elif args.command == "load":
                 _load(client, args.model_key, args.context_length)
             elif args.command == "unload":

@@ -4862,6 +4862,24 @@ def test_is_available(rsps: responses.RequestsMock, client: lp.LMStudioClient) -
     assert make_client(base_url=f"http://127.0.0.1:{free_port()}").is_available() is False
 
 
+def test_is_available_deep_asks_a_model_for_one_token(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    # a gateway: its model list answers while every backend is down
+    _openai_server(rsps)
+    rsps.post(CHAT_URL, json={"error": {"message": "No deployments available"}}, status=500)
+    assert client.is_available() is True
+    assert paths(rsps) == ["/v1/models"]
+    assert client.is_available(deep=True) is False
+    assert paths(rsps)[1:] == [
+        "/v1/models", "/api/v1/models", "/api/v0/models", "/v1/models", "/v1/chat/completions"
+    ]  # fmt: skip
+    sent = json.loads(rsps.calls[-1].request.body)
+    assert (sent["model"], sent["max_tokens"], sent["temperature"]) == ("smollm2", 1, 0)
+    rsps.replace("POST", CHAT_URL, json=chat_body("OK"))
+    assert client.is_available(deep=True) is True
+
+
 def test_one_client_shared_by_eight_threads() -> None:
     threads, calls = 8, 60
     model_fetches: list[str] = []
@@ -6054,6 +6072,78 @@ def test_discover_sends_the_configured_api_key(closed_discovery: tuple[str, str]
         stop()
 
 
+def key_guarded_server(
+    seen: list[str | None], key: str
+) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A server whose model list needs ``key``: 401 without it, as LM Studio 0.4 with auth."""
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        sent = handler.headers.get("Authorization")
+        seen.append(sent)
+        if sent != f"Bearer {key}":
+            native_reply(handler, 401, b'{"error": {"message": "token required"}}')
+        else:
+            native_reply(handler, 200, b'{"object": "list", "data": [{"id": "m"}]}')
+
+    return handle
+
+
+KEY = "sk-lm-abcdefgh:0123456789abcdefghij"
+
+
+def test_discover_caches_by_key_too(closed_discovery: tuple[str, str]) -> None:
+    seen: list[str | None] = []
+    url, stop = serve(key_guarded_server(seen, KEY))
+    try:
+        assert lp.discover(environ={"LMSTUDIO_BASE_URL": url}) is None
+        with_key = {"LMSTUDIO_BASE_URL": url, "LMSTUDIO_API_KEY": KEY}
+        assert lp.discover(environ=with_key) == url  # not the cached miss of the keyless call
+        assert lp.discover(environ=with_key) == url
+        assert seen == [None, f"Bearer {KEY}"]
+    finally:
+        stop()
+    assert not any(KEY in key for key in lp._discovered._data)  # a digest, not the key
+
+
+def test_discover_sends_the_key_to_the_configured_url_only(
+    closed_discovery: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lmstudio_provider")
+    seen: list[str | None] = []
+    url, stop = serve(key_guarded_server(seen, KEY))
+    try:
+        environ = {"LMSTUDIO_BASE_URL": closed_discovery[0], "LMSTUDIO_API_KEY": KEY}
+        assert lp.discover([url], environ=environ) is None
+    finally:
+        stop()
+    assert seen == [None]  # the candidate was asked without the key, and not given it
+    assert [r.getMessage() for r in caplog.records] == [
+        f"a server at {url} answers only with an API key"
+    ]
+
+
+def test_cli_health_names_a_server_that_wants_a_key(
+    closed_discovery: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[str | None] = []
+    url, stop = serve(key_guarded_server(seen, KEY))
+    try:
+        monkeypatch.setattr(lp, "DISCOVERY_URLS", (closed_discovery[0], url))
+        monkeypatch.setenv("LMSTUDIO_BASE_URL", closed_discovery[1])
+        monkeypatch.setenv("LMSTUDIO_API_KEY", KEY)
+        monkeypatch.setenv("LMSTUDIO_MAX_RETRIES", "0")
+        assert lp.main(["health"]) == 1
+    finally:
+        stop()
+    assert seen == [None]
+    assert capsys.readouterr().err == (
+        f"lmstudio-provider: error: a server answers at {url} but wants an API key; set "
+        f"LMSTUDIO_API_KEY and LMSTUDIO_BASE_URL={url} (the key goes only to the base URL)\n"
+    )
+
+
 def test_deep_json_discovery_probe_is_no_server(closed_discovery: tuple[str, str]) -> None:
     answer = http_answer(deep_json().encode(), "Content-Type: application/json")
     with raw_server(answer) as url:
@@ -6239,6 +6329,55 @@ def test_cli_health(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[
     )
 
 
+def test_cli_health_deep_asks_a_model_and_says_who_answered(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _openai_server(rsps)
+    rsps.post(CHAT_URL, json=chat_body("OK"))
+    assert lp.main(["health", "--deep", "--base-url", BASE]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(
+        "ok: an OpenAI-compatible server without LM Studio's routes answers at "
+        + re.escape(BASE)
+        + r" \(1 model\(s\)\); qwen2\.5-7b-instruct answered in \d+(\.\d+)?(e-\d+)? s\n",
+        out,
+    ), out
+    sent = json.loads(rsps.calls[-1].request.body)
+    assert (sent["model"], sent["max_tokens"]) == ("smollm2", 1)
+
+
+def test_cli_health_deep_fails_when_no_model_answers(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _openai_server(rsps)
+    rsps.post(CHAT_URL, json={"error": {"message": "No deployments available"}}, status=500)
+    assert lp.main(["health", "--deep", "--base-url", BASE, "--model", "m"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("lmstudio-provider: error: No deployments available (HTTP 500)\n")
+
+
+def test_cli_health_json_is_one_document(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mock_v0_models(rsps)
+    assert lp.main(["health", "--json", "--base-url", BASE]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "url": BASE,
+        "server": "lmstudio",
+        "models": 3,
+        "loaded": 2,
+    }
+    rsps.reset()
+    _openai_server(rsps)
+    rsps.post(CHAT_URL, json=chat_body("OK"))
+    assert lp.main(["health", "--json", "--deep", "--base-url", BASE]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["server"] == "openai-compatible" and report["models"] == 1
+    assert report["answered_by"] == "qwen2.5-7b-instruct"
+    assert isinstance(report["answered_in"], float) and "loaded" not in report
+
+
 def test_cli_health_without_base_url_discovers_the_server(
     closed_discovery: tuple[str, str],
     monkeypatch: pytest.MonkeyPatch,
@@ -6255,7 +6394,8 @@ def test_cli_health_without_base_url_discovers_the_server(
         stop()
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [
-        f"ok: LM Studio answers at {url} (1 model(s)); set LMSTUDIO_BASE_URL={url} to use it"
+        f"ok: an OpenAI-compatible server without LM Studio's routes answers at {url} "
+        f"(1 model(s)); set LMSTUDIO_BASE_URL={url} to use it"
     ]
     assert captured.err == ""
     assert hits == ["/v1/models", "/api/v1/models", "/api/v0/models", "/v1/models"]
