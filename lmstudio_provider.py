@@ -2102,6 +2102,8 @@ class _Stream(Generic[ChunkT, ResultT]):
         if self._error is not None:
             raise self._error
         if self._result is None:
+            if self._closed:  # left early: it will never have an answer
+                raise self._cut("the stream was closed before its end")
             raise RuntimeError("the stream is not finished: iterate it to the end or call text()")
         return self._result
 

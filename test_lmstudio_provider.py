@@ -19,6 +19,7 @@ import gzip
 import http.client
 import inspect
 import io
+import itertools
 import json
 import logging
 import math
@@ -4224,7 +4225,7 @@ def test_chat_stream_break_from_a_kept_stream_closes_it(endless: EndlessServer) 
         break
     assert endless.hang_up_seen("kept")
     assert list(stream) == []
-    with pytest.raises(RuntimeError, match="not finished"):
+    with pytest.raises(lp.StreamError, match="closed before its end"):
         _ = stream.response
     assert client.chat_stream("quick", model="m").text() == "done"
 
@@ -4238,8 +4239,9 @@ def test_chat_stream_with_block_closes_and_close_is_idempotent(endless: EndlessS
     stream.close()
     with pytest.raises(StopIteration):
         next(stream)
-    with pytest.raises(RuntimeError, match="not finished"):
+    with pytest.raises(lp.StreamError, match="closed before its end") as info:
         _ = stream.response
+    assert info.value.partial == "t0 "
     with client.chat_stream("quick", model="m") as again:
         assert again.text() == "done"
     assert again.response.content == "done"
@@ -4455,8 +4457,29 @@ def test_a_stream_read_before_its_end_has_no_response_yet() -> None:
     with pytest.raises(RuntimeError) as info:
         _ = stream.response
     assert str(info.value) == ("the stream is not finished: iterate it to the end or call text()")
+    assert [chunk.content for chunk in itertools.islice(stream, 2)] == ["", "a"]
     stream.close()
     assert list(stream) == []  # closed: nothing more, and no error
+    with pytest.raises(lp.StreamError) as closed:  # it never will be: not "iterate it"
+        _ = stream.response
+    assert str(closed.value) == (
+        "chat stream: the stream was closed before its end after 1 characters; "
+        "the answer is incomplete"
+    )
+    assert closed.value.partial == "a"
+
+
+def test_a_stream_left_by_a_generator_expression_says_it_was_closed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_sse(rsps, content_stream("Hel", "lo"))
+    stream = client.chat_stream("hi", model="m")
+    first = next(chunk for chunk in stream if chunk.content)  # the expression closes it
+    assert first.content == "Hel"
+    assert list(stream) == []
+    with pytest.raises(lp.StreamError, match="closed before its end") as info:
+        _ = stream.response
+    assert info.value.partial == "Hel"
 
 
 def test_split_think_holds_back_a_closing_tag_split_one_short() -> None:
