@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import itertools
 import json
 import logging
@@ -620,6 +621,12 @@ class LMStudioConfig:
     retry_on_timeout: bool = False
     #: Move a leading ``<think>...</think>`` out of the content into ``reasoning``.
     split_think: bool = False
+    #: Proxies for this client alone, as requests takes them (``{"http": URL,
+    #: "https": URL}``); they replace ``HTTP(S)_PROXY``, and a scheme left out
+    #: goes direct. None: the environment's, except for a loopback base URL,
+    #: which never goes through a proxy (a corporate proxy cannot reach your
+    #: localhost). Not read from the environment: that is what it overrides.
+    proxies: Mapping[str, str] | None = field(default=None, hash=False)
 
     _NUMBERS: ClassVar[dict[str, tuple[bool, bool]]] = {
         # field: (integer, zero allowed)
@@ -661,6 +668,16 @@ class LMStudioConfig:
             raise ConfigError(f"{sources.get('model', 'model')} is empty")
         for name in ("retry_on_timeout", "split_think"):
             assign(self, name, _parse_flag(getattr(self, name), sources.get(name, name)))
+        if self.proxies is not None:
+            if not isinstance(self.proxies, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, (str, type(None)))
+                for k, v in self.proxies.items()
+            ):
+                raise ConfigError(
+                    f"proxies={_shown(self.proxies)} must map schemes to proxy URLs, "
+                    'like {"http": "http://proxy:3128"}'
+                )
+            assign(self, "proxies", dict(self.proxies))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LMStudioConfig:
@@ -696,6 +713,9 @@ class LMStudioConfig:
                 shown.append(f"api_key={'<set>' if value else None}")
             elif f.name == "base_url":
                 shown.append(f"base_url={_without_password(value)!r}")
+            elif f.name == "proxies" and value is not None:
+                hidden = {k: v and _without_password(v) for k, v in value.items()}
+                shown.append(f"proxies={hidden!r}")
             else:
                 shown.append(f"{f.name}={value!r}")
         return f"LMStudioConfig({', '.join(shown)})"
@@ -1610,6 +1630,48 @@ def _set_read_timeout(response: requests.Response, seconds: float) -> None:
         sock.settimeout(seconds)
 
 
+def _is_loopback(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 and ::1: this machine, which no proxy can reach for us."""
+    if not host:
+        return False
+    host = host.rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
+#: requests' keys for the environment's proxies; None for each means "go direct".
+_NO_PROXIES: dict[str, Any] = {"http": None, "https": None, "all": None}
+
+
+def _proxies_for(url: str, configured: Mapping[str, str] | None) -> dict[str, Any] | None:
+    """The ``proxies=`` for requests: the configured ones alone; none for a loopback
+    host (Go's net/http makes the same exception); else None, the environment's."""
+    from urllib.parse import urlsplit
+
+    if configured is not None:
+        return {**_NO_PROXIES, **configured}  # a None drops that key's environment proxy
+    if _is_loopback(urlsplit(url).hostname):
+        return dict(_NO_PROXIES)
+    return None
+
+
+def _proxy_in_use(url: str, configured: Mapping[str, str] | None) -> tuple[str, str]:
+    """The proxy a request to ``url`` went through, and where it was set."""
+    proxies = _proxies_for(url, configured)
+    if proxies is not None:
+        return _without_password(requests.utils.select_proxy(url, proxies) or "?"), "proxies="
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url)) or "?"
+    scheme = url.split(":", 1)[0]
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
+        if os.environ.get(name) == proxy:
+            return _without_password(proxy), name
+    return _without_password(proxy), "the system's proxy settings"
+
+
 class _Transport:
     """How one client talks HTTP: send, retry, read a body within limits.
 
@@ -1640,6 +1702,7 @@ class _Transport:
         self.redactor = _Redactor({config.api_key or "": "<api key>", password or "": "***"})
         #: The base URL as messages show it: without a password.
         self.where = _without_password(config.base_url)
+        self._proxies = _proxies_for(config.base_url, config.proxies)
 
     def request_json(
         self,
@@ -1773,6 +1836,7 @@ class _Transport:
                 headers=headers,
                 timeout=(connect, read),
                 stream=True,
+                proxies=self._proxies,
             )
         except requests.RequestException as exc:
             self._log(what, type(exc).__name__, started, attempts)
@@ -1833,6 +1897,16 @@ class _Transport:
     ) -> LMStudioError:
         """The error for a failure below HTTP."""
         tries = f", after {attempt} attempts" if attempt > 1 else ""
+        if isinstance(exc, requests.exceptions.ProxyError):  # the proxy failed, not LM Studio
+            from urllib.parse import urlsplit
+
+            proxy, source = _proxy_in_use(self._config.base_url, self._config.proxies)
+            host = urlsplit(self._config.base_url).hostname
+            return ServerUnreachableError(
+                f"{what}: the proxy {proxy} (from {source}) did not reach {self.where} "
+                f"({_connect_failure_reason(exc)}{tries}); fix the proxy, or add {host} "
+                "to NO_PROXY"
+            )
         if _never_connected(exc):
             reason = _connect_failure_reason(exc)
             return ServerUnreachableError(
@@ -3297,7 +3371,11 @@ def _probe_answer(url: str, timeout: float, api_key: str | None) -> str | None:
     ends = _Deadline(timeout, time.monotonic)
     try:
         with requests.get(
-            url + "/v1/models", headers=headers, timeout=(timeout, timeout), stream=True
+            url + "/v1/models",
+            headers=headers,
+            timeout=(timeout, timeout),
+            stream=True,
+            proxies=_proxies_for(url, None),
         ) as response:
             if response.status_code == 401 and not api_key:
                 return _NEEDS_KEY

@@ -1872,7 +1872,7 @@ def test_api_key_never_in_repr() -> None:
     assert repr(lp.LMStudioConfig(model="m")) == (
         "LMStudioConfig(base_url='http://localhost:1234', api_key=None, model='m', "
         "timeout=300.0, deadline=None, connect_timeout=5.0, max_retries=2, cache_ttl=300.0, "
-        "max_response_bytes=67108864, retry_on_timeout=False, split_think=False)"
+        "max_response_bytes=67108864, retry_on_timeout=False, split_think=False, proxies=None)"
     )
 
 
@@ -3382,6 +3382,131 @@ def test_stream_deadline_covers_the_wait_for_the_first_byte_only() -> None:
     with raw_server(slow_tokens) as url:
         stream = make_client(base_url=url).chat_stream("hi", model="m", deadline=scaled(0.3))
         assert stream.text() == "ab"
+
+
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                   "ALL_PROXY", "no_proxy", "NO_PROXY")  # fmt: skip
+
+
+@pytest.fixture
+def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def forward_proxy(seen: list[str]) -> Callable[[BaseHTTPRequestHandler], None]:
+    """An HTTP proxy that answers every request itself, noting the absolute URL asked for."""
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        seen.append(handler.path)
+        native_reply(handler, 200, b'{"object": "list", "data": [{"id": "via-proxy"}]}')
+
+    return handle
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.0.0.2", "[::1]"])
+def test_an_environment_proxy_never_takes_a_loopback_url(
+    no_proxy_settings: pytest.MonkeyPatch, host: str
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        no_proxy_settings.setenv(name, closed)  # a proxy that answers nothing
+    url, stop = serve(openai_list_server([]))
+    port = url.rsplit(":", 1)[1]
+    try:
+        client = make_client(base_url=f"http://{host}:{port}", max_retries=0)
+        if host in ("127.0.0.2", "[::1]"):  # the test server listens on 127.0.0.1 only
+            with pytest.raises(lp.ServerUnreachableError, match="cannot reach LM Studio at"):
+                client.is_available() or client.list_models()
+        else:
+            assert [m.id for m in client.list_models()] == ["m"]
+    finally:
+        stop()
+
+
+def test_an_environment_proxy_still_takes_other_hosts(
+    no_proxy_settings: pytest.MonkeyPatch,
+) -> None:
+    seen: list[str] = []
+    proxy, stop = serve(forward_proxy(seen))
+    try:
+        no_proxy_settings.setenv("HTTP_PROXY", proxy)
+        client = make_client(base_url="http://lmstudio.example:1234", max_retries=0)
+        assert [m.id for m in client.list_models()] == ["via-proxy"]
+        assert seen[0] == "http://lmstudio.example:1234/api/v1/models"
+        no_proxy_settings.setenv("NO_PROXY", "lmstudio.example")  # and NO_PROXY still works
+        with pytest.raises(lp.ServerUnreachableError, match="host name not found"):
+            make_client(base_url="http://lmstudio.example:1234", max_retries=0).list_models()
+    finally:
+        stop()
+
+
+def test_configured_proxies_replace_the_environment_even_for_loopback(
+    no_proxy_settings: pytest.MonkeyPatch,
+) -> None:
+    seen: list[str] = []
+    proxy, stop = serve(forward_proxy(seen))
+    try:
+        no_proxy_settings.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+        client = make_client(base_url="http://localhost:1", proxies={"http": proxy})
+        assert [m.id for m in client.list_models()] == ["via-proxy"]
+        assert seen[0] == "http://localhost:1/api/v1/models"
+    finally:
+        stop()
+    url, stop = serve(openai_list_server([]))
+    try:  # {} means direct, whatever the environment says
+        no_proxy_settings.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+        direct = make_client(base_url=url, proxies={})
+        assert [m.id for m in direct.list_models()] == ["m"]
+    finally:
+        stop()
+
+
+def test_a_failing_proxy_is_named_with_its_variable(no_proxy_settings: pytest.MonkeyPatch) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    no_proxy_settings.setenv("HTTPS_PROXY", f"http://me:pw@127.0.0.1:{closed.rsplit(':', 1)[1]}")
+    no_proxy_settings.setenv("HTTP_PROXY", closed)
+    client = make_client(base_url="http://lmstudio.example:1234", max_retries=0)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.chat("hi", model="m")
+    assert str(info.value) == (
+        f"POST /v1/chat/completions: the proxy {closed} (from HTTP_PROXY) did not reach "
+        "http://lmstudio.example:1234 (connection refused); fix the proxy, or add "
+        "lmstudio.example to NO_PROXY"
+    )
+    secure = make_client(base_url="https://lmstudio.example", max_retries=0)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        secure.list_models()
+    assert f"the proxy http://me:***@127.0.0.1:{closed.rsplit(':', 1)[1]} (from HTTPS_PROXY)" in (
+        str(info.value)
+    )
+    assert "pw" not in str(info.value)
+    configured = make_client(base_url="http://h.example", proxies={"http": closed}, max_retries=0)
+    with pytest.raises(lp.ServerUnreachableError, match=r"\(from proxies=\) did not reach"):
+        configured.list_models()
+
+
+def test_proxies_must_be_a_mapping_of_urls() -> None:
+    for bad in ("http://proxy:3128", {"http": 3128}, [("http", "x")]):
+        with pytest.raises(lp.ConfigError, match="must map schemes to proxy URLs"):
+            lp.LMStudioConfig(proxies=bad)  # type: ignore[arg-type]
+    config = lp.LMStudioConfig(proxies={"https": "http://me:secret@proxy:3128"})
+    assert "secret" not in repr(config) and "proxies={'https': 'http://me:***@proxy:3128'}" in (
+        repr(config)
+    )
+    hash(config)  # a frozen config stays hashable with a dict inside
+
+
+def test_discovery_probes_loopback_without_the_environment_proxy(
+    closed_discovery: tuple[str, str], no_proxy_settings: pytest.MonkeyPatch
+) -> None:
+    no_proxy_settings.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    url, stop = serve(openai_list_server([]))
+    try:
+        assert lp.discover([url], environ={}) == url
+    finally:
+        stop()
 
 
 # ============================================================================
