@@ -979,9 +979,29 @@ class ModelInfo(_Record):
 
     @classmethod
     def from_openai(cls, data: JSONDict) -> ModelInfo:
-        """From ``/v1/models``: an id and little else."""
-        publisher = _str_or_none(data.get("owned_by"))
-        return cls(id=_str_or_none(data.get("id")) or "", publisher=publisher, raw=data)
+        """From ``/v1/models``: an id, and what llama.cpp adds in ``meta``."""
+        meta = data.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+        return cls(
+            id=_str_or_none(data.get("id")) or "",
+            publisher=_str_or_none(data.get("owned_by")),
+            quantization=_str_or_none(meta.get("ftype")),
+            max_context_length=_int_or_none(meta.get("n_ctx_train")),
+            loaded_context_length=_int_or_none(meta.get("n_ctx")),
+            size_bytes=_int_or_none(meta.get("size")),
+            params_string=_params_string(meta.get("n_params")),
+            raw=data,
+        )
+
+
+def _params_string(count: Any) -> str | None:
+    """A parameter count as LM Studio writes it: 134515008 -> "135M", 7615616512 -> "7.62B"."""
+    count = _int_or_none(count)
+    if count is None or count <= 0:
+        return None
+    if count >= 999.5e6:  # what would round to 1000M is 1B
+        return f"{count / 1e9:.3g}B"
+    return f"{count / 1e6:.3g}M"
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -1347,6 +1367,18 @@ def _models_v0(body: Any) -> list[ModelInfo] | None:
 
 def _models_openai(body: Any) -> list[ModelInfo] | None:
     return _model_list(body, "data", ModelInfo.from_openai)
+
+
+def _substituted(asked: Any, answered: Any, redactor: _Redactor) -> str | None:
+    """What to say when another model answered than the one asked for (llama.cpp
+    serves what it loaded under any name; a gateway may fall back), else None."""
+    if not (isinstance(asked, str) and isinstance(answered, str) and answered):
+        return None
+    served = re.sub(r":\d+$", "", answered)  # LM Studio's second instance: "id:2"
+    if asked.lower().split("@", 1)[0].rsplit("/", 1)[-1] == served.lower().rsplit("/", 1)[-1]:
+        return None
+    asked, answered = redactor.quote(asked, ID_LIMIT), redactor.quote(answered, ID_LIMIT)
+    return f"asked for model {asked!r}, {answered!r} answered"
 
 
 #: Where the model list lives, richest first, with the parser for each shape.
@@ -1761,6 +1793,7 @@ class _Transport:
             "started": started,
             "clock": self._clock,
             "redactor": self.redactor,
+            "asked": payload.get("model"),
         }
 
     def send(
@@ -2111,9 +2144,11 @@ class _Stream(Generic[ChunkT, ResultT]):
         started: float,
         clock: Callable[[], float] = time.monotonic,
         redactor: _Redactor = _NO_SECRETS,
+        asked: str | None = None,
     ) -> None:
         self._response = response
         self._redactor = redactor
+        self._asked = asked
         self._read_timeout = read_timeout
         self._max_bytes = max_bytes
         self._closed = False
@@ -2291,6 +2326,9 @@ class _Stream(Generic[ChunkT, ResultT]):
             raise error
         if not self._last:
             self._id, self._model = _str_or_none(obj.get("id")), _str_or_none(obj.get("model"))
+            note = _substituted(self._asked, self._model, self._redactor)
+            if note:
+                log.info("%s", note)
         self._last = obj
         if obj.get("usage"):
             self._usage = Usage.from_json(obj["usage"])
@@ -3272,11 +3310,16 @@ class LMStudioClient:
         if native:  # /v1/chat/completions -> /api/v0/chat/completions: same body, plus stats
             path = "/api/v0" + path[len("/v1") :]
         try:
-            return self._request_json("POST", path, payload, timeout=timeout, deadline=deadline)
+            body = self._request_json("POST", path, payload, timeout=timeout, deadline=deadline)
         except NotFoundError as exc:
             if native and not isinstance(exc, ModelNotFoundError):
                 raise _needs_native_route(exc, path, self._where, "stats=True") from exc
             raise
+        answered = body.get("model") if isinstance(body, dict) else None
+        note = _substituted(payload.get("model"), answered, self._redactor)
+        if note:
+            log.info("%s", note)
+        return body
 
     # -- the transport's answers, with what only the client knows ------------
     def _request_json(
@@ -3470,24 +3513,68 @@ if TYPE_CHECKING:  # mypy proves that the client is a ModelProvider
 # ============================================================================
 
 
-#: The subcommands and what each does, in the order ``--help`` lists them.
+#: The subcommands, what each does, and whether it uses ``--model``; in the order
+#: ``--help`` lists them. ``--base-url`` and ``--json`` work with every one.
 _COMMANDS = (
-    ("models", "list the server's models"),
-    ("health", "check that the server answers"),
-    ("chat", "chat with a model (streams the answer)"),
-    ("complete", "complete raw text, without a chat template"),
-    ("embed", "print the embedding of a text as JSON"),
-    ("load", "load a model now (LM Studio 0.4+)"),
-    ("unload", "unload a loaded model instance (LM Studio 0.4+)"),
+    ("models", "list the server's models", False),
+    ("health", "check that the server answers", True),
+    ("chat", "chat with a model (streams the answer)", True),
+    ("complete", "complete raw text, without a chat template", True),
+    ("embed", "print the embedding of a text as JSON", True),
+    ("load", "load a model now (LM Studio 0.4+)", True),
+    ("unload", "unload a loaded model instance (LM Studio 0.4+)", False),
 )
+
+
+def _count(text: str) -> int:
+    """A token or context count on the command line: 1 or more (-1: no limit)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (or -1 for no limit), not {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """A context length: 1 or more."""
+    import argparse
+
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (_is_finite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _text_argument(text: str) -> str:
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty")
+    return text
 
 
 def _add_command_arguments(commands: Mapping[str, Any]) -> None:
     for name in ("chat", "complete"):
         command = commands[name]
-        command.add_argument("prompt")
-        command.add_argument("--max-tokens", type=int)
-        command.add_argument("--temperature", type=float)
+        command.add_argument("prompt", type=_text_argument)
+        command.add_argument("--max-tokens", type=_count, help="at most this many tokens")
+        command.add_argument("--temperature", type=_temperature)
         command.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     commands["chat"].add_argument("--system", help="a system message to send first")
     commands["chat"].add_argument(
@@ -3496,38 +3583,56 @@ def _add_command_arguments(commands: Mapping[str, Any]) -> None:
     commands["health"].add_argument(
         "--deep", action="store_true", help="also ask a model for one token"
     )
-    commands["embed"].add_argument("text")
-    commands["load"].add_argument("model_key", metavar="MODEL")
-    commands["load"].add_argument("--context-length", type=int)
-    commands["unload"].add_argument("instance_id", metavar="INSTANCE_ID")
+    commands["embed"].add_argument("text", type=_text_argument)
+    commands["load"].add_argument(
+        "model_key", metavar="MODEL", nargs="?", help="the model to load (or give --model)"
+    )
+    commands["load"].add_argument("--context-length", type=_positive)
+    commands["unload"].add_argument("instance_id", metavar="INSTANCE_ID", type=_text_argument)
 
 
 def _build_parser() -> Any:
     import argparse
 
-    def add_common(parser: argparse.ArgumentParser, default: Any) -> None:
+    def add_common(parser: argparse.ArgumentParser, default: Any, model: bool) -> None:
         # On the main parser and on each subcommand, so options go either side of
         # the command; SUPPRESS keeps a subcommand from erasing an earlier value.
         parser.add_argument(
             "--base-url", default=default, help=f"server root (default: {DEFAULT_BASE_URL})"
         )
-        parser.add_argument("--model", default=default, help="model id (default: a loaded one)")
+        if model:
+            parser.add_argument("--model", help="model id (default: a loaded one)")
         parser.add_argument(
-            "--json", action="store_true", default=default or False, help="print raw JSON"
+            "--json", action="store_true", default=default or False, help="print JSON"
         )
 
     parser = argparse.ArgumentParser(
         prog="lmstudio-provider", description="Talk to LM Studio's local server."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    add_common(parser, None)
+    add_common(parser, None, model=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = {}
-    for name, what in _COMMANDS:
+    for name, what, model in _COMMANDS:
         commands[name] = sub.add_parser(name, help=what, description=what)
-        add_common(commands[name], argparse.SUPPRESS)
+        add_common(commands[name], argparse.SUPPRESS, model)
     _add_command_arguments(commands)
     return parser
+
+
+def _usage_problem(args: Any) -> str | None:
+    """What argparse cannot check alone, before any request is sent."""
+    if args.base_url is not None:
+        try:
+            normalize_base_url(args.base_url, source="--base-url")
+        except ConfigError as exc:
+            return str(exc)
+    if args.command == "load":
+        if args.model_key is None and args.model is None:
+            return "load needs a MODEL (or --model)"
+        if None not in (args.model_key, args.model) and args.model_key != args.model:
+            return f"load got two models: {args.model_key!r} and --model {args.model!r}"
+    return None
 
 
 def _print_models(client: LMStudioClient, as_json: bool) -> None:
@@ -3570,7 +3675,8 @@ def _print_stream(parts: Iterable[tuple[str, str]]) -> None:
         print(flush=True)
 
 
-def _run_generation(client: LMStudioClient, args: Any) -> None:
+def _run_generation(client: LMStudioClient, args: Any) -> str | None:
+    """Print the answer; returns the model that gave it, as the server says."""
     options = {"model": args.model, "max_tokens": args.max_tokens, "temperature": args.temperature}
     if args.command == "chat":
         messages: list[JSONDict] = [{"role": "user", "content": args.prompt}]
@@ -3580,20 +3686,21 @@ def _run_generation(client: LMStudioClient, args: Any) -> None:
             reply = client.chat(messages, **options)
             if args.json:
                 print(json.dumps(reply.raw, indent=2))
-                return
+                return reply.model
             if args.show_reasoning and reply.reasoning:
                 print(reply.reasoning, file=sys.stderr)
             print(reply.content)
-            return
+            return reply.model
         with client.chat_stream(messages, **options) as stream:
             _print_stream((c.content, c.reasoning if args.show_reasoning else "") for c in stream)
-        return
+        return stream.response.model
     if args.json or args.no_stream:
         done = client.complete(args.prompt, **options)
         print(json.dumps(done.raw, indent=2) if args.json else done.text)
-        return
+        return done.model
     with client.complete_stream(args.prompt, **options) as pieces:
         _print_stream((piece.text, "") for piece in pieces)
+    return pieces.response.model
 
 
 def _find_for_health(client: LMStudioClient) -> str:
@@ -3654,7 +3761,7 @@ def _health(client: LMStudioClient, args: Any) -> None:
     print(line)
 
 
-def _load(client: LMStudioClient, model: str, context_length: int | None) -> None:
+def _load(client: LMStudioClient, model: str, context_length: int | None, as_json: bool) -> None:
     """Load a model; on a terminal, count the seconds while LM Studio works."""
     done = threading.Event()
     started = time.monotonic()
@@ -3674,9 +3781,42 @@ def _load(client: LMStudioClient, model: str, context_length: int | None) -> Non
         if ticker.is_alive():
             ticker.join()
             sys.stderr.write("\n")
+    if as_json:
+        print(json.dumps(loaded.raw))
+        return
     seconds = loaded.load_time_seconds
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     print(f"loaded {model} as {loaded.instance_id}{took}")
+
+
+def _run_command(client: LMStudioClient, args: Any) -> str | None:
+    """Run one command; returns the model that answered a generation, else None."""
+    if args.command == "models":
+        _print_models(client, args.json)
+    elif args.command == "health":
+        _health(client, args)
+    elif args.command == "load":
+        _load(client, args.model_key or args.model, args.context_length, args.json)
+    elif args.command == "unload":
+        client.unload_model(args.instance_id)
+        print(
+            json.dumps({"unloaded": args.instance_id})
+            if args.json
+            else f"unloaded {args.instance_id}"
+        )
+    elif args.command == "embed":
+        result = client.embed(args.text, model=args.model)
+        print(json.dumps(result.raw if args.json else result.embeddings[0]))
+        return result.model
+    else:
+        return _run_generation(client, args)
+    return None
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """The library's ValueError is bad input, found before any request; a ConfigError
+    comes from the environment (LMSTUDIO_TIMEOUT=abc), not the command line."""
+    return isinstance(exc, ValueError) and not isinstance(exc, LMStudioError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -3684,27 +3824,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
+        problem = _usage_problem(args)
+        if problem:
+            parser.error(problem)
     except SystemExit as exc:  # --help, --version, or a usage error
         return exc.code if isinstance(exc.code, int) else 2
     try:
         with LMStudioClient(base_url=args.base_url) as client:
-            if args.command == "models":
-                _print_models(client, args.json)
-            elif args.command == "health":
-                _health(client, args)
-            elif args.command == "load":
-                _load(client, args.model_key, args.context_length)
-            elif args.command == "unload":
-                client.unload_model(args.instance_id)
-                print(f"unloaded {args.instance_id}")
-            elif args.command == "embed":
-                result = client.embed(args.text, model=args.model)
-                print(json.dumps(result.raw if args.json else result.embeddings[0]))
-            else:
-                _run_generation(client, args)
+            answered = _run_command(client, args)
+        asked = getattr(args, "model", None) or client.config.model
+        note = _substituted(asked, answered, client._redactor)
+        if note:  # llama.cpp answers any name with what it loaded
+            print(f"lmstudio-provider: note: {note}", file=sys.stderr)
     except (LMStudioError, ValueError) as exc:
         print(f"lmstudio-provider: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if _is_usage_error(exc) else 1
     except KeyboardInterrupt:
         print(file=sys.stderr)  # end the half-written line
         return 130

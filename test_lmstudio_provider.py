@@ -3098,10 +3098,10 @@ def test_debug_log_names_method_path_status_and_attempt(
     client = make_client(max_retries=2, api_key=SECRET)
     rsps.post(CHAT_URL, status=503, json={"error": "busy"})
     rsps.post(CHAT_URL, json=chat_body())
-    client.chat("hi", model="m")
+    client.chat("hi", model="qwen2.5-7b-instruct")
     client = make_client(api_key=SECRET)
     rsps.replace("POST", CHAT_URL, json=chat_body())
-    client.chat("hi", model="m")
+    client.chat("hi", model="qwen2.5-7b-instruct")
     lines = [r.getMessage() for r in caplog.records if r.name == "lmstudio_provider"]
     assert len(lines) == 3
     assert lines[0].startswith("POST /v1/chat/completions -> 503 in ")
@@ -5010,6 +5010,49 @@ def test_is_available(rsps: responses.RequestsMock, client: lp.LMStudioClient) -
     assert make_client(base_url=f"http://127.0.0.1:{free_port()}").is_available() is False
 
 
+@pytest.mark.parametrize(
+    ("asked", "noted"),
+    [
+        ("qwen2.5-7b-instruct", False),
+        ("Qwen2.5-7B-Instruct", False),
+        ("lmstudio-community/qwen2.5-7b-instruct", False),
+        ("qwen2.5-7b-instruct@q4_k_m", False),
+        ("llama-3.2-1b", True),
+        ("qwen2.5-7b", True),
+    ],
+)
+def test_another_model_answering_is_logged_at_info(
+    rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
+    caplog: pytest.LogCaptureFixture,
+    asked: str,
+    noted: bool,
+) -> None:
+    caplog.set_level(logging.INFO, logger="lmstudio_provider")
+    rsps.post(CHAT_URL, json=chat_body())  # answered by qwen2.5-7b-instruct
+    mock_sse(rsps, content_stream("Hel", "lo"))
+    client.chat("hi", model=asked)
+    client.chat_stream("hi", model=asked).text()
+    notes = [r for r in caplog.records if r.levelno == logging.INFO]
+    expected = f"asked for model {asked!r}, 'qwen2.5-7b-instruct' answered"
+    assert [r.getMessage() for r in notes] == ([expected] * 2 if noted else [])
+
+
+def test_a_second_instance_is_the_same_model(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lmstudio_provider")
+    rsps.post(COMPLETIONS_URL, json=completion_chunk("x", "stop", model="qwen2.5-7b-instruct:2"))
+    rsps.post(
+        f"{BASE}/v1/embeddings", json={"model": "nomic:embed", "data": [{"embedding": [1.0]}]}
+    )
+    client.complete("x", model="qwen2.5-7b-instruct")
+    client.embed("x", model="nomic-embed")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
+        "asked for model 'nomic-embed', 'nomic:embed' answered"
+    ]
+
+
 def test_is_available_deep_asks_a_model_for_one_token(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -6598,6 +6641,73 @@ def test_cli_models_table_from_v1(
     assert len(rsps.calls) == 1
 
 
+#: What llama.cpp's /v1/models says of SmolLM2 (xllamacpp 2026.10.11549), shortened.
+LLAMACPP_MODELS = {
+    "object": "list",
+    "data": [
+        {
+            "id": "smollm2-135m-instruct",
+            "object": "model",
+            "owned_by": "llamacpp",
+            "meta": {
+                "n_vocab": 49152,
+                "n_ctx": 2048,
+                "n_ctx_train": 8192,
+                "n_params": 134515008,
+                "size": 96576768,
+                "ftype": "Q4_1",
+            },
+        }
+    ],
+}
+
+
+def test_cli_models_table_from_llamacpp_meta(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.get(V1_MODELS_URL, json=LLAMACPP_404, status=404)
+    rsps.get(f"{BASE}/api/v0/models", json=LLAMACPP_404, status=404)
+    rsps.get(f"{BASE}/v1/models", json=LLAMACPP_MODELS)
+    assert lp.main(["models", "--base-url", BASE]) == 0
+    assert [line.split() for line in capsys.readouterr().out.splitlines()] == [
+        ["ID", "TYPE", "STATE", "CONTEXT", "QUANT"],
+        ["smollm2-135m-instruct", "-", "-", "2048", "Q4_1"],
+    ]
+    model = lp.LMStudioClient(base_url=BASE).list_models()[0]
+    assert (model.max_context_length, model.loaded_context_length) == (8192, 2048)
+    assert (model.size_bytes, model.params_string, model.publisher) == (
+        96576768,
+        "135M",
+        "llamacpp",
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [
+        (134515008, "135M"),
+        (500_000, "0.5M"),
+        (999_400_000, "999M"),
+        (999_600_000, "1B"),
+        (7615616512, "7.62B"),
+        (70_553_706_496, "70.6B"),
+        (0, None),
+        (-5, None),
+        (True, None),
+        ("7B", None),
+        (None, None),
+    ],
+)
+def test_params_string_from_a_count(count: Any, shown: str | None) -> None:
+    assert lp._params_string(count) == shown
+
+
+def test_odd_llamacpp_meta_counts_as_absent() -> None:
+    for meta in (None, [], "x", {"n_ctx": "2048", "ftype": 4, "size": 1.5, "n_ctx_train": True}):
+        model = lp.ModelInfo.from_openai({"id": "m", "meta": meta})
+        assert model == lp.ModelInfo(id="m", raw={"id": "m", "meta": meta})
+
+
 def test_cli_load_prints_the_instance_and_time(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -6662,10 +6772,57 @@ def test_cli_chat_streams_tokens(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     mock_sse(rsps, content_stream("Bon", "jour"))
-    assert lp.main(["chat", "hi", "--model", "m", "--base-url", BASE]) == 0
+    assert lp.main(["chat", "hi", "--model", "qwen2.5-7b-instruct", "--base-url", BASE]) == 0
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("Bonjour\n", "")
     assert sent_json(rsps)["stream"] is True
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["chat", "hi"],
+        ["chat", "hi", "--no-stream"],
+        ["chat", "hi", "--json"],
+        ["complete", "hi"],
+        ["complete", "hi", "--no-stream"],
+        ["embed", "hi"],
+    ],
+)
+def test_cli_notes_another_model_answering(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # llama.cpp answers any model name with the one it loaded
+    whole = "--no-stream" in argv or "--json" in argv
+    if argv[0] == "chat" and whole:
+        rsps.post(CHAT_URL, json=chat_body())
+    elif argv[0] == "chat":
+        mock_sse(rsps, content_stream("Bon", "jour"))
+    elif whole:
+        rsps.post(COMPLETIONS_URL, json=completion_chunk("x", "stop"))
+    else:
+        mock_sse(rsps, sse_stream(completion_chunk("x", "stop")), COMPLETIONS_URL)
+    rsps.post(f"{BASE}/v1/embeddings", json={"model": "smollm2", "data": [{"embedding": [1.0]}]})
+    answered = {"chat": "qwen2.5-7b-instruct", "complete": "m", "embed": "smollm2"}[argv[0]]
+    assert lp.main([*argv, "--model", "qwen2.5-7b", "--base-url", BASE]) == 0
+    assert capsys.readouterr().err == (
+        f"lmstudio-provider: note: asked for model 'qwen2.5-7b', '{answered}' answered\n"
+    )
+
+
+def test_cli_notes_nothing_when_no_model_was_asked_for(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LMSTUDIO_MODEL", raising=False)
+    _openai_server(rsps)
+    rsps.post(CHAT_URL, json=chat_body())  # smollm2 picked, qwen2.5-7b-instruct answered
+    assert lp.main(["chat", "hi", "--no-stream", "--base-url", BASE]) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("LMSTUDIO_MODEL", "qwen2.5-7b")  # asked for through the environment
+    assert lp.main(["chat", "hi", "--no-stream", "--base-url", BASE]) == 0
+    assert "note: asked for model 'qwen2.5-7b'" in capsys.readouterr().err
 
 
 def test_cli_chat_show_reasoning_goes_to_stderr(
@@ -6677,7 +6834,7 @@ def test_cli_chat_show_reasoning_goes_to_stderr(
         delta_chunk({"content": "42"}, "stop"),
     ]
     mock_sse(rsps, sse_stream(*events))
-    argv = ["chat", "q", "--show-reasoning", "--model", "m", "--base-url", BASE]
+    argv = ["chat", "q", "--show-reasoning", "--model", "qwen2.5-7b-instruct", "--base-url", BASE]
     assert lp.main(argv) == 0
     captured = capsys.readouterr()
     assert captured.out == "42\n"
@@ -6692,7 +6849,7 @@ def test_cli_reasoning_cut_off_still_ends_its_line(
 ) -> None:
     events = [delta_chunk({"reasoning_content": "Hmm"}, "length")]
     mock_sse(rsps, sse_stream(*events))
-    argv = ["chat", "q", "--show-reasoning", "--model", "m", "--base-url", BASE]
+    argv = ["chat", "q", "--show-reasoning", "--model", "qwen2.5-7b-instruct", "--base-url", BASE]
     assert lp.main(argv) == 0
     assert capsys.readouterr() == ("\n", "Hmm\n")
 
@@ -6765,19 +6922,74 @@ def test_cli_ctrl_c_in_stdout_write_exits_130(
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "complaint"),
     [
-        ["chat", "hi", "--max-tokens", "0", "--model", "m"],
-        ["load", "m", "--context-length", "0"],
+        (["chat", "hi", "--max-tokens", "0"], "argument --max-tokens: must be 1 or more"),
+        (["chat", "hi", "--max-tokens", "-2"], "argument --max-tokens: must be 1 or more"),
+        (["chat", "hi", "--max-tokens", "ten"], "argument --max-tokens: 'ten' is not a whole"),
+        (["chat", "hi", "--temperature", "nan"], "argument --temperature: must be 0 or more"),
+        (["chat", "hi", "--temperature", "-1"], "argument --temperature: must be 0 or more"),
+        (["chat", "hi", "--temperature", "hot"], "argument --temperature: 'hot' is not a num"),
+        (["chat", "  "], "argument prompt: is empty"),
+        (["complete", ""], "argument prompt: is empty"),
+        (["embed", ""], "argument text: is empty"),
+        (["unload", " "], "argument INSTANCE_ID: is empty"),
+        (["load", "m", "--context-length", "0"], "argument --context-length: must be 1 or more"),
+        (["load", "m", "--context-length", "-1"], "argument --context-length: must be 1 or more"),
+        (["load"], "load needs a MODEL (or --model)"),
+        (["load", "a", "--model", "b"], "load got two models: 'a' and --model 'b'"),
+        (["models", "--model", "m"], "unrecognized arguments: --model m"),
+        (["unload", "x", "--model", "m"], "unrecognized arguments: --model m"),
+        (["--model", "m", "chat", "hi"], "argument COMMAND: invalid choice: 'm'"),
+        (["models", "--base-url", "ftp://h"], "--base-url='ftp://h' has scheme 'ftp'"),
+        (["chat", "hi", "--base-url", "http://h/x?q=1"], "must not carry a query or fragment"),
     ],
 )
-def test_cli_bad_argument_values_are_one_line(
-    capsys: pytest.CaptureFixture[str], argv: list[str]
+def test_cli_bad_arguments_exit_2_before_any_request(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    complaint: str,
 ) -> None:
-    assert lp.main([*argv, "--base-url", BASE]) == 1
+    full = argv if "--base-url" in argv else [*argv, "--base-url", BASE]
+    assert lp.main(full) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("lmstudio-provider: error: ")
+    assert err.startswith("usage: lmstudio-provider")
+    last = err.splitlines()[-1]
+    assert last.startswith("lmstudio-provider") and ": error: " in last and complaint in last, last
     assert "Traceback" not in err
+    assert len(rsps.calls) == 0
+
+
+def test_cli_load_takes_the_model_as_an_option_too(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(f"{BASE}/api/v1/models/load", json={"instance_id": "m:1", "load_time_seconds": 1.5})
+    assert lp.main(["load", "--model", "m", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "loaded m as m:1 in 1.5 s\n"
+    assert sent_json(rsps)["model"] == "m"
+    assert lp.main(["load", "m", "--model", "m", "--json", "--base-url", BASE]) == 0
+    assert json.loads(capsys.readouterr().out) == {"instance_id": "m:1", "load_time_seconds": 1.5}
+
+
+def test_cli_unload_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    rsps.post(f"{BASE}/api/v1/models/unload", json={"instance_id": "m:1"})
+    assert lp.main(["unload", "m:1", "--json", "--base-url", BASE]) == 0
+    assert json.loads(capsys.readouterr().out) == {"unloaded": "m:1"}
+
+
+def test_cli_every_command_honours_json(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    parser = lp._build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == {name for name, _, _ in lp._COMMANDS}
+    for name, command in sub.choices.items():
+        options = {o for action in command._actions for o in action.option_strings}
+        assert {"--json", "--base-url"} <= options, name
+        assert ("--model" in options) is dict((n, m) for n, _, m in lp._COMMANDS)[name], name
 
 
 def test_cli_health_reports_a_server_that_wants_a_token(
@@ -7019,6 +7231,7 @@ def test_real_list_models_falls_back_to_the_openai_route(real: lp.LMStudioClient
     models = real.list_models()
     assert [m.id for m in models] == [REAL_MODEL]
     assert models[0].state is None  # llama.cpp reports no load state
+    assert (models[0].quantization, models[0].loaded_context_length) == ("Q4_1", 2048)
     assert real.supports_model(REAL_MODEL)
     assert real.resolve_model(REAL_MODEL.upper()) == REAL_MODEL
 
