@@ -7210,6 +7210,117 @@ def _start_real_server(*extra: str) -> Iterator[str]:
             process.wait()
 
 
+def test_local_server_on_python_39_says_it_needs_310_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = _local_server_module()
+    monkeypatch.setattr(server, "xllamacpp_available", lambda: False)
+    monkeypatch.setattr(server, "find_model_path", lambda: None)
+    monkeypatch.setattr(server, "answering", lambda port: None)
+    monkeypatch.setattr(sys, "version_info", (3, 9, 18, "final", 0))
+    monkeypatch.setattr(sys, "version", "3.9.18 (main)")
+    assert server.main(["--detach"]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "local_llm_server: the embedded llama.cpp server needs Python 3.10 or newer (this is "
+        "3.9.18); the client works here: start LM Studio's server and run lmstudio-provider "
+        "chat Hello\n",
+    )
+    monkeypatch.undo()
+    monkeypatch.setattr(server, "xllamacpp_available", lambda: False)
+    monkeypatch.setattr(server, "find_model_path", lambda: "/m.gguf")
+    assert server.main([]) == 2
+    assert capsys.readouterr().err == (
+        f"local_llm_server: missing the xllamacpp package; {server.INSTALL_HINT}\n"
+    )
+
+
+def test_local_server_detach_uses_a_server_that_already_answers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = _local_server_module()
+    hits: list[str] = []
+    url, stop = serve(openai_list_server(hits))
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        assert server.main(["--detach", "--port", str(port)]) == 0
+    finally:
+        stop()
+    assert capsys.readouterr().out == (
+        f"{url} already answers (an OpenAI-compatible server, 1 model(s): m): "
+        "using it, starting nothing\n"
+    )
+    assert hits == ["/v1/models", "/api/v0/models"]
+    assert not os.path.exists(server.pid_file(port))
+
+
+def test_local_server_stop_without_a_detached_server_is_no_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = _local_server_module()
+    port = free_port()
+    assert server.main(["--stop", "--port", str(port)]) == 0
+    assert capsys.readouterr().out == f"no server started with --detach on port {port}\n"
+
+
+@pytest.mark.integration
+def test_real_detach_then_chat_then_stop(capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    _require_real_server()
+    script = [sys.executable, str(SCRIPTS / "local_llm_server.py")]
+    started = subprocess.run(
+        [*script, "--detach", "--port", "0"], capture_output=True, text=True, timeout=120
+    )
+    assert started.returncode == 0 and started.stderr == "", started.stderr
+    match = re.fullmatch(
+        r"serving SmolLM2-135M-Instruct at (http://127\.0\.0\.1:(\d+)) in the background "
+        r"\(pid (\d+)\); stop it with: python scripts/local_llm_server.py --stop --port \2\n",
+        started.stdout,
+    )
+    assert match, started.stdout
+    url, port, pid = match.group(1), match.group(2), int(match.group(3))
+    try:
+        assert lp.main(["chat", "Say hello.", "--max-tokens", "8", "--base-url", url]) == 0
+        assert capsys.readouterr().out.strip()
+        again = subprocess.run(
+            [*script, "--detach", "--port", port], capture_output=True, text=True, timeout=60
+        )
+        assert again.returncode == 0 and "already answers" in again.stdout
+        assert "starting nothing" in again.stdout
+    finally:
+        stopped = subprocess.run(
+            [*script, "--stop", "--port", port], capture_output=True, text=True, timeout=60
+        )
+    assert stopped.stdout == f"stopped the server on port {port} (pid {pid})\n"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@pytest.mark.integration
+def test_real_server_says_one_line_and_nothing_else() -> None:
+    import subprocess
+
+    _require_real_server()
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "local_llm_server.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        url = line.split(" at ")[-1].strip()
+        client = lp.LMStudioClient(base_url=url, max_retries=0)
+        assert client.chat("Say hi.", model=REAL_MODEL, max_tokens=4).content
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=30)
+    assert line.startswith("serving SmolLM2-135M-Instruct at http://127.0.0.1:")
+    assert (out, err) == ("", "")  # llama.cpp's own log stays quiet without --verbose
+
+
 @pytest.fixture(scope="session")
 def real_server() -> Iterator[str]:
     yield from _start_real_server("--embeddings")

