@@ -16,8 +16,8 @@ bodies into exceptions you can catch precisely, and needs only ``requests``::
         vectors = client.embed(["apple", "pear"]).embeddings
 
 Command line: ``python -m lmstudio_provider --help``.
-Documentation: the README.md shipped beside this file, also at
-https://pypi.org/project/lmstudio-provider/
+Documentation: the README.md beside this file in its source tree (the sdist
+carries it too); a vendored copy should keep this header.
 """
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 The lmstudio-provider authors
