@@ -7226,8 +7226,7 @@ def test_local_server_on_python_39_says_it_needs_310_in_one_line(
         "3.9.18); the client works here: start LM Studio's server and run lmstudio-provider "
         "chat Hello\n",
     )
-    monkeypatch.undo()
-    monkeypatch.setattr(server, "xllamacpp_available", lambda: False)
+    monkeypatch.setattr(sys, "version_info", (3, 11, 7, "final", 0))
     monkeypatch.setattr(server, "find_model_path", lambda: "/m.gguf")
     assert server.main([]) == 2
     assert capsys.readouterr().err == (
