@@ -47,6 +47,7 @@ from typing import (
     Callable,
     ClassVar,
     Generic,
+    Optional,
     Protocol,
     TypeVar,
     Union,
@@ -1469,13 +1470,15 @@ def _check_timeout(timeout: Any) -> float:
     return seconds
 
 
-def _encode(payload: JSONDict) -> bytes:
+def _encode(payload: Any) -> bytes:
     """The request body, encoded before anything is sent: a value JSON cannot carry
     is the caller's ``ValueError``, naming the option, not a TypeError from deep inside."""
     try:
         return json.dumps(payload, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
         pass
+    if not isinstance(payload, dict):  # client.request(json=[...]): no option to name
+        raise ValueError(f"json={_shown(payload)} cannot be sent as JSON")
     for name, value in payload.items():
         try:
             json.dumps({name: value}, allow_nan=False)
@@ -1745,6 +1748,7 @@ class _Transport:
         timeout: float | None = None,
         retries: int | None = None,
         deadline: float | _Deadline | None = None,
+        empty_ok: bool = False,
     ) -> Any:
         """Send, read within the size limit, parse, and check for an error body."""
         ends = self.deadline(deadline)
@@ -1752,6 +1756,8 @@ class _Transport:
             method, path, payload, timeout=timeout, retries=retries, ends=ends
         )
         data = self._read_body(response, read_timeout, ends)
+        if empty_ok and not data.strip():  # a 204, or a route that answers with nothing
+            return None
         if not data.strip():
             raise MalformedResponseError(
                 f"{method} {path}: empty body (HTTP {response.status_code}); expected JSON"
@@ -1763,7 +1769,12 @@ class _Transport:
         return body
 
     def open_stream(
-        self, path: str, payload: JSONDict, timeout: float | None, deadline: _Deadline | None
+        self,
+        path: str,
+        payload: Any,
+        timeout: float | None,
+        deadline: _Deadline | None,
+        method: str = "POST",
     ) -> dict[str, Any]:
         """Send a streaming request; an error answer raises before any chunk.
 
@@ -1772,7 +1783,7 @@ class _Transport:
         started = self._clock()
         ends = self.deadline(deadline)
         response, read_timeout = self.send(
-            "POST", path, payload, timeout=timeout, accept="text/event-stream", ends=ends
+            method, path, payload, timeout=timeout, accept="text/event-stream", ends=ends
         )
         content_type = response.headers.get("Content-Type", "")
         if "json" in content_type:  # an error body, or a server that ignored stream=true
@@ -1780,8 +1791,9 @@ class _Transport:
             body = self._error_body(data)
             if isinstance(body, dict) and body.get("error"):
                 raise _api_error_from(response.status_code, body, "", "", 1, self.redactor)
+            got = self.redactor.quote(content_type)
             raise MalformedResponseError(
-                f"POST {path}: expected an event stream, got {self.redactor.quote(content_type)}"
+                f"{method} {path}: expected an event stream, got {got}"
                 f": {self.redactor.quote(data.decode('utf-8', 'replace'))}"
             )
         if ends is not None:  # the deadline covered the wait; the stream has the read timeout
@@ -1793,7 +1805,7 @@ class _Transport:
             "started": started,
             "clock": self._clock,
             "redactor": self.redactor,
-            "asked": payload.get("model"),
+            "asked": payload.get("model") if isinstance(payload, dict) else None,
         }
 
     def send(
@@ -2134,6 +2146,9 @@ class _Stream(Generic[ChunkT, ResultT]):
     """
 
     _what = "stream"
+    #: Whether the body's end ends the stream; if not, it takes [DONE] or a finish
+    #: reason, and a body that stops without one was cut.
+    _open_ended = False
 
     def __init__(
         self,
@@ -2155,6 +2170,7 @@ class _Stream(Generic[ChunkT, ResultT]):
         self._complete = False
         self._eof = False
         self._result: ResultT | None = None
+        self._built = False  # _result is the answer (None may be one: EventStream's)
         self._error: LMStudioError | None = None
         self._pieces: list[str] = []  # recent text deltas, joined into _blocks now and then
         self._blocks: list[str] = []  # so memory follows the text, not the chunk count
@@ -2210,11 +2226,11 @@ class _Stream(Generic[ChunkT, ResultT]):
         """
         if self._error is not None:
             raise self._error
-        if self._result is None:
+        if not self._built:
             if self._closed:  # left early: it will never have an answer
                 raise self._cut("the stream was closed before its end")
             raise RuntimeError("the stream is not finished: iterate it to the end or call text()")
-        return self._result
+        return self._result  # type: ignore[return-value]  # built: ResultT, None included
 
     def text(self) -> str:
         """Read the rest of the stream and return all of its text (or raise its failure)."""
@@ -2284,7 +2300,7 @@ class _Stream(Generic[ChunkT, ResultT]):
                     self._complete = True
                     break
                 yield self._take(event, data)
-            if not self._complete and self._finish_reason is None:
+            if not (self._complete or self._open_ended) and self._finish_reason is None:
                 raise self._cut("the server ended the stream without [DONE] or a finish_reason")
             self._complete = True
             tail = self._flush()
@@ -2292,6 +2308,7 @@ class _Stream(Generic[ChunkT, ResultT]):
                 yield tail
             self._elapsed = self._clock() - self._started
             self._result = self._build()
+            self._built = True
         except LMStudioError as exc:
             self._error = exc  # built with the redactor: no secret to take out here
             raise
@@ -2502,6 +2519,29 @@ class CompletionStream(_Stream[CompletionChunk, CompletionResponse]):
             elapsed=self._elapsed,
             raw=self._last,
         )
+
+
+class EventStream(_Stream[tuple[str, Any], Optional[tuple[str, Any]]]):
+    """The server-sent events of :meth:`LMStudioClient.request` as ``(event, data)``:
+    the ``event:`` name (``""`` when none) and the parsed JSON of its data.
+
+    It ends with the body (no ``[DONE]`` needed); ``response`` is the last event
+    (LM Studio's native chat ends with one that holds the whole result). Error
+    events raise through the error table; a broken connection is a StreamError.
+    """
+
+    _what = "event stream"
+    _open_ended = True
+
+    def _take(self, event: str, data: str) -> tuple[str, Any]:
+        self._last_event = (event, super()._take(event, data))
+        return self._last_event
+
+    def _parse(self, obj: JSONDict) -> Any:
+        return obj
+
+    def _build(self) -> tuple[str, Any] | None:
+        return getattr(self, "_last_event", None)
 
 
 # ============================================================================
@@ -3220,6 +3260,53 @@ class LMStudioClient:
             f"the model still asked for tools after max_rounds={max_rounds}; "
             "raise max_rounds or make the task smaller",
             conversation,
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> Any:
+        """Any route of the server, for what this client does not wrap yet (a route
+        a new LM Studio adds, say), with what every wrapped call gets: the base URL
+        and key, timeouts, retries, the size limit and the error table.
+
+        Args:
+            method: the HTTP method, such as ``"GET"`` or ``"POST"``.
+            path: the route below the base URL, such as ``"/api/v1/models"``; never
+                a whole URL, so the key cannot go to another host.
+            json: the body, sent as JSON; None sends none.
+            params: the query string, such as ``{"limit": 10}``.
+            stream: read server-sent events: returns an :class:`EventStream` of
+                ``(event, data)`` pairs instead of the parsed body.
+            timeout: seconds to wait for each read (default: the config's).
+            deadline: seconds the whole call may take, retries included.
+
+        Returns:
+            The parsed JSON body (None for an empty one), or the EventStream.
+        """
+        if not (isinstance(method, str) and method.isalpha() and method.isascii()):
+            raise ValueError(f"method must be an HTTP method such as 'GET', not {_shown(method)}")
+        if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
+            raise ValueError(f"path must be a route such as '/api/v1/models', not {_shown(path)}")
+        if any(ch.isspace() for ch in path) or "?" in path or "#" in path:
+            raise ValueError(f"path {_shown(path)} must be a bare route: give the query as params=")
+        if params:
+            from urllib.parse import urlencode
+
+            path += "?" + urlencode(params, doseq=True)
+        ends = self._limits(timeout, deadline)
+        if stream:
+            kwargs = self._transport.open_stream(path, json, timeout, ends, method.upper())
+            return EventStream(**kwargs)
+        return self._transport.request_json(
+            method.upper(), path, json, timeout=timeout, deadline=ends, empty_ok=True
         )
 
     def is_available(self, *, deep: bool = False) -> bool:

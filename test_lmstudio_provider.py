@@ -5053,6 +5053,120 @@ def test_a_second_instance_is_the_same_model(
     ]
 
 
+def test_request_reaches_any_route_with_the_key_and_the_query(rsps: responses.RequestsMock) -> None:
+    client = make_client(api_key=SECRET)
+    rsps.get(
+        f"{BASE}/api/v1/models",
+        json={"models": []},
+        match=[matchers.query_param_matcher({"limit": "2", "tag": ["a", "b"]})],
+    )
+    assert client.request("get", "/api/v1/models", params={"limit": 2, "tag": ["a", "b"]}) == {
+        "models": []
+    }
+    assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {SECRET}"
+    rsps.post(f"{BASE}/api/v1/models/download", json={"job_id": "j1", "status": "downloading"})
+    answer = client.request("POST", "/api/v1/models/download", json={"model": "m"})
+    assert answer == {"job_id": "j1", "status": "downloading"}
+    assert sent_json(rsps) == {"model": "m"}
+    rsps.delete(f"{BASE}/api/v1/things/1", status=204)
+    assert client.request("DELETE", "/api/v1/things/1") is None
+    assert rsps.calls[-1].request.body is None
+
+
+def test_request_answers_through_the_error_table_and_retries(rsps: responses.RequestsMock) -> None:
+    sleeps = Sleeps()
+    client = make_client(max_retries=1, sleep=sleeps)
+    rsps.get(
+        f"{BASE}/api/v9/new", json={"error": "Unexpected endpoint or method. (GET /api/v9/new)"}
+    )
+    with pytest.raises(lp.EndpointNotFoundError, match="the base URL is probably wrong"):
+        client.request("GET", "/api/v9/new")
+    rsps.get(f"{BASE}/api/v1/busy", status=503, json={"error": "busy"})
+    with pytest.raises(lp.ServerError, match=r"^busy \(HTTP 503\); after 2 attempts"):
+        client.request("GET", "/api/v1/busy")
+    assert len(sleeps) == 1
+    rsps.get(f"{BASE}/api/v1/huge", body=b'{"a": "' + b"x" * 2000 + b'"}')
+    with pytest.raises(lp.MalformedResponseError, match="max_response_bytes=1000"):
+        make_client(max_response_bytes=1000).request("GET", "/api/v1/huge")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "complaint"),
+    [
+        ("GET", "http://evil.example/steal", "path must be a route"),
+        ("GET", "//evil.example/steal", "path must be a route"),
+        ("GET", "api/v1/models", "path must be a route"),
+        ("GET", "/api/v1/models?limit=2", "give the query as params="),
+        ("GET", "/api/v1/mo dels", "must be a bare route"),
+        ("GET\r\nX-Evil: 1", "/api/v1/models", "method must be an HTTP method"),
+        ("", "/x", "method must be an HTTP method"),
+        (None, "/x", "method must be an HTTP method"),
+        ("GET", None, "path must be a route"),
+    ],
+)
+def test_request_refuses_what_is_not_a_route_before_sending(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, method: Any, path: Any, complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        client.request(method, path)
+    assert len(rsps.calls) == 0
+
+
+def test_request_json_that_cannot_be_sent_is_a_value_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    with pytest.raises(ValueError, match=r"^json=\[nan\] cannot be sent as JSON$"):
+        client.request("POST", "/x", json=[math.nan])
+    with pytest.raises(ValueError, match=r"^when cannot be sent as JSON"):
+        client.request("POST", "/x", json={"when": object()})
+    assert len(rsps.calls) == 0
+
+
+#: LM Studio's native chat stream (docs: streaming-events), shortened.
+NATIVE_EVENTS = (
+    b'event: chat.start\ndata: {"type": "chat.start", "model_instance_id": "m"}\n\n'
+    b'event: message.delta\ndata: {"type": "message.delta", "content": "Hel"}\n\n'
+    b'event: message.delta\ndata: {"type": "message.delta", "content": "lo"}\n\n'
+    b'event: chat.end\ndata: {"type": "chat.end", "result": {"output": []}}\n\n'
+)
+
+
+def test_request_stream_yields_named_events_and_ends_with_the_body(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_sse(rsps, NATIVE_EVENTS, f"{BASE}/api/v1/chat")
+    stream = client.request("POST", "/api/v1/chat", json={"input": "hi"}, stream=True)
+    assert isinstance(stream, lp.EventStream)
+    events = list(stream)
+    assert [name for name, _ in events] == [
+        "chat.start", "message.delta", "message.delta", "chat.end"
+    ]  # fmt: skip
+    assert events[1][1] == {"type": "message.delta", "content": "Hel"}
+    assert stream.response == events[-1]
+    assert rsps.calls[0].request.headers["Accept"] == "text/event-stream"
+    rsps.get(f"{BASE}/api/v1/empty", body=b"", content_type="text/event-stream")
+    empty = client.request("GET", "/api/v1/empty", stream=True)
+    assert list(empty) == [] and empty.response is None
+
+
+def test_request_stream_errors_keep_their_promises(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    error = b'event: error\ndata: {"type": "error", "error": {"message": "No models loaded."}}\n\n'
+    mock_sse(rsps, NATIVE_EVENTS.split(b"\n\n")[0] + b"\n\n" + error, f"{BASE}/api/v1/chat")
+    with pytest.raises(lp.NoModelLoadedError, match="No models loaded"):
+        list(client.request("POST", "/api/v1/chat", json={}, stream=True))
+    mock_sse(rsps, NATIVE_EVENTS[:-10], f"{BASE}/api/v1/cut")
+    with pytest.raises(lp.StreamError, match="the stream ended inside an event"):
+        list(client.request("POST", "/api/v1/cut", json={}, stream=True))
+    rsps.get(f"{BASE}/api/v1/list", body=b"data: [1, 2]\n\n", content_type="text/event-stream")
+    with pytest.raises(lp.MalformedResponseError, match="event stream: a data line is not a JSON"):
+        list(client.request("GET", "/api/v1/list", stream=True))
+    rsps.get(f"{BASE}/api/v1/plain", json={"not": "a stream"})
+    with pytest.raises(lp.MalformedResponseError, match=r"^GET /api/v1/plain: expected an event"):
+        client.request("GET", "/api/v1/plain", stream=True)
+
+
 def test_is_available_deep_asks_a_model_for_one_token(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -7489,8 +7603,8 @@ class PrefixProxy:
         self.upstream = (parts.hostname or "", parts.port or 80)
         self.prefix = prefix
         self.paths: list[str] = []
-        #: when each relayed answer's last byte came from upstream
-        self.upstream_ended: list[float] = []
+        #: when each piece of an answer was relayed (noted before it is sent on)
+        self.relayed: list[float] = []
         #: relay this many pieces of a stream, then hang up (None: relay it all)
         self.cut_after: int | None = None
         self.url, self.stop = serve(self._relay)
@@ -7516,13 +7630,13 @@ class PrefixProxy:
             streaming = "event-stream" in (answer.getheader("Content-Type") or "")
             pieces = 0
             while data := answer.read1(65536):
+                self.relayed.append(time.monotonic())
                 write_chunk(h, data)
                 pieces += 1
                 if streaming and self.cut_after is not None and pieces >= self.cut_after:
                     h.close_connection = True
                     h.connection.shutdown(socket.SHUT_RDWR)  # no last chunk: a cut
                     return
-            self.upstream_ended.append(time.monotonic())
             h.wfile.write(b"0\r\n\r\n")
         finally:
             upstream.close()
@@ -7565,7 +7679,8 @@ def test_real_behind_a_prefix_the_first_token_arrives_before_the_stream_ends(
         if chunk.content and first_at is None:
             first_at = time.monotonic()
     assert first_at is not None and stream.response.content
-    assert first_at < prefix_proxy.upstream_ended[-1]  # relayed, not buffered to the end
+    # the last piece (with [DONE]) was relayed after the first token arrived: not buffered
+    assert first_at < prefix_proxy.relayed[-1]
 
 
 @pytest.mark.integration
