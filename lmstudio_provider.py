@@ -2807,7 +2807,8 @@ class LMStudioClient:
             from dataclasses import replace
 
             config = replace(config, **given)
-        self.config = config
+        # Declared: pyright reads the installed stub (a copy of this file) without flow analysis.
+        self.config: LMStudioConfig = config
         self._session = session if session is not None else requests.Session()
         self._owns_session = session is None
         self._clock = clock
