@@ -161,6 +161,15 @@ QUOTE_LIMIT = 200
 ID_LIMIT = 80
 MAX_LISTED_IDS = 5
 VALID_ROLES = frozenset({"system", "user", "assistant", "tool"})
+#: ``reasoning=`` -> the ``reasoning_effort`` that /v1/chat/completions takes. It has no
+#: "on": that asks for the middle effort; "none" turns thinking off (LM Studio 0.4.17).
+REASONING_EFFORTS = {
+    "off": "none",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "on": "medium",
+}
 EMBEDDING_TYPE = "embeddings"
 
 START_SERVER_ADVICE = (
@@ -859,15 +868,20 @@ class Usage(_Record):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    #: Of the completion tokens, those spent thinking (reasoning models).
+    reasoning_tokens: int | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Usage | None:
         if not isinstance(data, dict):
             return None
+        details = data.get("completion_tokens_details")
+        thought = details.get("reasoning_tokens") if isinstance(details, dict) else None
         return cls(
             _int_or_none(data.get("prompt_tokens")),
             _int_or_none(data.get("completion_tokens")),
             _int_or_none(data.get("total_tokens")),
+            _int_or_none(thought),
         )
 
 
@@ -1041,15 +1055,26 @@ class ModelCapabilities(_Record):
     vision: bool = False
     tool_use: bool = False
     reasoning: bool = False
+    #: What ``reasoning=`` this model takes, and what it does without (LM Studio 0.4+).
+    reasoning_options: tuple[str, ...] = ()
+    reasoning_default: str | None = None
 
     @classmethod
     def of(cls, model: ModelInfo) -> ModelCapabilities:
+        caps = model.raw.get("capabilities")
+        thinking = caps.get("reasoning") if isinstance(caps, dict) else None
+        thinking = thinking if isinstance(thinking, dict) else {}
+        options = thinking.get("allowed_options")
         return cls(
             type=model.type,
             context_length=model.loaded_context_length or model.max_context_length,
             vision="vision" in model.capabilities or model.type == "vlm",
             tool_use="tool_use" in model.capabilities,
             reasoning="reasoning" in model.capabilities,
+            reasoning_options=tuple(o for o in options if isinstance(o, str))
+            if isinstance(options, list)
+            else (),
+            reasoning_default=_str_or_none(thinking.get("default")),
         )
 
 
@@ -2591,6 +2616,15 @@ def _check_sampling(temperature: Any, max_tokens: Any) -> None:
             raise ValueError(f"max_tokens must be >= 1, or -1 for no limit, not {shown}")
 
 
+def _reasoning_effort(reasoning: Any) -> str | None:
+    if reasoning is None:
+        return None
+    if isinstance(reasoning, str) and reasoning in REASONING_EFFORTS:
+        return REASONING_EFFORTS[reasoning]
+    valid = ", ".join(repr(name) for name in REASONING_EFFORTS)
+    raise ValueError(f"reasoning must be one of {valid}, not {_shown(reasoning)}")
+
+
 def _check_tools(tools: Any) -> list[Any] | None:
     if tools is None:
         return None
@@ -3054,6 +3088,7 @@ class LMStudioClient:
         response_format: Mapping[str, Any] | None = None,
         json_schema: Mapping[str, Any] | None = None,
         schema_name: str | None = None,
+        reasoning: str | None = None,
         split_think: bool | None = None,
         stats: bool = False,
         timeout: float | None = None,
@@ -3064,6 +3099,8 @@ class LMStudioClient:
         """One chat completion. ``params`` pass through (``top_p``, ``ttl``, ...).
 
         ``json_schema`` asks for structured output and fills ``reply.parsed``;
+        ``reasoning`` (``"off"``, ``"low"``, ``"medium"``, ``"high"``, ``"on"``) sets
+        how much a reasoning model thinks, sent as ``reasoning_effort``;
         ``stats=True`` uses LM Studio's native route to fill ``reply.stats``.
         """
         ends = self._limits(timeout, deadline)
@@ -3080,6 +3117,7 @@ class LMStudioClient:
             tools=_check_tools(tools),
             tool_choice=tool_choice,
             response_format=_response_format(response_format, json_schema, schema_name),
+            reasoning_effort=_reasoning_effort(reasoning),
         )
         if payload.get("stream"):
             raise ValueError("stream=True: use chat_stream() for a streamed answer")
@@ -3105,6 +3143,7 @@ class LMStudioClient:
         response_format: Mapping[str, Any] | None = None,
         json_schema: Mapping[str, Any] | None = None,
         schema_name: str | None = None,
+        reasoning: str | None = None,
         split_think: bool | None = None,
         include_usage: bool = True,
         timeout: float | None = None,
@@ -3128,6 +3167,7 @@ class LMStudioClient:
             tools=_check_tools(tools),
             tool_choice=tool_choice,
             response_format=_response_format(response_format, json_schema, schema_name),
+            reasoning_effort=_reasoning_effort(reasoning),
         )
         _ask_for_stream(payload, include_usage)
         return ChatStream(
@@ -3666,6 +3706,9 @@ def _add_command_arguments(commands: Mapping[str, Any]) -> None:
         command.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     commands["chat"].add_argument("--system", help="a system message to send first")
     commands["chat"].add_argument(
+        "--reasoning", choices=tuple(REASONING_EFFORTS), help="how much a reasoning model thinks"
+    )
+    commands["chat"].add_argument(
         "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
     )
     commands["health"].add_argument(
@@ -3767,6 +3810,7 @@ def _run_generation(client: LMStudioClient, args: Any) -> str | None:
     """Print the answer; returns the model that gave it, as the server says."""
     options = {"model": args.model, "max_tokens": args.max_tokens, "temperature": args.temperature}
     if args.command == "chat":
+        options["reasoning"] = args.reasoning
         messages: list[JSONDict] = [{"role": "user", "content": args.prompt}]
         if args.system:
             messages.insert(0, {"role": "system", "content": args.system})

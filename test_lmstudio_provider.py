@@ -2156,7 +2156,9 @@ def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
 
 
 def test_records_repr_like_dataclasses_without_raw() -> None:
-    assert repr(lp.Usage(1, 2, 3)) == "Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3)"
+    assert repr(lp.Usage(1, 2, 3)) == (
+        "Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3, reasoning_tokens=None)"
+    )
     info = lp.ModelInfo("m", raw={"big": "x" * 1000})
     assert repr(info).startswith("ModelInfo(id='m', type=None, state=None, ")
     assert "big" not in repr(info)
@@ -5268,11 +5270,93 @@ def test_chat_without_model_picks_the_loaded_v1_llm(
     assert sent(rsps, 1)["model"] == "qwen/qwen3-8b"
 
 
+@pytest.mark.parametrize(
+    ("reasoning", "effort"),
+    [("off", "none"), ("low", "low"), ("medium", "medium"), ("high", "high"), ("on", "medium")],
+)
+def test_reasoning_is_sent_as_reasoning_effort(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, reasoning: str, effort: str
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body())
+    client.chat("hi", model="m", reasoning=reasoning)
+    assert sent_json(rsps)["reasoning_effort"] == effort
+    mock_sse(rsps, content_stream("a"))
+    client.chat_stream("hi", model="m", reasoning=reasoning).text()
+    assert sent_json(rsps)["reasoning_effort"] == effort
+
+
+def test_no_reasoning_sends_no_effort(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body())
+    client.chat("hi", model="m")
+    assert "reasoning_effort" not in sent_json(rsps)
+
+
+@pytest.mark.parametrize("bad", ["none", "OFF", "", True, 1, ["off"]])
+def test_a_bad_reasoning_value_lists_the_valid_ones(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, bad: Any
+) -> None:
+    message = f"reasoning must be one of 'off', 'low', 'medium', 'high', 'on', not {bad!r}"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        client.chat("hi", model="m", reasoning=bad)
+    with pytest.raises(ValueError, match="reasoning must be one of"):
+        client.chat_stream("hi", model="m", reasoning=bad)
+    assert len(rsps.calls) == 0
+
+
+def test_cli_chat_reasoning(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body("42"))
+    argv = ["chat", "q", "--no-stream", "--reasoning", "off", "--model", "qwen2.5-7b-instruct"]
+    assert lp.main([*argv, "--base-url", BASE]) == 0
+    assert sent_json(rsps)["reasoning_effort"] == "none"
+    assert lp.main(["chat", "q", "--reasoning", "max", "--base-url", BASE]) == 2
+    assert "argument --reasoning: invalid choice: 'max'" in capsys.readouterr().err
+    assert len(rsps.calls) == 1
+
+
+def test_reasoning_capabilities_of_odd_shapes() -> None:
+    for shape in (True, None, [], {"allowed_options": "on"}, {"allowed_options": [1, "off"]}):
+        model = lp.ModelInfo.from_v1({"key": "m", "capabilities": {"reasoning": shape}})
+        caps = lp.ModelCapabilities.of(model)
+        assert caps.reasoning_options == (
+            ("off",)
+            if isinstance(shape, dict) and isinstance(shape["allowed_options"], list)
+            else ()
+        )
+        assert caps.reasoning_default is None
+
+
+def test_usage_counts_reasoning_tokens(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    usage = {
+        "prompt_tokens": 5,
+        "completion_tokens": 40,
+        "total_tokens": 45,
+        "completion_tokens_details": {"reasoning_tokens": 32},
+    }
+    rsps.post(CHAT_URL, json=chat_body(usage=usage))
+    assert client.chat("hi", model="m").usage == lp.Usage(5, 40, 45, 32)
+    for details in (None, [], {"reasoning_tokens": "32"}, {"reasoning_tokens": True}):
+        assert lp.Usage.from_json({**usage, "completion_tokens_details": details}) == (
+            lp.Usage(5, 40, 45)
+        )
+
+
 def test_model_capabilities_from_the_warm_cache(rsps: responses.RequestsMock) -> None:
     rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
     client = make_client()
     assert client.model_capabilities("qwen/qwen3-8b") == lp.ModelCapabilities(
-        type="llm", context_length=8192, vision=False, tool_use=True, reasoning=True
+        type="llm",
+        context_length=8192,
+        vision=False,
+        tool_use=True,
+        reasoning=True,
+        reasoning_options=("on", "off"),
+        reasoning_default="on",
     )
     assert len(rsps.calls) == 1  # the cold cache: one list request
     assert client.model_capabilities("text-embedding-nomic-embed-text-v1.5") == (
