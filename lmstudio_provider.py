@@ -340,6 +340,7 @@ MESSAGE_ERRORS: tuple[tuple[str, type[APIError]], ...] = (
         r"invalid model identifier|model \S+ not found|invalid model name passed in model=",
         ModelNotFoundError,
     ),
+    (r"does not support images", BadRequestError),
 )
 
 
@@ -2602,6 +2603,95 @@ def _check_messages(messages: Any) -> list[JSONDict]:
     return checked
 
 
+#: The image formats LM Studio reads, by the bytes their files start with (WebP: below).
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def _image_type(data: bytes) -> str | None:
+    for signature, mime in _IMAGE_SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _image_bytes(image: Any, where: str) -> bytes:
+    """The bytes of a path, of bytes, or of a binary file object."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            with open(image, "rb") as file:
+                return file.read()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ValueError(f"{where}: cannot read {_shown(os.fspath(image))}: {reason}") from None
+    read = getattr(image, "read", None)
+    if callable(read):
+        data = read()
+        if isinstance(data, bytes):
+            return data
+        raise ValueError(f"{where} is a file opened as text; open it with 'rb'")
+    raise ValueError(f"{where} must be a path, bytes or a binary file, not {type(image).__name__}")
+
+
+def _image_part(image: Any, where: str) -> JSONDict:
+    """One image as an OpenAI content part, inlined as a data URL: LM Studio fetches
+    no URLs, and a hidden download here would be network I/O nobody asked for."""
+    if isinstance(image, str) and image.startswith("data:image/"):
+        return {"type": "image_url", "image_url": {"url": image}}
+    if isinstance(image, str) and image.lower().startswith(("http://", "https://")):
+        raise ValueError(
+            f"{where} is a URL, and LM Studio does not fetch images: download it first "
+            "and pass the file or its bytes"
+        )
+    data = _image_bytes(image, where)
+    mime = _image_type(data)
+    if mime is None:
+        raise ValueError(f"{where} is not a PNG, JPEG, GIF or WebP image")
+    import base64
+
+    url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _with_images(messages: list[JSONDict], images: Any) -> bool:
+    """Turn ``images`` (for the last user message) and each message's own ``images``
+    into content parts, in place; True when there were any."""
+    if images is not None:
+        if not isinstance(images, (list, tuple)):
+            raise ValueError(
+                f"images must be a list of paths, bytes or files, not {_shown(images)}"
+            )
+        users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+        if not users:
+            raise ValueError("images go with a user message, and there is none")
+        last = messages[users[-1]]
+        last["images"] = [*(last.get("images") or ()), *images]
+    found = False
+    for position, message in enumerate(messages):
+        pictures = message.pop("images", None)
+        if pictures is None:
+            continue
+        where = f"messages[{position}].images"
+        if not isinstance(pictures, (list, tuple)):
+            raise ValueError(f"{where} must be a list, not {_shown(pictures)}")
+        content = message.get("content")
+        parts: list[Any] = list(content) if isinstance(content, list) else []
+        if isinstance(content, str) and content:
+            parts.append({"type": "text", "text": content})
+        parts += [_image_part(image, f"{where}[{n}]") for n, image in enumerate(pictures)]
+        message["content"] = parts
+        found = found or bool(pictures)
+    return found
+
+
 def _check_sampling(temperature: Any, max_tokens: Any) -> None:
     if temperature is not None:
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
@@ -3089,6 +3179,7 @@ class LMStudioClient:
         json_schema: Mapping[str, Any] | None = None,
         schema_name: str | None = None,
         reasoning: str | None = None,
+        images: Sequence[Any] | None = None,
         split_think: bool | None = None,
         stats: bool = False,
         timeout: float | None = None,
@@ -3100,7 +3191,9 @@ class LMStudioClient:
 
         ``json_schema`` asks for structured output and fills ``reply.parsed``;
         ``reasoning`` (``"off"``, ``"low"``, ``"medium"``, ``"high"``, ``"on"``) sets
-        how much a reasoning model thinks, sent as ``reasoning_effort``;
+        how much a reasoning model thinks, sent as ``reasoning_effort``; ``images``
+        (paths, bytes or binary files; PNG, JPEG, GIF or WebP) go with the last user
+        message, inlined as data URLs;
         ``stats=True`` uses LM Studio's native route to fill ``reply.stats``.
         """
         ends = self._limits(timeout, deadline)
@@ -3118,6 +3211,7 @@ class LMStudioClient:
             tool_choice=tool_choice,
             response_format=_response_format(response_format, json_schema, schema_name),
             reasoning_effort=_reasoning_effort(reasoning),
+            images=images,
         )
         if payload.get("stream"):
             raise ValueError("stream=True: use chat_stream() for a streamed answer")
@@ -3144,6 +3238,7 @@ class LMStudioClient:
         json_schema: Mapping[str, Any] | None = None,
         schema_name: str | None = None,
         reasoning: str | None = None,
+        images: Sequence[Any] | None = None,
         split_think: bool | None = None,
         include_usage: bool = True,
         timeout: float | None = None,
@@ -3168,6 +3263,7 @@ class LMStudioClient:
             tool_choice=tool_choice,
             response_format=_response_format(response_format, json_schema, schema_name),
             reasoning_effort=_reasoning_effort(reasoning),
+            images=images,
         )
         _ask_for_stream(payload, include_usage)
         return ChatStream(
@@ -3384,8 +3480,11 @@ class LMStudioClient:
         """The request body, and whether the answer must be JSON."""
         checked = _check_messages(messages)
         _check_sampling(options["temperature"], options["max_tokens"])
+        seeing = _with_images(checked, options.pop("images"))
         payload = _merge_options({"messages": checked}, options, params, extra_body)
         payload = self._with_model(payload, model, False, ends)
+        if seeing:
+            self._check_vision(payload["model"])
         response_format = payload.get("response_format")
         expect_json = isinstance(response_format, Mapping) and (
             response_format.get("type") == "json_schema"
@@ -3406,6 +3505,23 @@ class LMStudioClient:
         _check_sampling(options["temperature"], options["max_tokens"])
         payload = _merge_options({"prompt": prompt}, options, params, extra_body)
         return self._with_model(payload, model, False, ends)
+
+    def _check_vision(self, model: Any) -> None:
+        """Images for a model LM Studio lists without vision: BadRequestError before any
+        request, the class the server's "does not support images" maps to. Only from a
+        warm model list of the native routes: no request is made to find out."""
+        models = self._cache.get("models")
+        if not models or not isinstance(model, str):
+            return
+        known = next((m for m in models if m.id == model), None)
+        if known is None or known.type is None or ModelCapabilities.of(known).vision:
+            return  # unknown, or from /v1/models, which says nothing of vision
+        seeing = [m.id for m in models if ModelCapabilities.of(m).vision]
+        others = f"; models that do: {self._redactor.ids(seeing)}" if seeing else ""
+        raise BadRequestError(
+            f"model {self._redactor.quote(model, ID_LIMIT)!r} does not support images "
+            f"(LM Studio lists no vision capability for it){others}"
+        )
 
     def _with_model(
         self, body: JSONDict, model: str | None, embedding: bool, ends: _Deadline | None
@@ -3709,6 +3825,9 @@ def _add_command_arguments(commands: Mapping[str, Any]) -> None:
         "--reasoning", choices=tuple(REASONING_EFFORTS), help="how much a reasoning model thinks"
     )
     commands["chat"].add_argument(
+        "--image", action="append", metavar="FILE", help="an image for the model (repeatable)"
+    )
+    commands["chat"].add_argument(
         "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
     )
     commands["health"].add_argument(
@@ -3811,6 +3930,7 @@ def _run_generation(client: LMStudioClient, args: Any) -> str | None:
     options = {"model": args.model, "max_tokens": args.max_tokens, "temperature": args.temperature}
     if args.command == "chat":
         options["reasoning"] = args.reasoning
+        options["images"] = args.image
         messages: list[JSONDict] = [{"role": "user", "content": args.prompt}]
         if args.system:
             messages.insert(0, {"role": "system", "content": args.system})

@@ -3506,7 +3506,7 @@ def test_discovery_probes_loopback_without_the_environment_proxy(
     no_proxy_settings.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
     url, stop = serve(openai_list_server([]))
     try:
-        assert lp.discover([url], environ={}) == url
+        assert lp.discover([url], timeout=scaled(2), environ={}) == url  # a busy machine
     finally:
         stop()
 
@@ -5268,6 +5268,152 @@ def test_chat_without_model_picks_the_loaded_v1_llm(
     rsps.post(CHAT_URL, json=chat_body("hi"))
     client.chat("hello")
     assert sent(rsps, 1)["model"] == "qwen/qwen3-8b"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 8
+GIF = b"GIF89a" + b"\x00" * 8
+WEBP = b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 4
+
+
+def data_url(mime: str, data: bytes) -> dict[str, Any]:
+    import base64
+
+    url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def test_images_go_with_the_last_user_message_as_data_urls(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, tmp_path: Path
+) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(JPEG)
+    rsps.post(CHAT_URL, json=chat_body())
+    messages = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "What is here?"},
+    ]
+    client.chat(messages, model="m", images=[PNG, str(photo), photo, io.BytesIO(GIF), WEBP])
+    sent = sent_json(rsps)["messages"]
+    assert sent[:2] == messages[:2]
+    assert sent[2]["content"] == [
+        {"type": "text", "text": "What is here?"},
+        data_url("image/png", PNG),
+        data_url("image/jpeg", JPEG),
+        data_url("image/jpeg", JPEG),
+        data_url("image/gif", GIF),
+        data_url("image/webp", WEBP),
+    ]
+    assert messages[2] == {"role": "user", "content": "What is here?"}  # the caller's, untouched
+
+
+def test_a_message_may_carry_its_own_images(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_sse(rsps, content_stream("a cat"))
+    given = "data:image/png;base64,AAAA"
+    messages = [
+        {"role": "user", "content": "Compare", "images": [PNG]},
+        {"role": "user", "content": [{"type": "text", "text": "and"}], "images": [given]},
+    ]
+    assert client.chat_stream(messages, model="m", images=[GIF]).text() == "a cat"
+    sent = sent_json(rsps)["messages"]
+    assert sent[0] == {
+        "role": "user",
+        "content": [{"type": "text", "text": "Compare"}, data_url("image/png", PNG)],
+    }
+    assert sent[1]["content"] == [
+        {"type": "text", "text": "and"},
+        {"type": "image_url", "image_url": {"url": given}},  # a data URL goes as it is
+        data_url("image/gif", GIF),
+    ]
+    assert "images" in messages[0]  # the caller's dict keeps its key
+
+
+@pytest.mark.parametrize(
+    ("images", "complaint"),
+    [
+        (["https://example.com/cat.png"], "images[0] is a URL, and LM Studio does not fetch"),
+        (["HTTP://example.com/cat.png"], "is a URL"),
+        ([b"%PDF-1.7"], "images[0] is not a PNG, JPEG, GIF or WebP image"),
+        ([PNG, b""], "images[1] is not a PNG, JPEG, GIF or WebP image"),
+        (["/no/such/photo.png"], "images[0]: cannot read '/no/such/photo.png': No such file"),
+        ([io.StringIO("text")], "images[0] is a file opened as text; open it with 'rb'"),
+        ([42], "images[0] must be a path, bytes or a binary file, not int"),
+        (PNG, "images must be a list of paths, bytes or files"),
+        ("photo.png", "images must be a list of paths, bytes or files"),
+    ],
+)
+def test_bad_images_are_value_errors_before_anything_is_sent(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, images: Any, complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        client.chat("What is here?", model="m", images=images)
+    assert len(rsps.calls) == 0
+
+
+def test_images_need_a_user_message(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    with pytest.raises(ValueError, match=r"^images go with a user message, and there is none$"):
+        client.chat([{"role": "system", "content": "s"}], model="m", images=[PNG])
+    with pytest.raises(ValueError, match=r"^messages\[0\]\.images must be a list, not b"):
+        client.chat([{"role": "user", "content": "x", "images": PNG}], model="m")
+    assert len(rsps.calls) == 0
+
+
+def test_images_for_a_model_without_vision_are_refused_before_sending(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    seeing = {**V1_QWEN, "key": "qwen/qwen2.5-vl-7b", "capabilities": {"vision": True}}
+    rsps.get(V1_MODELS_URL, json={"models": [V1_QWEN, seeing, V1_NOMIC]})
+    rsps.post(CHAT_URL, json=chat_body())
+    client.chat("cold cache: no check, no extra request", model="qwen/qwen3-8b", images=[PNG])
+    assert paths(rsps) == ["/v1/chat/completions"]
+    client.list_models()  # now the list is warm
+    with pytest.raises(lp.BadRequestError) as info:
+        client.chat("What is here?", model="qwen/qwen3-8b", images=[PNG])
+    assert str(info.value) == (
+        "model 'qwen/qwen3-8b' does not support images (LM Studio lists no vision capability "
+        "for it); models that do: 'qwen/qwen2.5-vl-7b'"
+    )
+    assert info.value.status_code is None
+    client.chat("What is here?", model="qwen/qwen2.5-vl-7b", images=[PNG])
+    client.chat("no images, no check", model="qwen/qwen3-8b")
+    assert paths(rsps) == ["/v1/chat/completions", "/api/v1/models"] + ["/v1/chat/completions"] * 2
+
+
+def test_images_for_a_model_the_openai_route_lists_are_sent(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    _openai_server(rsps)  # /v1/models says nothing of vision: let the server decide
+    rsps.post(
+        CHAT_URL,
+        json={"error": "Model does not support images. Please use a model that does."},
+        status=500,
+    )
+    client.list_models()
+    with pytest.raises(lp.BadRequestError, match="does not support images") as info:
+        client.chat("What is here?", model="smollm2", images=[PNG])
+    assert info.value.status_code == 500
+
+
+def test_cli_chat_image(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    photo = tmp_path / "p.png"
+    photo.write_bytes(PNG)
+    rsps.post(CHAT_URL, json=chat_body("a dot"))
+    argv = ["chat", "what?", "--image", str(photo), "--image", str(photo), "--no-stream"]
+    assert lp.main([*argv, "--model", "qwen2.5-7b-instruct", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "a dot\n"
+    parts = sent_json(rsps)["messages"][0]["content"]
+    assert parts[1:] == [data_url("image/png", PNG)] * 2
+    assert (
+        lp.main(["chat", "what?", "--image", str(tmp_path / "none.png"), "--base-url", BASE]) == 2
+    )
+    assert "cannot read" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
