@@ -2413,10 +2413,12 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
         *,
         split_think: bool = False,
         expect_json: bool = False,
+        parse_as: type | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(response, **kwargs)
         self._expect_json = expect_json
+        self._parse_as = parse_as
         self._reasoning: list[str] = []
         self._calls: dict[int, JSONDict] = {}
         self._splitter = _ThinkSplitter() if split_think else None
@@ -2499,14 +2501,17 @@ class ChatStream(_Stream[ChatChunk, ChatResponse]):
 
     def _build(self) -> ChatResponse:
         content = self._text_so_far()
+        reasoning = "".join(self._reasoning)
         parsed = None
         if self._expect_json and not self._calls:
-            parsed = _parse_json_content(content, self._finish_reason, self._redactor)
+            parsed = _structured(
+                content, reasoning, self._finish_reason, self._parse_as, self._redactor
+            )
         return ChatResponse(
             id=self._id,
             model=self._model,
             content=content,
-            reasoning="".join(self._reasoning),
+            reasoning=reasoning,
             tool_calls=[self._calls[i] for i in sorted(self._calls)],
             finish_reason=self._finish_reason,
             usage=self._usage,
@@ -2738,7 +2743,7 @@ def _ask_for_stream(payload: JSONDict, include_usage: bool) -> None:
 
 def _response_format(
     response_format: Mapping[str, Any] | None,
-    json_schema: Mapping[str, Any] | None,
+    json_schema: Mapping[str, Any] | type | None,
     schema_name: str | None,
 ) -> Mapping[str, Any] | None:
     """LM Studio takes only ``json_schema`` or ``text``: build or translate to it."""
@@ -2747,12 +2752,19 @@ def _response_format(
     if json_schema is not None:
         if response_format is not None:
             raise ValueError("pass json_schema or response_format, not both")
-        if not isinstance(json_schema, Mapping):
-            raise ValueError("json_schema must be a JSON Schema dict")
-        name = schema_name or str(json_schema.get("title") or "response")
+        if isinstance(json_schema, type):
+            schema, title = _schema_for_type(json_schema), json_schema.__name__
+        elif isinstance(json_schema, Mapping):
+            schema, title = dict(json_schema), json_schema.get("title") or "response"
+        else:
+            raise ValueError(
+                "json_schema must be a JSON Schema dict, a dataclass, a TypedDict or a class "
+                f"with model_json_schema() (pydantic), not {_shown(json_schema)}"
+            )
+        name = schema_name or str(title)
         return {
             "type": "json_schema",
-            "json_schema": {"name": name, "strict": True, "schema": dict(json_schema)},
+            "json_schema": {"name": name, "strict": True, "schema": schema},
         }
     if response_format is not None and response_format.get("type") == "json_object":
         # OpenAI's "any JSON object", which LM Studio rejects with HTTP 400.
@@ -2761,6 +2773,89 @@ def _response_format(
             "json_schema": {"name": "json_object", "strict": True, "schema": {"type": "object"}},
         }
     return response_format
+
+
+def _schema_for_type(cls: type) -> JSONDict:
+    """The schema a type asks for: pydantic's own, or one built from its type hints."""
+    pydantic_schema = getattr(cls, "model_json_schema", None)
+    if callable(pydantic_schema):
+        return dict(pydantic_schema())
+    import dataclasses
+
+    if not (dataclasses.is_dataclass(cls) or _is_typed_dict(cls)):
+        raise ValueError(
+            f"json_schema={cls.__name__} is not a dataclass, a TypedDict or a class with "
+            "model_json_schema()"
+        )
+    return _schema_of(cls, cls.__name__)
+
+
+def _as_type(data: Any, target: type, redactor: _Redactor) -> Any:
+    """Structured output as an instance of the type that asked for it."""
+    validate = getattr(target, "model_validate", None)
+    try:
+        return validate(data) if callable(validate) else _typed(data, target, target.__name__)
+    except MalformedResponseError:
+        raise
+    except Exception as exc:  # pydantic's ValidationError, an Enum without that value
+        reason = redactor.quote(str(exc) or type(exc).__name__, 160)
+        raise MalformedResponseError(
+            f"the model's JSON does not fit {target.__name__}: {reason}"
+        ) from None
+
+
+def _typed(data: Any, hint: Any, where: str) -> Any:
+    """``data`` with each dataclass (nested too) and enum built from the JSON."""
+    import dataclasses
+    import enum
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not isinstance(data, dict):
+            raise MalformedResponseError(
+                f"{where}: expected a JSON object, got {_as_text(data)[:80]}"
+            )
+        hints, values = _type_hints(hint, where), {}
+        for f in dataclasses.fields(hint):
+            if f.name in data:
+                values[f.name] = _typed(data[f.name], hints[f.name], f"{where}.{f.name}")
+            elif _is_required(f):
+                raise MalformedResponseError(f"{where}: the JSON has no {f.name!r}")
+        return hint(**values)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(data)
+    if origin is list and args and isinstance(data, list):
+        return [_typed(item, args[0], f"{where}[{n}]") for n, item in enumerate(data)]
+    if origin is dict and len(args) == 2 and isinstance(data, dict):
+        return {key: _typed(value, args[1], f"{where}[{key!r}]") for key, value in data.items()}
+    if (origin is typing.Union or type(hint).__name__ == "UnionType") and data is not None:
+        present = [arg for arg in args if arg is not type(None)]
+        return _typed(data, present[0], where) if len(present) == 1 else data
+    return data  # str, int, a TypedDict, ...: LM Studio's grammar has kept the schema
+
+
+def _structured(
+    content: str, reasoning: str, finish_reason: str | None, target: Any, redactor: _Redactor
+) -> Any:
+    """The JSON asked for: from the content or, when a reasoning model put it in its
+    reasoning and left the content without it (lmstudio-bug-tracker#1698), from
+    there; as an instance of ``target`` when a type asked for it."""
+    try:
+        data = _parse_json_content(content, finish_reason, redactor)
+    except MalformedResponseError as failure:
+        if not reasoning.strip():
+            raise
+        try:
+            data = _parse_json_content(reasoning, finish_reason, redactor)
+        except MalformedResponseError:
+            raise MalformedResponseError(
+                "the model's answer is not the JSON asked for, in its content "
+                f"({redactor.quote(content, 120)!r}) or in its reasoning "
+                f"({redactor.quote(reasoning, 120)!r})"
+            ) from failure
+        log.debug("the JSON asked for came in the reasoning; the content had none")
+    return data if target is None else _as_type(data, target, redactor)
 
 
 def _needs_native_route(error: APIError, path: str, base_url: str, what: str) -> APIError:
@@ -2796,35 +2891,128 @@ _MODEL_NAME_RULES: tuple[Callable[[str], str], ...] = (
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
-_JSON_TYPE_NAMES = {cls.__name__: name for cls, name in _JSON_TYPES.items()}
+def _type_hints(owner: Any, where: str) -> dict[str, Any]:
+    """Resolved annotations (``from __future__ import annotations`` leaves strings)."""
+    import typing
+
+    try:
+        return typing.get_type_hints(owner)
+    except Exception as exc:  # a name the owner's module lacks, "X | None" before 3.10
+        raise ValueError(f"{where}: its type hints cannot be resolved ({exc})") from None
+
+
+def _schema_of(hint: Any, where: str) -> JSONDict:
+    """The JSON Schema of a type hint: the one translation that tool parameters and
+    typed structured output share. Anything it does not know is the caller's
+    ValueError, naming ``where``."""
+    import dataclasses
+    import enum
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in _JSON_TYPES:
+        return {"type": _JSON_TYPES[hint]}
+    if hint is None or hint is type(None):
+        return {"type": "null"}
+    if origin is typing.Union or type(hint).__name__ == "UnionType":  # Optional, X | Y
+        return {"anyOf": [_schema_of(arg, where) for arg in args]}
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return {"enum": [member.value for member in hint]}
+    if hint is list or origin is list:
+        return {"type": "array", "items": _schema_of(args[0], where)} if args else {"type": "array"}
+    if origin is dict and args and args[0] is str:
+        return {"type": "object", "additionalProperties": _schema_of(args[1], where)}
+    if isinstance(hint, type) and (dataclasses.is_dataclass(hint) or _is_typed_dict(hint)):
+        hints = _type_hints(hint, where)
+        if dataclasses.is_dataclass(hint):
+            names = [f.name for f in dataclasses.fields(hint)]
+            needed = [f.name for f in dataclasses.fields(hint) if _is_required(f)]
+        else:
+            names, needed = list(hints), sorted(getattr(hint, "__required_keys__", hints))
+        properties = {n: _schema_of(hints[n], f"{where}.{n}") for n in names}
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": [n for n in names if n in needed],
+            "additionalProperties": False,
+        }
+    name = getattr(hint, "__name__", None) or repr(hint)
+    raise ValueError(f"{where} has type {name}, which has no JSON Schema here")
+
+
+def _is_typed_dict(cls: type) -> bool:
+    return issubclass(cls, dict) and hasattr(cls, "__required_keys__")
+
+
+def _is_required(f: Any) -> bool:
+    import dataclasses
+
+    return bool(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+
+
+def _argument_docs(docstring: str) -> dict[str, str]:
+    """Parameter descriptions from a docstring's ``Args:`` section (Google style)."""
+    described: dict[str, str] = {}
+    section: int | None = None  # the indent of "Args:", once inside the section
+    name, name_depth = None, 0
+    for line in docstring.splitlines():
+        stripped = line.strip()
+        depth = len(line) - len(line.lstrip())
+        if section is None:
+            if stripped in ("Args:", "Arguments:", "Parameters:"):
+                section = depth
+            continue
+        if not stripped:
+            continue
+        if depth <= section:  # the next section
+            break
+        found = re.match(r"(\w+)\s*(\([^)]*\))?\s*:\s*(.*)", stripped)
+        if found and (name is None or depth <= name_depth):
+            name, name_depth = found.group(1), depth
+            described[name] = found.group(3)
+        elif name is not None:  # a description's next line
+            described[name] = f"{described[name]} {stripped}".strip()
+    return described
 
 
 def tool_schema(function: Callable[..., Any], name: str | None = None) -> JSONDict:
     """An OpenAI tool description built from a function's signature and docstring.
 
-    Parameters must be annotated ``str``, ``int``, ``float`` or ``bool``; those
-    without a default are required. Anything richer needs an explicit schema.
+    Parameter types become JSON Schema as for typed structured output (``str``,
+    ``int``, ``float``, ``bool``, ``Optional``, ``list[...]``, ``dict[str, ...]``,
+    ``Literal``, enums, dataclasses, TypedDicts); parameters without a default
+    are required; an ``Args:`` section in the docstring describes each one.
+    Anything else needs an explicit schema.
     """
     import inspect
 
     tool_name = name or function.__name__
+    try:
+        hints = _type_hints(function, f"tool {tool_name!r}")
+    except ValueError:
+        hints = {}
+    docstring = inspect.getdoc(function) or ""
+    described = _argument_docs(docstring)
     properties: JSONDict = {}
     required = []
     for parameter in inspect.signature(function).parameters.values():
-        annotation = parameter.annotation
-        if isinstance(annotation, str):
-            json_type = _JSON_TYPE_NAMES.get(annotation)
-        else:
-            json_type = _JSON_TYPES.get(annotation)
-        if json_type is None or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            raise ValueError(
-                f"tool {tool_name!r}: parameter {parameter.name!r} is not a plain "
-                "str/int/float/bool; give the tool as (function, schema)"
-            )
-        properties[parameter.name] = {"type": json_type}
+        where = f"tool {tool_name!r}: parameter {parameter.name!r}"
+        hint = hints.get(parameter.name, parameter.annotation)
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ValueError(f"{where} takes any number of values, which a model cannot send")
+        if hint is parameter.empty:
+            raise ValueError(f"{where} needs a type hint; or give the tool as (function, schema)")
+        try:
+            properties[parameter.name] = _schema_of(hint, where)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; give the tool as (function, schema)") from None
+        if parameter.name in described:
+            properties[parameter.name]["description"] = described[parameter.name]
         if parameter.default is parameter.empty:
             required.append(parameter.name)
-    description = (inspect.getdoc(function) or "").split("\n\n", 1)[0].replace("\n", " ")
+    description = docstring.split("\n\n", 1)[0].replace("\n", " ")
     return {
         "type": "function",
         "function": {
@@ -3176,7 +3364,7 @@ class LMStudioClient:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Mapping[str, Any] | None = None,
-        json_schema: Mapping[str, Any] | None = None,
+        json_schema: Mapping[str, Any] | type | None = None,
         schema_name: str | None = None,
         reasoning: str | None = None,
         images: Sequence[Any] | None = None,
@@ -3219,7 +3407,10 @@ class LMStudioClient:
         body = self._generate("/v1/chat/completions", payload, timeout, ends, native=stats)
         reply = _parse_chat(body, self._split_think(split_think), self._redactor)
         if expect_json and not reply.tool_calls:
-            reply.parsed = _parse_json_content(reply.content, reply.finish_reason, self._redactor)
+            target = json_schema if isinstance(json_schema, type) else None
+            reply.parsed = _structured(
+                reply.content, reply.reasoning, reply.finish_reason, target, self._redactor
+            )
         reply.elapsed = self._clock() - started
         return reply
 
@@ -3235,7 +3426,7 @@ class LMStudioClient:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Mapping[str, Any] | None = None,
-        json_schema: Mapping[str, Any] | None = None,
+        json_schema: Mapping[str, Any] | type | None = None,
         schema_name: str | None = None,
         reasoning: str | None = None,
         images: Sequence[Any] | None = None,
@@ -3270,6 +3461,7 @@ class LMStudioClient:
             **self._open_stream("/v1/chat/completions", payload, timeout, ends),
             split_think=self._split_think(split_think),
             expect_json=expect_json,
+            parse_as=json_schema if isinstance(json_schema, type) else None,
         )
 
     def complete(
@@ -3805,6 +3997,22 @@ def _temperature(text: str) -> float:
     return value
 
 
+def _schema_file(path: str) -> JSONDict:
+    """``--json-schema FILE``: a JSON Schema read from a file, checked before any request."""
+    import argparse
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            schema = json.load(file)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{path!r} is not JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise argparse.ArgumentTypeError(f"{path!r} holds no JSON Schema object")
+    return schema
+
+
 def _text_argument(text: str) -> str:
     import argparse
 
@@ -3826,6 +4034,12 @@ def _add_command_arguments(commands: Mapping[str, Any]) -> None:
     )
     commands["chat"].add_argument(
         "--image", action="append", metavar="FILE", help="an image for the model (repeatable)"
+    )
+    commands["chat"].add_argument(
+        "--json-schema",
+        type=_schema_file,
+        metavar="FILE",
+        help="answer in JSON that fits the JSON Schema in FILE",
     )
     commands["chat"].add_argument(
         "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
@@ -3931,6 +4145,7 @@ def _run_generation(client: LMStudioClient, args: Any) -> str | None:
     if args.command == "chat":
         options["reasoning"] = args.reasoning
         options["images"] = args.image
+        options["json_schema"] = args.json_schema
         messages: list[JSONDict] = [{"role": "user", "content": args.prompt}]
         if args.system:
             messages.insert(0, {"role": "system", "content": args.system})

@@ -12,7 +12,9 @@ such inputs at random from a seed (LMSTUDIO_FUZZ_SEED)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import decimal
+import enum
 import fractions
 import gc
 import gzip
@@ -37,7 +39,7 @@ from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal, Optional, TypedDict
 
 import pytest
 import requests
@@ -6126,6 +6128,201 @@ def test_json_schema_and_response_format_together_is_a_value_error(
     assert len(rsps.calls) == 0
 
 
+class Units(enum.Enum):
+    METRIC = "metric"
+    IMPERIAL = "imperial"
+
+
+# Optional, not "X | None": these hints are evaluated at run time, and Python 3.9 cannot.
+@dataclasses.dataclass
+class Place:
+    city: str
+    country: Optional[str] = None  # noqa: UP045
+
+
+@dataclasses.dataclass
+class Pet:
+    name: str
+    kind: Units  # an enum: built from its value
+
+
+@dataclasses.dataclass
+class Owner:
+    name: str
+    pets: list[Pet]
+    home: Optional[Place] = None  # noqa: UP045  (evaluated at run time, 3.9 included)
+
+
+class OwnerDict(TypedDict):
+    name: str
+    age: int
+
+
+def test_json_schema_from_a_dataclass_parses_into_it(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    answer = {"name": "Ann", "pets": [{"name": "Rex", "kind": "metric"}], "home": {"city": "Oslo"}}
+    rsps.post(CHAT_URL, json=chat_body(json.dumps(answer)))
+    reply = client.chat("Who?", model="m", json_schema=Owner)
+    assert reply.parsed == Owner("Ann", [Pet("Rex", Units.METRIC)], Place("Oslo"))
+    sent = sent_json(rsps)["response_format"]["json_schema"]
+    assert sent["name"] == "Owner" and sent["strict"] is True
+    assert sent["schema"]["required"] == ["name", "pets"]
+    assert sent["schema"]["properties"]["pets"]["items"]["properties"]["kind"] == {
+        "enum": ["metric", "imperial"]
+    }
+    body = sse_stream(delta_chunk({"content": json.dumps(answer)}), delta_chunk({}, "stop"))
+    mock_sse(rsps, body)
+    stream = client.chat_stream("Who?", model="m", json_schema=Owner, schema_name="owner")
+    stream.text()
+    assert stream.response.parsed == reply.parsed
+    assert sent_json(rsps)["response_format"]["json_schema"]["name"] == "owner"
+
+
+def test_json_schema_from_a_typed_dict_parses_into_a_dict(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body('{"name": "Ann", "age": 41}'))
+    reply = client.chat("Who?", model="m", json_schema=OwnerDict)
+    assert reply.parsed == {"name": "Ann", "age": 41}
+    assert sent_json(rsps)["response_format"]["json_schema"]["schema"] == {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+
+
+class PydanticLike:
+    """What pydantic v2 models offer, without importing pydantic."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    def model_json_schema(cls) -> dict[str, Any]:
+        return {"type": "object", "properties": {"name": {"type": "string"}}, "title": "Like"}
+
+    @classmethod
+    def model_validate(cls, data: Any) -> PydanticLike:
+        if not isinstance(data.get("name"), str):
+            raise ValueError("1 validation error for PydanticLike\nname\n  Field required")
+        return cls(data["name"])
+
+
+def test_json_schema_from_a_pydantic_style_class(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body('{"name": "Ann"}'))
+    reply = client.chat("Who?", model="m", json_schema=PydanticLike)
+    assert isinstance(reply.parsed, PydanticLike) and reply.parsed.name == "Ann"
+    assert sent_json(rsps)["response_format"]["json_schema"]["schema"]["title"] == "Like"
+    rsps.replace("POST", CHAT_URL, json=chat_body('{"nom": "Ann"}'))
+    with pytest.raises(lp.MalformedResponseError) as info:
+        client.chat("Who?", model="m", json_schema=PydanticLike)
+    assert str(info.value) == (
+        "the model's JSON does not fit PydanticLike: 1 validation error for PydanticLike "
+        "name Field required"
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"name": "Ann"}, "Owner: the JSON has no 'pets'"),
+        ({"name": "Ann", "pets": [{"name": "Rex"}]}, "Owner.pets[0]: the JSON has no 'kind'"),
+        ({"name": "Ann", "pets": ["Rex"]}, "Owner.pets[0]: expected a JSON object, got Rex"),
+        (
+            {"name": "Ann", "pets": [{"name": "Rex", "kind": "cat"}]},
+            "the model's JSON does not fit Owner: 'cat' is not a valid Units",
+        ),
+    ],
+)
+def test_json_that_does_not_fit_the_type_is_malformed(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, answer: Any, message: str
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body(json.dumps(answer)))
+    with pytest.raises(lp.MalformedResponseError) as info:
+        client.chat("Who?", model="m", json_schema=Owner)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("schema", "complaint"),
+    [
+        (int, "json_schema=int is not a dataclass, a TypedDict or a class with model_json"),
+        ("{}", "json_schema must be a JSON Schema dict, a dataclass, a TypedDict or a class"),
+        (Units, "json_schema=Units is not a dataclass"),
+    ],
+)
+def test_json_schema_of_an_unusable_type_is_a_value_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, schema: Any, complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        client.chat("Who?", model="m", json_schema=schema)
+    assert len(rsps.calls) == 0
+
+
+def test_cli_chat_json_schema(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    schema_file = tmp_path / "person.json"
+    schema_file.write_text(json.dumps(PERSON_SCHEMA))
+    rsps.post(CHAT_URL, json=chat_body('{"name": "Ann", "age": 41}'))
+    argv = ["chat", "Who?", "--json-schema", str(schema_file), "--no-stream"]
+    assert lp.main([*argv, "--model", "qwen2.5-7b-instruct", "--base-url", BASE]) == 0
+    assert json.loads(capsys.readouterr().out) == {"name": "Ann", "age": 41}
+    assert sent_json(rsps)["response_format"]["json_schema"]["schema"] == PERSON_SCHEMA
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1]")
+    for name, complaint in [
+        ("none.json", "cannot read"),
+        ("bad.json", "is not JSON"),
+        ("list.json", "holds no JSON Schema object"),
+    ]:
+        assert lp.main(["chat", "Who?", "--json-schema", str(tmp_path / name)]) == 2
+        assert complaint in capsys.readouterr().err
+    assert len(rsps.calls) == 1
+
+
+def test_structured_output_found_in_the_reasoning(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # lmstudio-bug-tracker#1698: a reasoning model puts the JSON in its reasoning
+    caplog.set_level(logging.DEBUG, logger="lmstudio_provider")
+    body = chat_body("")
+    body["choices"][0]["message"]["reasoning_content"] = '{"name": "Ann", "age": 41}'
+    rsps.post(CHAT_URL, json=body)
+    assert client.chat("Who?", model="m", json_schema=PERSON_SCHEMA).parsed == {
+        "name": "Ann",
+        "age": 41,
+    }
+    assert "the JSON asked for came in the reasoning; the content had none" in caplog.messages
+    events = [delta_chunk({"reasoning_content": '{"name": "Bo", '}),
+              delta_chunk({"reasoning_content": '"age": 7}'}), delta_chunk({}, "stop")]  # fmt: skip
+    mock_sse(rsps, sse_stream(*events))
+    stream = client.chat_stream("Who?", model="m", json_schema=PERSON_SCHEMA)
+    stream.text()
+    assert stream.response.parsed == {"name": "Bo", "age": 7}
+
+
+def test_structured_output_in_neither_quotes_both(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    body = chat_body("I think so.")
+    body["choices"][0]["message"]["reasoning_content"] = f"Let me see {SECRET}" + " x" * 200
+    rsps.post(CHAT_URL, json=body)
+    with pytest.raises(lp.MalformedResponseError) as info:
+        make_client(api_key=SECRET).chat("Who?", model="m", json_schema=PERSON_SCHEMA)
+    message = str(info.value)
+    assert message.startswith(
+        "the model's answer is not the JSON asked for, in its content ('I think so.') or in "
+        "its reasoning ('Let me see <api key> x x"
+    )
+    assert SECRET not in message and len(message) < 330 and "\n" not in message
+    assert isinstance(info.value.__cause__, lp.MalformedResponseError)
+
+
 def test_run_tools_single_call(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
     call = tool_call("123", "get_weather", '{"city": "Paris"}')
     rsps.post(CHAT_URL, json=tool_answer(call))
@@ -6297,15 +6494,88 @@ def test_tool_schema_with_real_annotation_objects_and_no_docstring() -> None:
     }
 
 
+def _sets(city: str, tags: set[str]) -> str:
+    return city
+
+
 @pytest.mark.parametrize(
-    ("function", "parameter"), [(_tags, "tags"), (_untyped, "size"), (_star, "rest")]
+    ("function", "message"),
+    [
+        (
+            _sets,
+            "tool '_sets': parameter 'tags' has type set, which has no JSON Schema here; "
+            "give the tool as (function, schema)",
+        ),
+        (
+            _untyped,
+            "tool '_untyped': parameter 'size' needs a type hint; or give the tool as "
+            "(function, schema)",
+        ),
+        (
+            _star,
+            "tool '_star': parameter 'rest' takes any number of values, which a model cannot send",
+        ),
+    ],
 )
 def test_tool_schema_unsupported_parameter_is_named(
-    function: Callable[..., Any], parameter: str
+    function: Callable[..., Any], message: str
 ) -> None:
-    with pytest.raises(ValueError, match=f"parameter '{parameter}' is not a plain") as info:
+    with pytest.raises(ValueError) as info:
         lp.tool_schema(function)
-    assert "(function, schema)" in str(info.value)
+    assert str(info.value) == message
+
+
+def forecast(
+    place: Place,
+    days: int,
+    units: Units = Units.METRIC,
+    hours: Optional[list[int]] = None,  # noqa: UP045
+    detail: Literal["short", "long"] = "short",
+    extra: Optional[dict[str, float]] = None,  # noqa: UP045
+) -> str:
+    """Forecast the weather.
+
+    Args:
+        place: where to look; the city at least.
+        days (int): how many days,
+            counted from today.
+        units: metric or imperial.
+
+    Returns:
+        The forecast.
+    """
+    return place.city
+
+
+def test_tool_schema_from_rich_hints_and_an_args_section() -> None:
+    parameters = lp.tool_schema(forecast)["function"]["parameters"]
+    assert parameters == {
+        "type": "object",
+        "properties": {
+            "place": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "country": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                },
+                "required": ["city"],
+                "additionalProperties": False,
+                "description": "where to look; the city at least.",
+            },
+            "days": {"type": "integer", "description": "how many days, counted from today."},
+            "units": {"enum": ["metric", "imperial"], "description": "metric or imperial."},
+            "hours": {"anyOf": [{"type": "array", "items": {"type": "integer"}}, {"type": "null"}]},
+            "detail": {"enum": ["short", "long"]},
+            "extra": {
+                "anyOf": [
+                    {"type": "object", "additionalProperties": {"type": "number"}},
+                    {"type": "null"},
+                ]
+            },
+        },
+        "required": ["place", "days"],
+    }
+    assert lp.tool_schema(forecast)["function"]["description"] == "Forecast the weather."
 
 
 def test_run_tools_explicit_schemas_in_three_shapes(
