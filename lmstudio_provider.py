@@ -3073,6 +3073,32 @@ def _run_tool(functions: Mapping[str, Callable[..., Any]], call: JSONDict) -> st
     return result if isinstance(result, str) else _as_text(result)
 
 
+def _tool_choice_hint(error: BadRequestError, payload: Any) -> BadRequestError:
+    """LM Studio answers the object form of ``tool_choice`` with HTTP 400
+    (lmstudio-bug-tracker#670); gateways to other servers take it, so it is sent
+    as given and the error says what LM Studio takes instead."""
+    choice = payload.get("tool_choice") if isinstance(payload, dict) else None
+    if type(error) is not BadRequestError or error.status_code != 400:
+        return error
+    if not isinstance(choice, Mapping):
+        return error
+    return BadRequestError(
+        f"{error}; LM Studio takes tool_choice as 'auto', 'none' or 'required', not an object",
+        status_code=error.status_code,
+        code=error.code,
+        body=error.body,
+    )
+
+
+def _arguments_of(call: JSONDict) -> Any:
+    """A call's arguments for ``on_tool_call``: the object, or the text that was no JSON."""
+    raw = call["function"]["arguments"] or "{}"
+    try:
+        return _loads(raw, "the arguments", _NO_SECRETS)
+    except MalformedResponseError:
+        return raw
+
+
 def _merge_options(
     payload: JSONDict,
     options: Mapping[str, Any],
@@ -3560,34 +3586,52 @@ class LMStudioClient:
         *,
         model: str | None = None,
         max_rounds: int = 8,
+        on_tool_call: Callable[[str, Any, str], None] | None = None,
         **chat_options: Any,
     ) -> ChatResponse:
         """Let the model call Python functions until it answers in words.
 
-        ``tools`` maps names to callables, described from their signatures and
-        docstrings (``str``/``int``/``float``/``bool`` parameters), or to
-        ``(callable, schema)`` pairs. A tool's failure (bad JSON arguments, an
-        unknown name, an exception) goes back to the model as the tool's
-        result, so it can correct itself; only ``max_rounds`` ends the loop
-        with :class:`ToolLoopError`.
+        Args:
+            messages: the conversation so far, or one user message as a string.
+            tools: names to callables, described from their signatures and
+                docstrings (see :func:`tool_schema`), or to ``(callable, schema)``.
+            model: the model (default: as for :meth:`chat`).
+            max_rounds: requests at most. The last one offers no tools, so the
+                model must answer in words with what it has (as LM Studio's SDK
+                ``act()`` does); :class:`ToolLoopError` only if it still asks.
+            on_tool_call: called after each tool runs with its name, its
+                arguments (the parsed object, or the raw text when it was not
+                JSON) and the result sent back.
+            chat_options: passed to :meth:`chat` (``temperature``, ...).
+
+        A tool's failure (bad JSON arguments, an unknown name, an exception)
+        goes back to the model as the tool's result, so it can correct itself.
         """
         if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
             raise ValueError(f"max_rounds must be an integer >= 1, not {max_rounds!r}")
+        if on_tool_call is not None and not callable(on_tool_call):
+            raise ValueError(f"on_tool_call must be callable, not {_shown(on_tool_call)}")
         functions, schemas = _prepare_tools(tools)
         conversation = _check_messages(messages)
-        for _ in range(max_rounds):
-            reply = self.chat(conversation, model=model, tools=schemas, **chat_options)
+        for round_number in range(1, max_rounds + 1):
+            offered = schemas if round_number < max_rounds else None  # the last: answer now
+            reply = self.chat(conversation, model=model, tools=offered, **chat_options)
             if not reply.tool_calls:
                 return reply
+            if offered is None:
+                conversation.append(reply.message)
+                break
             for number, call in enumerate(reply.tool_calls):
                 call["id"] = call.get("id") or f"call_{len(conversation)}_{number}"
             conversation.append(reply.message)
             for call in reply.tool_calls:
                 result = _run_tool(functions, call)
                 conversation.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+                if on_tool_call is not None:
+                    on_tool_call(call["function"]["name"], _arguments_of(call), result)
         raise ToolLoopError(
-            f"the model still asked for tools after max_rounds={max_rounds}; "
-            "raise max_rounds or make the task smaller",
+            f"the model still asked for tools in round {max_rounds} of max_rounds={max_rounds}, "
+            "which offered none; raise max_rounds or make the task smaller",
             conversation,
         )
 
@@ -3765,6 +3809,11 @@ class LMStudioClient:
             return self._transport.request_json(method, path, payload, **options)
         except ModelNotFoundError as exc:
             raise self._with_closest_ids(exc, payload) from None
+        except BadRequestError as exc:
+            hinted = _tool_choice_hint(exc, payload)
+            if hinted is exc:
+                raise
+            raise hinted from None
 
     def _open_stream(
         self, path: str, payload: JSONDict, timeout: float | None, deadline: _Deadline | None
@@ -3773,6 +3822,11 @@ class LMStudioClient:
             return self._transport.open_stream(path, payload, timeout, deadline)
         except ModelNotFoundError as exc:
             raise self._with_closest_ids(exc, payload) from None
+        except BadRequestError as exc:
+            hinted = _tool_choice_hint(exc, payload)
+            if hinted is exc:
+                raise
+            raise hinted from None
 
     def _with_closest_ids(self, error: ModelNotFoundError, payload: JSONDict | None) -> APIError:
         """For a model the server does not know, the closest ids from the (cached) list."""

@@ -6427,12 +6427,90 @@ def test_run_tools_max_rounds_is_a_tool_loop_error(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
     rsps.post(CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
-    with pytest.raises(lp.ToolLoopError, match="max_rounds=2") as info:
+    with pytest.raises(lp.ToolLoopError) as info:
         client.run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=2)
+    assert str(info.value) == (
+        "the model still asked for tools in round 2 of max_rounds=2, which offered none; "
+        "raise max_rounds or make the task smaller"
+    )
     assert len(rsps.calls) == 2
+    assert "tools" in sent_json(rsps, 0) and "tools" not in sent_json(rsps, 1)
     messages = info.value.messages
-    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
     assert messages[2]["content"] == '{"city": "X", "temp": 21, "days": 1}'
+
+
+def test_run_tools_last_round_offers_no_tools_so_the_model_answers(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
+    rsps.post(CHAT_URL, json=tool_answer(tool_call("2", "get_weather", '{"city": "Y"}')))
+    rsps.post(CHAT_URL, json=chat_body("X is sunny, Y I could not check."))
+    reply = client.run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=3)
+    assert reply.content == "X is sunny, Y I could not check."
+    assert ["tools" in sent_json(rsps, n) for n in range(3)] == [True, True, False]
+    assert len(sent_json(rsps, 2)["messages"]) == 5  # both rounds of calls and results
+    rsps.post(CHAT_URL, json=chat_body("Only words."))
+    assert client.run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=1).content
+    assert "tools" not in sent_json(rsps)  # one round: the last one
+
+
+def test_an_object_tool_choice_refused_says_what_lm_studio_takes(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    refusal = {
+        "error": "Invalid tool_choice type: 'object'. Supported string values: none, auto, required"
+    }
+    rsps.post(CHAT_URL, json=refusal, status=400)
+    tools = [lp.tool_schema(get_weather)]
+    with pytest.raises(lp.BadRequestError) as info:
+        client.chat("go", model="m", tools=tools, tool_choice=choice)
+    assert str(info.value) == (
+        "Invalid tool_choice type: 'object'. Supported string values: none, auto, required "
+        "(HTTP 400); LM Studio takes tool_choice as 'auto', 'none' or 'required', not an object"
+    )
+    assert sent_json(rsps)["tool_choice"] == choice  # sent as given: gateways may take it
+    assert info.value.status_code == 400 and info.value.body == refusal
+    with pytest.raises(lp.BadRequestError, match=r"not an object$"):
+        client.chat_stream("go", model="m", tools=tools, tool_choice=choice)
+    with pytest.raises(lp.BadRequestError) as plain:
+        client.chat("go", model="m", tools=tools, tool_choice="auto")
+    assert "not an object" not in str(plain.value)  # a string choice: nothing to add
+    rsps.replace("POST", CHAT_URL, json={"error": "does not fit in context"}, status=400)
+    with pytest.raises(lp.ContextLengthExceededError) as other:
+        client.chat("go", model="m", tools=tools, tool_choice=choice)
+    assert "tool_choice" not in str(other.value)  # another kind of 400: left alone
+
+
+def test_run_tools_reports_each_call(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    calls = [
+        tool_call("1", "get_weather", '{"city": "X"}'),
+        tool_call("2", "get_weather", "{city"),
+        tool_call("3", "nope", "{}"),
+    ]
+    rsps.post(CHAT_URL, json=tool_answer(*calls))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    seen: list[tuple[str, Any, str]] = []
+    client.run_tools(
+        "go",
+        {"get_weather": get_weather},
+        model="m",
+        on_tool_call=lambda name, arguments, result: seen.append((name, arguments, result)),
+    )
+    assert seen == [
+        ("get_weather", {"city": "X"}, '{"city": "X", "temp": 21, "days": 1}'),
+        (
+            "get_weather",
+            "{city",
+            "error: the arguments are not valid JSON ({city); send a JSON object",
+        ),
+        ("nope", {}, "error: there is no tool named 'nope'; the tools are get_weather"),
+    ]
+    with pytest.raises(ValueError, match=r"^on_tool_call must be callable, not 5$"):
+        client.run_tools("go", {"get_weather": get_weather}, model="m", on_tool_call=5)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
