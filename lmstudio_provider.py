@@ -2554,9 +2554,10 @@ class CompletionStream(_Stream[CompletionChunk, CompletionResponse]):
 
 class EventStream(_Stream[tuple[str, Any], Optional[tuple[str, Any]]]):
     """The server-sent events of :meth:`LMStudioClient.request` as ``(event, data)``:
-    the ``event:`` name (``""`` when none) and the parsed JSON of its data.
+    the ``event:`` name (``"message"`` when none, as the SSE standard has it) and the
+    parsed JSON of its data.
 
-    It ends with the body (no ``[DONE]`` needed); ``response`` is the last event
+    It ends with the body or a ``[DONE]`` line; ``response`` is the last event
     (LM Studio's native chat ends with one that holds the whole result). Error
     events raise through the error table; a broken connection is a StreamError.
     """

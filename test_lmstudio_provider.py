@@ -8097,6 +8097,51 @@ def test_real_structured_output(real: lp.LMStudioClient) -> None:
     assert isinstance(reply.parsed["answer"], str)
 
 
+@dataclasses.dataclass
+class RealCity:
+    name: str
+    country: str
+
+
+@pytest.mark.integration
+def test_real_structured_output_into_a_dataclass(real: lp.LMStudioClient) -> None:
+    reply = real.chat("Name a city in France as JSON.", json_schema=RealCity, max_tokens=40)
+    assert isinstance(reply.parsed, RealCity)
+    assert isinstance(reply.parsed.name, str) and isinstance(reply.parsed.country, str)
+
+
+@pytest.mark.integration
+def test_real_tool_loop_finishes_in_words(real: lp.LMStudioClient) -> None:
+    def get_weather(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: the city's name.
+        """
+        return f"sunny in {city}"
+
+    seen: list[tuple[str, Any, str]] = []
+    reply = real.run_tools(
+        "What is the weather in Paris? Use the tool.",
+        {"get_weather": get_weather},
+        max_rounds=2,  # the second offers no tools: an answer in words, whatever the model does
+        max_tokens=40,
+        on_tool_call=lambda *call: seen.append(call),
+    )
+    assert isinstance(reply.content, str) and reply.content and not reply.tool_calls
+    assert all(name == "get_weather" for name, _, _ in seen)
+
+
+@pytest.mark.integration
+def test_real_request_reaches_routes_the_client_does_not_wrap(real: lp.LMStudioClient) -> None:
+    assert real.request("GET", "/health") == {"status": "ok"}  # llama.cpp's own route
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True}
+    stream = real.request("POST", "/v1/chat/completions", json=body, stream=True)
+    events = list(stream)
+    assert events and all(name == "message" and isinstance(data, dict) for name, data in events)
+    assert stream.response == events[-1]
+
+
 @pytest.mark.integration
 def test_real_unknown_route_is_not_found(real: lp.LMStudioClient) -> None:
     with pytest.raises(lp.EndpointNotFoundError, match=r"LM Studio 0\.4 or newer"):
