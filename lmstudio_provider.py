@@ -830,22 +830,71 @@ class TTLCache:
 # ============================================================================
 
 
-class _Record:
-    """``repr()`` and ``==`` for the data types below, written once.
+# Making a dataclass compiles (``exec``) an ``__init__`` for it, and more: for the
+# dozen data types below that was a third of this module's import time, while a
+# program builds a few of them. So each becomes a dataclass when it is first built
+# or inspected (``dataclasses.fields``), once, under a lock; type checkers see a
+# plain ``@dataclass``. ``_Record`` writes ``repr()`` and ``==`` once for all.
+_making_dataclasses = threading.RLock()
 
-    ``@dataclass`` would generate (``exec``) both for every class, which made
-    up a third of this module's import time. Fields marked ``repr=False`` or
-    ``compare=False`` are left out, as a generated method would. Defining
-    ``__eq__`` makes the records unhashable, like non-frozen dataclasses.
+
+def _make_dataclass(cls: type) -> None:
+    with _making_dataclasses:
+        if "__dataclass_fields__" in cls.__dict__ or "_dataclass_making" in cls.__dict__:
+            return
+        cls._dataclass_making = True  # type: ignore[attr-defined]
+        try:  # the class's own __init__ appears in one step: no thread sees it half made
+            dataclass(**cls._dataclass_options)(cls)  # type: ignore[attr-defined]
+        finally:
+            del cls._dataclass_making  # type: ignore[attr-defined]
+
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass as _record
+
+    _LazyDataclass = type
+else:
+
+    def _record(**options: Any) -> Callable[[type[T]], type[T]]:
+        def later(cls: type[T]) -> type[T]:
+            cls._dataclass_options = options  # _Record.__init__ applies them
+            return cls
+
+        return later
+
+    class _LazyDataclass(type):
+        """Answers ``__dataclass_fields__`` and friends by making the dataclass first."""
+
+        def __getattr__(cls, name: str) -> Any:
+            if name.startswith("__dataclass_") and "_dataclass_options" in cls.__dict__:
+                _make_dataclass(cls)
+                if name in cls.__dict__:
+                    return cls.__dict__[name]
+            raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
+
+
+class _Record(metaclass=_LazyDataclass):
+    """``repr()`` and ``==`` for the data types below, written once: fields marked
+    ``repr=False`` or ``compare=False`` are left out, as a generated method would.
+    Defining ``__eq__`` makes the records unhashable, like non-frozen dataclasses.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Only the first time a type is built: make it a dataclass, which gives it
+        an ``__init__`` of its own, and build with that."""
+        cls = type(self)
+        _make_dataclass(cls)
+        cls.__init__(self, *args, **kwargs)
+
     def __repr__(self) -> str:
+        _make_dataclass(type(self))  # built without __init__ (unpickled, say)
         shown = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)  # type: ignore[arg-type]
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
+        _make_dataclass(type(self))
         return all(
             getattr(self, f.name) == getattr(other, f.name)
             for f in fields(self)  # type: ignore[arg-type]
@@ -862,7 +911,7 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-@dataclass(repr=False, eq=False)  # _Record provides both
+@_record(repr=False, eq=False)  # _Record provides both
 class Usage(_Record):
     """Token counts as the server reported them (any may be missing)."""
 
@@ -893,7 +942,7 @@ def _model_type(value: Any) -> str | None:
     return EMBEDDING_TYPE if value in ("embedding", "embeddings") else value
 
 
-@dataclass(frozen=True, repr=False, eq=False)  # frozen: shared through the cache
+@_record(frozen=True, repr=False, eq=False)  # frozen: shared through the cache
 class ModelInfo(_Record):
     """One model as the server describes it; fields it does not report are None.
 
@@ -1026,7 +1075,7 @@ def _float_or_none(value: Any) -> float | None:
     return None
 
 
-@dataclass(repr=False, eq=False)  # _Record provides both
+@_record(repr=False, eq=False)  # _Record provides both
 class Stats(_Record):
     """LM Studio's own measurements, from the native ``/api/v0`` routes."""
 
@@ -1047,7 +1096,7 @@ class Stats(_Record):
         )
 
 
-@dataclass(repr=False, eq=False)  # _Record provides both
+@_record(repr=False, eq=False)  # _Record provides both
 class ModelCapabilities(_Record):
     """What a model can do, in the terms a caller chooses a model by."""
 
@@ -1079,7 +1128,7 @@ class ModelCapabilities(_Record):
         )
 
 
-@dataclass(repr=False, eq=False)  # _Record provides both
+@_record(repr=False, eq=False)  # _Record provides both
 class LoadedModel(_Record):
     """The answer to :meth:`LMStudioClient.load_model`."""
 
@@ -1088,7 +1137,7 @@ class LoadedModel(_Record):
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
-@dataclass(repr=False, eq=False)  # _Record provides both
+@_record(repr=False, eq=False)  # _Record provides both
 class ChatResponse(_Record):
     """A finished chat completion; equal whether it came whole or streamed.
 
@@ -1121,7 +1170,7 @@ class ChatResponse(_Record):
         return message
 
 
-@dataclass(repr=False, eq=False)  # _Record provides both
+@_record(repr=False, eq=False)  # _Record provides both
 class ChatChunk(_Record):
     """One streamed piece of a chat answer; ``raw`` is the event's JSON."""
 
@@ -1134,7 +1183,7 @@ class ChatChunk(_Record):
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
-@dataclass(repr=False, eq=False)  # _Record provides both
+@_record(repr=False, eq=False)  # _Record provides both
 class CompletionResponse(_Record):
     """A finished text completion (raw prompt, no chat template)."""
 
@@ -1149,7 +1198,7 @@ class CompletionResponse(_Record):
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
-@dataclass(repr=False, eq=False)  # _Record provides both
+@_record(repr=False, eq=False)  # _Record provides both
 class CompletionChunk(_Record):
     """One streamed piece of a text completion."""
 
@@ -1159,7 +1208,7 @@ class CompletionChunk(_Record):
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
-@dataclass(repr=False, eq=False)  # _Record provides both
+@_record(repr=False, eq=False)  # _Record provides both
 class EmbeddingResponse(_Record):
     """Vectors in the order of the inputs, whatever order the server used."""
 

@@ -2157,6 +2157,62 @@ def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
 # ============================================================================
 
 
+LAZY_DATACLASS_CHECK = """
+import dataclasses, pickle, threading
+import lmstudio_provider as lp
+
+records = [lp.Usage, lp.ModelInfo, lp.Stats, lp.ModelCapabilities, lp.LoadedModel,
+           lp.ChatResponse, lp.ChatChunk, lp.CompletionResponse, lp.CompletionChunk,
+           lp.EmbeddingResponse]
+assert not any("__dataclass_fields__" in cls.__dict__ for cls in records), "made at import"
+assert [f.name for f in dataclasses.fields(lp.Usage)][:2] == ["prompt_tokens", "completion_tokens"]
+assert dataclasses.is_dataclass(lp.Stats) and "__dataclass_fields__" in lp.Stats.__dict__
+try:
+    lp.ChatChunk.nope
+except AttributeError as exc:
+    assert str(exc) == "type object 'ChatChunk' has no attribute 'nope'", exc
+else:
+    raise AssertionError("no AttributeError")
+barrier, built, failed = threading.Barrier(8), [], []
+def build():
+    barrier.wait()
+    try:
+        built.append(lp.ChatChunk("a", usage=None))
+    except Exception as exc:
+        failed.append(exc)
+threads = [threading.Thread(target=build) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not failed and len(built) == 8 and all(c == built[0] for c in built), failed
+info = lp.ModelInfo("m", capabilities=("vision",))
+try:
+    info.id = "x"
+except dataclasses.FrozenInstanceError:
+    pass
+else:
+    raise AssertionError("ModelInfo is not frozen")
+assert dataclasses.asdict(lp.Usage(1, 2, 3))["total_tokens"] == 3
+assert dataclasses.replace(info, id="n").id == "n" and hash(info) == hash(lp.ModelInfo("m"))
+reply = pickle.loads(pickle.dumps(lp.CompletionResponse("c1", "m", "t")))
+assert repr(reply).startswith("CompletionResponse(id='c1', model='m', text='t'")
+print("ok")
+"""
+
+
+def test_data_types_become_dataclasses_on_first_use_only() -> None:
+    import subprocess
+
+    # a fresh interpreter: this one built every type long ago
+    done = subprocess.run(
+        [sys.executable, "-c", LAZY_DATACLASS_CHECK],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
+
+
 def test_records_repr_like_dataclasses_without_raw() -> None:
     assert repr(lp.Usage(1, 2, 3)) == (
         "Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3, reasoning_tokens=None)"
