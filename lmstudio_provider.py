@@ -1083,6 +1083,12 @@ class Stats(_Record):
     time_to_first_token: float | None = None
     generation_time: float | None = None
     stop_reason: str | None = None
+    #: Speculative decoding (``draft_model=``): tokens the draft model proposed, and
+    #: how many the main model accepted, rejected or ignored.
+    draft_tokens_count: int | None = None
+    accepted_draft_tokens_count: int | None = None
+    rejected_draft_tokens_count: int | None = None
+    ignored_draft_tokens_count: int | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Stats | None:
@@ -1093,7 +1099,16 @@ class Stats(_Record):
             _float_or_none(data.get("time_to_first_token")),
             _float_or_none(data.get("generation_time")),
             data.get("stop_reason") if isinstance(data.get("stop_reason"), str) else None,
+            *(_int_or_none(data.get(name)) for name in _DRAFT_COUNTS),
         )
+
+
+_DRAFT_COUNTS = (
+    "draft_tokens_count",
+    "accepted_draft_tokens_count",
+    "rejected_draft_tokens_count",
+    "ignored_draft_tokens_count",
+)
 
 
 @_record(repr=False, eq=False)  # _Record provides both
@@ -1130,11 +1145,52 @@ class ModelCapabilities(_Record):
 
 @_record(repr=False, eq=False)  # _Record provides both
 class LoadedModel(_Record):
-    """The answer to :meth:`LMStudioClient.load_model`."""
+    """A loaded instance: the answer to :meth:`LMStudioClient.load_model`, or the
+    instance :meth:`LMStudioClient.ensure_loaded` found."""
 
     instance_id: str
     load_time_seconds: float | None = None
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+    #: The settings LM Studio applied, its defaults included (None when it did not say).
+    load_config: JSONDict | None = None
+
+
+@_record(repr=False, eq=False)  # _Record provides both
+class DownloadStatus(_Record):
+    """Where a download started by :meth:`LMStudioClient.download_model` stands.
+
+    ``status`` is ``"downloading"``, ``"paused"``, ``"completed"``, ``"failed"``
+    or ``"already_downloaded"`` (which has no job id).
+    """
+
+    status: str
+    job_id: str | None = None
+    downloaded_bytes: int | None = None
+    total_size_bytes: int | None = None
+    bytes_per_second: float | None = None
+    #: When LM Studio expects it done (ISO 8601), while downloading.
+    estimated_completion: str | None = None
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def fraction(self) -> float | None:
+        """How much has arrived, 0.0 to 1.0, when the sizes are known."""
+        done, total = self.downloaded_bytes, self.total_size_bytes
+        return min(done / total, 1.0) if done is not None and total else None
+
+    @classmethod
+    def from_json(cls, data: Any) -> DownloadStatus | None:
+        if not isinstance(data, dict) or not _str_or_none(data.get("status")):
+            return None
+        return cls(
+            status=data["status"],
+            job_id=_str_or_none(data.get("job_id")),
+            downloaded_bytes=_int_or_none(data.get("downloaded_bytes")),
+            total_size_bytes=_int_or_none(data.get("total_size_bytes")),
+            bytes_per_second=_float_or_none(data.get("bytes_per_second")),
+            estimated_completion=_str_or_none(data.get("estimated_completion")),
+            raw=data,
+        )
 
 
 @_record(repr=False, eq=False)  # _Record provides both
@@ -2004,6 +2060,12 @@ class _Transport:
             )
             raise error
         return delay
+
+    def pause(self, seconds: float, ends: _Deadline | None, what: str) -> None:
+        """Sleep between polls, never past the deadline."""
+        if ends is not None and ends.left(what, 0) < seconds:
+            raise ends.passed(what, 0)
+        self._sleep(seconds)
 
     def _wait(self, delay: float, ends: _Deadline | None, what: str, attempt: int) -> None:
         """Sleep before a retry, unless the deadline would pass first."""
@@ -3123,6 +3185,48 @@ def _run_tool(functions: Mapping[str, Callable[..., Any]], call: JSONDict) -> st
     return result if isinstance(result, str) else _as_text(result)
 
 
+#: What LM Studio's load endpoint takes besides the model (its documentation, 0.4),
+#: and how each is checked: a count of 1 or more, or a flag.
+LOAD_OPTIONS: dict[str, type] = {
+    "context_length": int,
+    "eval_batch_size": int,
+    "flash_attention": bool,
+    "num_experts": int,
+    "offload_kv_cache_to_gpu": bool,
+}
+
+
+def _load_options(**options: Any) -> JSONDict:
+    """The load options given (None: not given), checked before anything is sent."""
+    checked: JSONDict = {}
+    for name, value in options.items():
+        kind = LOAD_OPTIONS.get(name)
+        if kind is None:
+            hint = "; an idle ttl goes with chat() and friends" if name == "ttl" else ""
+            valid = ", ".join(LOAD_OPTIONS)
+            raise ValueError(f"unknown load option {name!r}{hint}; the options are {valid}")
+        if value is None:
+            continue
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a whole number of 1 or more, not {_shown(value)}")
+        if kind is bool and not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, not {_shown(value)}")
+        checked[name] = value
+    return checked
+
+
+def _loaded_instances(model: ModelInfo) -> list[JSONDict]:
+    """A model's loaded instances with their settings: LM Studio 0.4 lists them; older
+    servers say only "loaded", with one context length."""
+    listed = model.raw.get("loaded_instances")
+    if isinstance(listed, list):
+        return [i for i in listed if isinstance(i, dict) and isinstance(i.get("id"), str)]
+    if model.is_loaded:
+        context = model.loaded_context_length
+        return [{"id": model.id, "config": {} if context is None else {"context_length": context}}]
+    return []
+
+
 def _tool_choice_hint(error: BadRequestError, payload: Any) -> BadRequestError:
     """LM Studio answers the object form of ``tool_choice`` with HTTP 400
     (lmstudio-bug-tracker#670); gateways to other servers take it, so it is sent
@@ -3323,23 +3427,44 @@ class LMStudioClient:
         model: str,
         *,
         context_length: int | None = None,
+        eval_batch_size: int | None = None,
         flash_attention: bool | None = None,
-        ttl: int | None = None,
+        num_experts: int | None = None,
+        offload_kv_cache_to_gpu: bool | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
-        **params: Any,
+        **unknown: Any,
     ) -> LoadedModel:
-        """Load a model now (LM Studio 0.4+), instead of on its first request."""
+        """Load a model now (LM Studio 0.4+), instead of on its first request.
+
+        Args:
+            model: the model to load, an LLM or an embedding model.
+            context_length: tokens the model considers.
+            eval_batch_size: prompt tokens processed together (llama.cpp engine).
+            flash_attention: optimised attention (llama.cpp engine).
+            num_experts: experts used by a mixture-of-experts model.
+            offload_kv_cache_to_gpu: keep the KV cache in GPU memory.
+            timeout: seconds to wait for the answer; loading can take minutes.
+            deadline: seconds the whole call may take.
+            extra_body: more fields, sent as given (a new option, say); any other
+                keyword is a ValueError naming the options there are.
+
+        Returns the instance and ``load_config``, the settings LM Studio applied.
+        These are the options LM Studio's load endpoint documents; an idle
+        ``ttl`` belongs to models loaded just in time: pass it to :meth:`chat`.
+        """
         _check_model_name(model)
-        if context_length is not None and (
-            isinstance(context_length, bool)
-            or not isinstance(context_length, int)
-            or context_length < 1
-        ):
-            raise ValueError(f"context_length must be a positive integer, not {context_length!r}")
-        options = {"context_length": context_length, "flash_attention": flash_attention, "ttl": ttl}
-        payload = _merge_options({"model": model}, options, params, extra_body)
+        options = _load_options(
+            context_length=context_length,
+            eval_batch_size=eval_batch_size,
+            flash_attention=flash_attention,
+            num_experts=num_experts,
+            offload_kv_cache_to_gpu=offload_kv_cache_to_gpu,
+            **unknown,
+        )
+        options["echo_load_config"] = True
+        payload = _merge_options({"model": model}, options, {}, extra_body)
         # No retries: after a proxy's 502/504 the load may be running, and a second
         # request would load a second instance.
         body = self._native(
@@ -3358,7 +3483,99 @@ class LMStudioClient:
             raise MalformedResponseError(
                 f"model load: no instance_id in {self._redactor.quote(body)}"
             )
-        return LoadedModel(instance_id, _float_or_none(body.get("load_time_seconds")), body)
+        config = body.get("load_config")
+        return LoadedModel(
+            instance_id,
+            _float_or_none(body.get("load_time_seconds")),
+            raw=body,
+            load_config=config if isinstance(config, dict) else None,
+        )
+
+    def ensure_loaded(
+        self, model: str, *, timeout: float | None = None, **load_options: Any
+    ) -> LoadedModel:
+        """A loaded instance of ``model``, loading one only when none is loaded, or
+        none with the ``load_options`` given (another ``context_length``, say).
+
+        With a warm model list and a matching instance, no request is made.
+        ``load_options`` are those of :meth:`load_model`.
+        """
+        _check_model_name(model)
+        wanted = _load_options(**load_options)
+        models = self._models(None)
+        known = next((m for m in models if m.id == model), None)
+        if known is None:
+            known = next(m for m in models if m.id == self.resolve_model(model))
+        for instance in _loaded_instances(known):
+            config = instance.get("config")
+            config = config if isinstance(config, dict) else {}
+            if all(config.get(name) == value for name, value in wanted.items()):
+                return LoadedModel(str(instance["id"]), raw=instance, load_config=config or None)
+        return self.load_model(known.id, timeout=timeout, **wanted)
+
+    def download_model(
+        self,
+        model: str,
+        *,
+        quantization: str | None = None,
+        wait: bool = True,
+        poll: float = 1.0,
+        on_progress: Callable[[DownloadStatus], None] | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> DownloadStatus:
+        """Download a model to LM Studio's machine (LM Studio 0.4+).
+
+        Args:
+            model: a catalog id (``"qwen/qwen3-4b"``) or a Hugging Face URL.
+            quantization: which one of a Hugging Face model (``"Q4_K_M"``).
+            wait: poll until the download ends; False returns the first status.
+            poll: seconds between status requests.
+            on_progress: called with every status, the first and the last included.
+            timeout: seconds to wait for each answer.
+            deadline: seconds the whole call may take, waiting included.
+
+        The model list is refreshed once a download completes. A ``failed``
+        download raises :class:`ModelLoadError`.
+        """
+        _check_model_name(model)
+        if not (isinstance(poll, (int, float)) and not isinstance(poll, bool) and 0 < poll < 3600):
+            raise ValueError(f"poll must be a number of seconds above 0, not {_shown(poll)}")
+        if on_progress is not None and not callable(on_progress):
+            raise ValueError(f"on_progress must be callable, not {_shown(on_progress)}")
+        ends = self._limits(timeout, deadline)
+        payload = _merge_options({"model": model}, {"quantization": quantization}, {}, None)
+        path = "/api/v1/models/download"
+        what = "downloading models over HTTP"
+        body = self._native(path, payload, timeout, what, retries=0, deadline=ends)
+        while True:
+            status = self._download_status(body, model)
+            if on_progress is not None:
+                on_progress(status)
+            if status.status in ("completed", "already_downloaded"):
+                self.clear_cache()
+                return status
+            if not wait:
+                return status
+            self._transport.pause(poll, ends, f"waiting for the download of {model!r}")
+            body = self._request_json(
+                "GET", f"{path}/status/{status.job_id}", timeout=timeout, deadline=ends
+            )
+
+    def _download_status(self, body: Any, model: str) -> DownloadStatus:
+        status = DownloadStatus.from_json(body)
+        if status is None or (status.job_id is None and status.status != "already_downloaded"):
+            raise MalformedResponseError(
+                f"model download: no status and job id in {self._redactor.quote(body)}"
+            )
+        if status.status == "failed":
+            said = body.get("message") or body.get("reason")
+            detail = f": {self._redactor.quote(said)}" if said else " (status 'failed')"
+            raise ModelLoadError(
+                f"downloading {self._redactor.quote(model, ID_LIMIT)!r} failed{detail}",
+                body=self._redactor.copy(body),
+            )
+        return status
 
     def unload_model(self, instance_id: str) -> None:
         """Unload one loaded instance (its id is in ``ModelInfo.loaded_instances``)."""
@@ -3374,7 +3591,7 @@ class LMStudioClient:
         timeout: float | None,
         what: str,
         retries: int | None = None,
-        deadline: float | None = None,
+        deadline: float | _Deadline | None = None,
     ) -> Any:
         try:
             return self._request_json(
@@ -4062,6 +4279,7 @@ _COMMANDS = (
     ("complete", "complete raw text, without a chat template", True),
     ("embed", "print the embedding of a text as JSON", True),
     ("load", "load a model now (LM Studio 0.4+)", True),
+    ("download", "download a model to LM Studio's machine (LM Studio 0.4+)", False),
     ("unload", "unload a loaded model instance (LM Studio 0.4+)", False),
 )
 
@@ -4157,6 +4375,11 @@ def _add_command_arguments(commands: Mapping[str, Any]) -> None:
     )
     commands["load"].add_argument("--context-length", type=_positive)
     commands["unload"].add_argument("instance_id", metavar="INSTANCE_ID", type=_text_argument)
+    commands["download"].add_argument("model_key", metavar="MODEL", type=_text_argument)
+    commands["download"].add_argument("--quantization", help="of a Hugging Face model: Q4_K_M")
+    commands["models"].add_argument(
+        "--loaded", action="store_true", help="only the models that are loaded"
+    )
 
 
 def _build_parser() -> Any:
@@ -4203,8 +4426,8 @@ def _usage_problem(args: Any) -> str | None:
     return None
 
 
-def _print_models(client: LMStudioClient, as_json: bool) -> None:
-    models = client.list_models()
+def _print_models(client: LMStudioClient, as_json: bool, loaded: bool = False) -> None:
+    models = [m for m in client.list_models() if m.is_loaded or not loaded]
     if as_json:
         print(json.dumps([m.raw for m in models], indent=2))
         return
@@ -4360,10 +4583,66 @@ def _load(client: LMStudioClient, model: str, context_length: int | None, as_jso
     print(f"loaded {model} as {loaded.instance_id}{took}")
 
 
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _progress_line(model: str, status: DownloadStatus) -> str:
+    """``downloading M: 42% of 2.3 GB, 8.1 MB/s, 2m10s left``, from what is known."""
+    total, done, rate = status.total_size_bytes, status.downloaded_bytes, status.bytes_per_second
+    fraction = status.fraction
+    line = f"downloading {model}: " + (f"{fraction:.0%}" if fraction is not None else status.status)
+    if total:
+        line += f" of {_size(total)}"
+    if rate:
+        line += f", {_size(rate)}/s"
+        if total and done is not None:
+            left = (total - done) / rate
+            line += f", {int(left // 60)}m{int(left % 60):02d}s left"
+    return line
+
+
+def _download(client: LMStudioClient, model: str, quantization: str | None, as_json: bool) -> None:
+    """Download with progress: one line redrawn on a terminal, one per 10% when piped."""
+    terminal = sys.stderr.isatty()
+    reported = [-1]  # the last tenth shown when piped; on a terminal, 0 once drawn
+
+    def progress(status: DownloadStatus) -> None:
+        if status.status == "already_downloaded" or as_json:
+            return
+        if terminal:
+            sys.stderr.write("\r\x1b[K" + _progress_line(model, status))
+            sys.stderr.flush()
+            reported[0] = 0
+            return
+        tenth = int((status.fraction or 0.0) * 10)
+        if tenth > reported[0]:
+            reported[0] = tenth
+            print(_progress_line(model, status), file=sys.stderr, flush=True)
+
+    try:
+        status = client.download_model(model, quantization=quantization, on_progress=progress)
+    finally:
+        if terminal and reported[0] == 0:
+            sys.stderr.write("\n")  # end the redrawn line, also when the download failed
+    if as_json:
+        print(json.dumps(status.raw))
+    elif status.status == "already_downloaded":
+        print(f"{model} is already downloaded")
+    else:
+        print(f"downloaded {model}")
+
+
 def _run_command(client: LMStudioClient, args: Any) -> str | None:
     """Run one command; returns the model that answered a generation, else None."""
     if args.command == "models":
-        _print_models(client, args.json)
+        _print_models(client, args.json, args.loaded)
+    elif args.command == "download":
+        _download(client, args.model_key, args.quantization, args.json)
     elif args.command == "health":
         _health(client, args)
     elif args.command == "load":

@@ -5609,7 +5609,9 @@ def test_model_capabilities_vlm_type_means_vision(
 def test_load_model_accepts_the_smallest_context(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
-    one = matchers.json_params_matcher({"model": "m", "context_length": 1})
+    one = matchers.json_params_matcher(
+        {"model": "m", "context_length": 1, "echo_load_config": True}
+    )
     rsps.post(LOAD_URL, json=LOAD_ANSWER, match=[one])
     assert client.load_model("m", context_length=1).instance_id == "qwen/qwen3-8b"
 
@@ -5620,7 +5622,11 @@ def test_load_model_sends_only_the_given_fields(
     rsps.post(
         LOAD_URL,
         json=LOAD_ANSWER,
-        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "context_length": 4096})],
+        match=[
+            matchers.json_params_matcher(
+                {"model": "qwen/qwen3-8b", "context_length": 4096, "echo_load_config": True}
+            )
+        ],
     )
     loaded = client.load_model("qwen/qwen3-8b", context_length=4096)
     assert loaded == lp.LoadedModel("qwen/qwen3-8b", 3.21)
@@ -5631,23 +5637,55 @@ def test_load_model_sends_only_the_given_fields(
 def test_load_model_with_every_option(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
+    options = {
+        "context_length": 16384,
+        "eval_batch_size": 512,
+        "flash_attention": True,
+        "num_experts": 4,
+        "offload_kv_cache_to_gpu": False,
+    }
+    applied = {**options, "num_experts": 4}
     rsps.post(
         LOAD_URL,
-        json={"instance_id": "qwen/qwen3-8b:2"},
+        json={
+            "type": "llm",
+            "instance_id": "qwen/qwen3-8b:2",
+            "status": "loaded",
+            "load_config": applied,
+        },
         match=[
             matchers.json_params_matcher(
-                {
-                    "model": "qwen/qwen3-8b",
-                    "context_length": 16384,
-                    "flash_attention": True,
-                    "ttl": 600,
-                }
+                {"model": "qwen/qwen3-8b", **options, "echo_load_config": True}
             )
         ],
     )
-    loaded = client.load_model("qwen/qwen3-8b", context_length=16384, flash_attention=True, ttl=600)
+    loaded = client.load_model("qwen/qwen3-8b", **options)
     assert loaded.instance_id == "qwen/qwen3-8b:2"
     assert loaded.load_time_seconds is None
+    assert loaded.load_config == applied
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"ttl": 600}, "unknown load option 'ttl'; an idle ttl goes with chat() and friends; "
+                       "the options are context_length, eval_batch_size, flash_attention, "
+                       "num_experts, offload_kv_cache_to_gpu"),
+        ({"gpu": "max"}, "unknown load option 'gpu'; the options are context_length"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be a whole number of 1 or more, not 0"),
+        ({"num_experts": 2.0}, "num_experts must be a whole number of 1 or more, not 2.0"),
+        ({"flash_attention": "yes"}, "flash_attention must be True or False, not 'yes'"),
+        ({"offload_kv_cache_to_gpu": 1}, "offload_kv_cache_to_gpu must be True or False, not 1"),
+    ],
+)  # fmt: skip
+def test_load_options_are_checked_before_sending(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, options: Any, complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        client.load_model("m", **options)
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        client.ensure_loaded("m", **options)
+    assert len(rsps.calls) == 0
 
 
 def test_load_model_accepts_the_draft_docs_field_name(
@@ -5741,7 +5779,7 @@ def test_load_with_a_bad_context_length_sends_nothing(
     bad: Any,
     client: lp.LMStudioClient,
 ) -> None:
-    with pytest.raises(ValueError, match="context_length must be a positive integer"):
+    with pytest.raises(ValueError, match="context_length must be a whole number of 1 or more"):
         client.load_model("qwen/qwen3-8b", context_length=bad)
     assert len(rsps.calls) == 0
 
@@ -7462,7 +7500,11 @@ def test_cli_load_prints_the_instance_and_time(
     rsps.post(
         LOAD_URL,
         json=LOAD_ANSWER,
-        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "context_length": 4096})],
+        match=[
+            matchers.json_params_matcher(
+                {"model": "qwen/qwen3-8b", "context_length": 4096, "echo_load_config": True}
+            )
+        ],
     )
     code = lp.main(["load", "qwen/qwen3-8b", "--context-length", "4096", "--base-url", BASE])
     assert code == 0
@@ -7477,7 +7519,7 @@ def test_cli_load_without_a_load_time(
     rsps.post(
         LOAD_URL,
         json={"instance_id": "qwen/qwen3-8b:2"},
-        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b"})],
+        match=[matchers.json_params_matcher({"model": "qwen/qwen3-8b", "echo_load_config": True})],
     )
     assert lp.main(["--base-url", BASE, "load", "qwen/qwen3-8b"]) == 0
     assert capsys.readouterr().out == "loaded qwen/qwen3-8b as qwen/qwen3-8b:2\n"
