@@ -5665,6 +5665,177 @@ def test_load_model_with_every_option(
     assert loaded.load_config == applied
 
 
+def v1_with_instances(*configs: dict[str, Any]) -> dict[str, Any]:
+    instances = [{"id": f"qwen/qwen3-8b:{n + 1}", "config": c} for n, c in enumerate(configs)]
+    return {"models": [{**V1_QWEN, "loaded_instances": instances}, V1_NOMIC]}
+
+
+def test_ensure_loaded_with_a_warm_list_and_a_match_sends_nothing(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.get(
+        V1_MODELS_URL, json=v1_with_instances({"context_length": 4096}, {"context_length": 8192})
+    )
+    client.list_models()
+    loaded = client.ensure_loaded("qwen/qwen3-8b", context_length=8192)
+    assert loaded.instance_id == "qwen/qwen3-8b:2" and loaded.load_config == {
+        "context_length": 8192
+    }
+    assert client.ensure_loaded("qwen3-8b").instance_id == "qwen/qwen3-8b:1"  # resolved, any one
+    assert paths(rsps) == ["/api/v1/models"]
+
+
+def test_ensure_loaded_loads_when_no_instance_matches(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.get(V1_MODELS_URL, json=v1_with_instances({"context_length": 4096}))
+    rsps.post(
+        LOAD_URL, json={"instance_id": "qwen/qwen3-8b:2", "load_config": {"context_length": 16384}}
+    )
+    loaded = client.ensure_loaded("qwen/qwen3-8b", context_length=16384, flash_attention=None)
+    assert loaded.instance_id == "qwen/qwen3-8b:2"
+    assert sent_json(rsps) == {
+        "model": "qwen/qwen3-8b",
+        "context_length": 16384,
+        "echo_load_config": True,
+    }
+    rsps.replace("GET", V1_MODELS_URL, json=v1_with_instances())  # nothing loaded
+    client.ensure_loaded("qwen/qwen3-8b")
+    assert paths(rsps)[-2:] == ["/api/v1/models", "/api/v1/models/load"]
+    with pytest.raises(lp.ModelNotFoundError, match="qwen/qwen3-8b"):
+        client.ensure_loaded("qwen3-8c")
+
+
+def test_ensure_loaded_on_a_v0_server_uses_its_one_context_length(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_v0_models(rsps)  # qwen2.5-7b-instruct is loaded with 4096
+    loaded = client.ensure_loaded("qwen2.5-7b-instruct", context_length=4096)
+    assert loaded.instance_id == "qwen2.5-7b-instruct"
+    assert paths(rsps) == ["/api/v1/models", "/api/v0/models"]
+
+
+DOWNLOAD_URL = f"{BASE}/api/v1/models/download"
+
+
+def download_answer(status: str, done: int = 0, **extra: Any) -> dict[str, Any]:
+    return {"job_id": "job_493c7c9ded", "status": status, "total_size_bytes": 1000,
+            "downloaded_bytes": done, **extra}  # fmt: skip
+
+
+def test_download_model_polls_until_done_and_reports_progress(
+    rsps: responses.RequestsMock,
+) -> None:
+    sleeps = Sleeps()
+    client = make_client(sleep=sleeps)
+    rsps.post(DOWNLOAD_URL, json=download_answer("downloading", 0, bytes_per_second=100.0))
+    status_url = f"{DOWNLOAD_URL}/status/job_493c7c9ded"
+    rsps.get(status_url, json=download_answer("downloading", 500, bytes_per_second=100.0))
+    rsps.get(status_url, json=download_answer("paused", 500))
+    rsps.get(status_url, json=download_answer("completed", 1000))
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    client.list_models()  # a warm list: a completed download must clear it
+    seen: list[tuple[str, Any]] = []
+    done = client.download_model(
+        "qwen/qwen3-4b",
+        quantization="Q4_K_M",
+        poll=2.5,
+        on_progress=lambda status: seen.append((status.status, status.fraction)),
+    )
+    assert done.status == "completed" and done.fraction == 1.0
+    assert seen == [("downloading", 0.0), ("downloading", 0.5), ("paused", 0.5), ("completed", 1.0)]
+    assert sleeps == [2.5, 2.5, 2.5]
+    assert sent_json(rsps, 1) == {"model": "qwen/qwen3-4b", "quantization": "Q4_K_M"}
+    client.list_models()
+    assert paths(rsps).count("/api/v1/models") == 2
+
+
+def test_download_model_already_there_or_not_waited_for(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(DOWNLOAD_URL, json={"status": "already_downloaded"})
+    assert client.download_model("qwen/qwen3-4b").status == "already_downloaded"
+    rsps.replace("POST", DOWNLOAD_URL, json=download_answer("downloading", 10))
+    started = client.download_model("qwen/qwen3-4b", wait=False)
+    assert (started.status, started.job_id, started.downloaded_bytes) == (
+        "downloading",
+        "job_493c7c9ded",
+        10,
+    )
+    assert len(rsps.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "message"),
+    [
+        (download_answer("failed", 10, message="disk full"), lp.ModelLoadError,
+         "downloading 'qwen/qwen3-4b' failed: disk full"),
+        (download_answer("failed"), lp.ModelLoadError,
+         "downloading 'qwen/qwen3-4b' failed (status 'failed')"),
+        ({"status": "downloading"}, lp.MalformedResponseError,
+         "model download: no status and job id in {\"status\": \"downloading\"}"),
+        ({"job_id": "j"}, lp.MalformedResponseError, "model download: no status and job id in"),
+        (["x"], lp.MalformedResponseError, "model download: no status and job id in"),
+    ],
+)  # fmt: skip
+def test_download_model_failures(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, answer: Any, error: type, message: str
+) -> None:
+    rsps.post(DOWNLOAD_URL, json=answer)
+    with pytest.raises(error) as info:
+        client.download_model("qwen/qwen3-4b")
+    assert str(info.value).startswith(message)
+
+
+def test_download_model_needs_lm_studio_04_and_keeps_its_deadline(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(
+        DOWNLOAD_URL,
+        json={"error": "Unexpected endpoint or method. (POST /api/v1/models/download)"},
+    )
+    with pytest.raises(
+        lp.EndpointNotFoundError, match=r"downloading models over HTTP needs LM Studio 0\.4"
+    ):
+        make_client().download_model("m")
+    clock = FakeClock()
+    client = make_client(clock=clock, sleep=clock.advance)
+    rsps.replace("POST", DOWNLOAD_URL, json=download_answer("downloading"))
+    rsps.get(f"{DOWNLOAD_URL}/status/job_493c7c9ded", json=download_answer("downloading"))
+    started = clock()
+    with pytest.raises(lp.RequestTimeoutError, match="the deadline of 5 s passed"):
+        client.download_model("m", poll=2.0, deadline=5)
+    assert clock() - started == 4.0  # two polls fit in 5 s; a third would not
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "1", math.inf])
+def test_download_model_bad_poll_is_a_value_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, bad: Any
+) -> None:
+    with pytest.raises(ValueError, match="poll must be a number of seconds above 0"):
+        client.download_model("m", poll=bad)
+    with pytest.raises(ValueError, match="on_progress must be callable"):
+        client.download_model("m", on_progress="print")  # type: ignore[arg-type]
+    assert len(rsps.calls) == 0
+
+
+def test_stats_carry_the_draft_counters(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    stats = {**STATS, "draft_tokens_count": 40, "accepted_draft_tokens_count": 30,
+             "rejected_draft_tokens_count": 8, "ignored_draft_tokens_count": 2}  # fmt: skip
+    rsps.post(f"{BASE}/api/v0/chat/completions", json=chat_body(stats=stats))
+    reply = client.chat("hi", model="m", stats=True, draft_model="qwen2.5-0.5b-instruct")
+    assert sent_json(rsps)["draft_model"] == "qwen2.5-0.5b-instruct"
+    assert reply.stats is not None
+    assert (reply.stats.draft_tokens_count, reply.stats.accepted_draft_tokens_count) == (40, 30)
+    assert (reply.stats.rejected_draft_tokens_count, reply.stats.ignored_draft_tokens_count) == (
+        8,
+        2,
+    )
+    assert lp.Stats.from_json({**STATS, "draft_tokens_count": "40"}).draft_tokens_count is None  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("options", "complaint"),
     [
@@ -7492,6 +7663,54 @@ def test_odd_llamacpp_meta_counts_as_absent() -> None:
     for meta in (None, [], "x", {"n_ctx": "2048", "ftype": 4, "size": 1.5, "n_ctx_train": True}):
         model = lp.ModelInfo.from_openai({"id": "m", "meta": meta})
         assert model == lp.ModelInfo(id="m", raw={"id": "m", "meta": meta})
+
+
+def test_cli_download_piped_prints_a_line_per_tenth(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lp._Transport, "pause", lambda *args: None)  # no second to sit out
+    rsps.post(DOWNLOAD_URL, json=download_answer("downloading", 0, bytes_per_second=2e6))
+    status_url = f"{DOWNLOAD_URL}/status/job_493c7c9ded"
+    for done in (50, 120, 150, 990):
+        rsps.get(status_url, json=download_answer("downloading", done, bytes_per_second=2e6))
+    rsps.get(status_url, json=download_answer("completed", 1000))
+    assert lp.main(["download", "qwen/qwen3-4b", "--base-url", BASE]) == 0
+    out, err = capsys.readouterr()
+    assert out == "downloaded qwen/qwen3-4b\n"
+    assert err.splitlines() == [
+        "downloading qwen/qwen3-4b: 0% of 1.0 KB, 2.0 MB/s, 0m00s left",
+        "downloading qwen/qwen3-4b: 12% of 1.0 KB, 2.0 MB/s, 0m00s left",
+        "downloading qwen/qwen3-4b: 99% of 1.0 KB, 2.0 MB/s, 0m00s left",
+        "downloading qwen/qwen3-4b: 100% of 1.0 KB",
+    ]
+
+
+def test_cli_download_json_and_already_there(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(DOWNLOAD_URL, json={"status": "already_downloaded"})
+    assert lp.main(["download", "m", "--quantization", "Q4_K_M", "--base-url", BASE]) == 0
+    assert capsys.readouterr() == ("m is already downloaded\n", "")
+    assert sent_json(rsps) == {"model": "m", "quantization": "Q4_K_M"}
+    assert lp.main(["download", "m", "--json", "--base-url", BASE]) == 0
+    assert json.loads(capsys.readouterr().out) == {"status": "already_downloaded"}
+
+
+def test_progress_line_says_what_is_known() -> None:
+    status = lp.DownloadStatus("downloading", "j", 3_000_000_000, 4_500_000_000, 8_100_000.0)
+    assert lp._progress_line("m", status) == ("downloading m: 67% of 4.5 GB, 8.1 MB/s, 3m05s left")
+    assert lp._progress_line("m", lp.DownloadStatus("paused", "j")) == "downloading m: paused"
+
+
+def test_cli_models_loaded(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    assert lp.main(["models", "--loaded", "--base-url", BASE]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["ID", "qwen/qwen3-8b"]
 
 
 def test_cli_load_prints_the_instance_and_time(
