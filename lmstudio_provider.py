@@ -1506,8 +1506,11 @@ def _substituted(asked: Any, answered: Any, redactor: _Redactor) -> str | None:
     serves what it loaded under any name; a gateway may fall back), else None."""
     if not (isinstance(asked, str) and isinstance(answered, str) and answered):
         return None
-    served = re.sub(r":\d+$", "", answered)  # LM Studio's second instance: "id:2"
-    if asked.lower().split("@", 1)[0].rsplit("/", 1)[-1] == served.lower().rsplit("/", 1)[-1]:
+
+    def plain(name: str) -> str:  # no publisher, variant or instance ("id:2") suffix
+        return re.sub(r":\d+$", "", name.lower().split("@", 1)[0].rsplit("/", 1)[-1])
+
+    if plain(asked) == plain(answered):
         return None
     asked, answered = redactor.quote(asked, ID_LIMIT), redactor.quote(answered, ID_LIMIT)
     return f"asked for model {asked!r}, {answered!r} answered"
@@ -2084,10 +2087,10 @@ class _Transport:
 
             proxy, source = _proxy_in_use(self._config.base_url, self._config.proxies)
             host = urlsplit(self._config.base_url).hostname
+            bypass = "change proxies=" if source == "proxies=" else f"add {host} to NO_PROXY"
             return ServerUnreachableError(
                 f"{what}: the proxy {proxy} (from {source}) did not reach {self.where} "
-                f"({_connect_failure_reason(exc)}{tries}); fix the proxy, or add {host} "
-                "to NO_PROXY"
+                f"({_connect_failure_reason(exc)}{tries}); fix the proxy, or {bypass}"
             )
         if _never_connected(exc):
             reason = _connect_failure_reason(exc)
@@ -3013,7 +3016,7 @@ def _type_hints(owner: Any, where: str) -> dict[str, Any]:
         raise ValueError(f"{where}: its type hints cannot be resolved ({exc})") from None
 
 
-def _schema_of(hint: Any, where: str) -> JSONDict:
+def _schema_of(hint: Any, where: str, inside: tuple[type, ...] = ()) -> JSONDict:
     """The JSON Schema of a type hint: the one translation that tool parameters and
     typed structured output share. Anything it does not know is the caller's
     ValueError, naming ``where``."""
@@ -3027,23 +3030,26 @@ def _schema_of(hint: Any, where: str) -> JSONDict:
     if hint is None or hint is type(None):
         return {"type": "null"}
     if origin is typing.Union or type(hint).__name__ == "UnionType":  # Optional, X | Y
-        return {"anyOf": [_schema_of(arg, where) for arg in args]}
+        return {"anyOf": [_schema_of(arg, where, inside) for arg in args]}
     if origin is typing.Literal:
         return {"enum": list(args)}
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return {"enum": [member.value for member in hint]}
     if hint is list or origin is list:
-        return {"type": "array", "items": _schema_of(args[0], where)} if args else {"type": "array"}
+        items = {"items": _schema_of(args[0], where, inside)} if args else {}
+        return {"type": "array", **items}
     if origin is dict and args and args[0] is str:
-        return {"type": "object", "additionalProperties": _schema_of(args[1], where)}
+        return {"type": "object", "additionalProperties": _schema_of(args[1], where, inside)}
     if isinstance(hint, type) and (dataclasses.is_dataclass(hint) or _is_typed_dict(hint)):
+        if hint in inside:
+            raise ValueError(f"{where} holds a {hint.__name__} inside itself: no JSON Schema")
         hints = _type_hints(hint, where)
         if dataclasses.is_dataclass(hint):
             names = [f.name for f in dataclasses.fields(hint)]
             needed = [f.name for f in dataclasses.fields(hint) if _is_required(f)]
         else:
             names, needed = list(hints), sorted(getattr(hint, "__required_keys__", hints))
-        properties = {n: _schema_of(hints[n], f"{where}.{n}") for n in names}
+        properties = {n: _schema_of(hints[n], f"{where}.{n}", (*inside, hint)) for n in names}
         return {
             "type": "object",
             "properties": properties,
@@ -3052,6 +3058,14 @@ def _schema_of(hint: Any, where: str) -> JSONDict:
         }
     name = getattr(hint, "__name__", None) or repr(hint)
     raise ValueError(f"{where} has type {name}, which has no JSON Schema here")
+
+
+def _resolve_hint(text: str, function: Callable[..., Any], where: str) -> Any:
+    """One hint written as a string (``from __future__ import annotations``)."""
+    try:
+        return eval(text, dict(getattr(function, "__globals__", {})))  # what get_type_hints does
+    except Exception as exc:
+        raise ValueError(f"{where}: its type hint {text!r} cannot be resolved ({exc})") from None
 
 
 def _is_typed_dict(cls: type) -> bool:
@@ -3112,6 +3126,8 @@ def tool_schema(function: Callable[..., Any], name: str | None = None) -> JSONDi
     for parameter in inspect.signature(function).parameters.values():
         where = f"tool {tool_name!r}: parameter {parameter.name!r}"
         hint = hints.get(parameter.name, parameter.annotation)
+        if isinstance(hint, str):  # another hint of the function did not resolve: this one may
+            hint = _resolve_hint(hint, function, where)
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             raise ValueError(f"{where} takes any number of values, which a model cannot send")
         if hint is parameter.empty:
@@ -3863,9 +3879,10 @@ class LMStudioClient:
             tools: names to callables, described from their signatures and
                 docstrings (see :func:`tool_schema`), or to ``(callable, schema)``.
             model: the model (default: as for :meth:`chat`).
-            max_rounds: requests at most. The last one offers no tools, so the
-                model must answer in words with what it has (as LM Studio's SDK
-                ``act()`` does); :class:`ToolLoopError` only if it still asks.
+            max_rounds: requests at most. The last of several offers no tools (and
+                no ``tool_choice``), so the model must answer in words with what it
+                has, as LM Studio's SDK ``act()`` does; :class:`ToolLoopError` only
+                if it still asks (or if the one round of ``max_rounds=1`` asks).
             on_tool_call: called after each tool runs with its name, its
                 arguments (the parsed object, or the raw text when it was not
                 JSON) and the result sent back.
@@ -3880,12 +3897,18 @@ class LMStudioClient:
             raise ValueError(f"on_tool_call must be callable, not {_shown(on_tool_call)}")
         functions, schemas = _prepare_tools(tools)
         conversation = _check_messages(messages)
+        _with_images(conversation, chat_options.pop("images", None))  # read files once
+        last_round = {k: v for k, v in chat_options.items() if k != "tool_choice"}
         for round_number in range(1, max_rounds + 1):
-            offered = schemas if round_number < max_rounds else None  # the last: answer now
-            reply = self.chat(conversation, model=model, tools=offered, **chat_options)
+            if round_number < max_rounds or max_rounds == 1:
+                reply = self.chat(conversation, model=model, tools=schemas, **chat_options)
+                offered = True
+            else:  # the last of several: no tools, so the model answers with what it has
+                reply = self.chat(conversation, model=model, **last_round)
+                offered = False
             if not reply.tool_calls:
                 return reply
-            if offered is None:
+            if not offered:
                 conversation.append(reply.message)
                 break
             for number, call in enumerate(reply.tool_calls):
@@ -3896,9 +3919,10 @@ class LMStudioClient:
                 conversation.append({"role": "tool", "tool_call_id": call["id"], "content": result})
                 if on_tool_call is not None:
                     on_tool_call(call["function"]["name"], _arguments_of(call), result)
+        last = "which offered none" if max_rounds > 1 else "the only one"
         raise ToolLoopError(
             f"the model still asked for tools in round {max_rounds} of max_rounds={max_rounds}, "
-            "which offered none; raise max_rounds or make the task smaller",
+            f"{last}; raise max_rounds or make the task smaller",
             conversation,
         )
 
@@ -3937,6 +3961,8 @@ class LMStudioClient:
             raise ValueError(f"path must be a route such as '/api/v1/models', not {_shown(path)}")
         if any(ch.isspace() for ch in path) or "?" in path or "#" in path:
             raise ValueError(f"path {_shown(path)} must be a bare route: give the query as params=")
+        if params is not None and not isinstance(params, Mapping):
+            raise ValueError(f"params must be a dict of query fields, not {_shown(params)}")
         if params:
             from urllib.parse import urlencode
 
@@ -4230,7 +4256,7 @@ def _survey(
             if answer == _ANSWERS:
                 return url, tuple(locked)
             if answer == _NEEDS_KEY:
-                log.info("a server at %s answers only with an API key", url)
+                log.info("a server at %s answers only with an API key", _without_password(url))
                 locked.append(url)
         return None, tuple(locked)
 
@@ -4525,10 +4551,15 @@ def _find_for_health(client: LMStudioClient) -> str:
 def _health(client: LMStudioClient, args: Any) -> None:
     """Say what answers where: LM Studio with its own routes, or an OpenAI-compatible
     server (a gateway, llama.cpp) without them; ``--deep`` asks a model for one token."""
+    from dataclasses import replace
+
     url = client.config.base_url
     found = url if args.base_url is not None else _find_for_health(client)
-    report: JSONDict = {"url": found}
-    with LMStudioClient(client.config, base_url=found) as checked:
+    report: JSONDict = {"url": _without_password(found)}
+    config = client.config
+    if found != url:  # another machine, maybe not the user's: it gets no key
+        config = replace(config, base_url=found, api_key=None)
+    with LMStudioClient(config) as checked:
         models = checked.list_models(refresh=True)
         native = checked._models_route != "/v1/models"
         report["server"] = "lmstudio" if native else "openai-compatible"
@@ -4547,11 +4578,11 @@ def _health(client: LMStudioClient, args: Any) -> None:
     counts = f"{len(models)} model(s)"
     if "loaded" in report:
         counts += f", {report['loaded']} loaded"
-    line = f"ok: {what} answers at {found} ({counts})"
+    line = f"ok: {what} answers at {report['url']} ({counts})"
     if args.deep:
         line += f"; {report['answered_by'] or 'a model'} answered in {report['answered_in']:g} s"
     if found != url:
-        line += f"; set LMSTUDIO_BASE_URL={found} to use it"
+        line += f"; set LMSTUDIO_BASE_URL={report['url']} to use it"
     print(line)
 
 

@@ -3543,8 +3543,12 @@ def test_a_failing_proxy_is_named_with_its_variable(no_proxy_settings: pytest.Mo
     )
     assert "pw" not in str(info.value)
     configured = make_client(base_url="http://h.example", proxies={"http": closed}, max_retries=0)
-    with pytest.raises(lp.ServerUnreachableError, match=r"\(from proxies=\) did not reach"):
+    with pytest.raises(lp.ServerUnreachableError) as forced:
         configured.list_models()
+    assert str(forced.value).endswith(
+        f"the proxy {closed} (from proxies=) did not reach http://h.example (connection "
+        "refused); fix the proxy, or change proxies="
+    )
 
 
 def test_proxies_must_be_a_mapping_of_urls() -> None:
@@ -5098,6 +5102,16 @@ def test_another_model_answering_is_logged_at_info(
     assert [r.getMessage() for r in notes] == ([expected] * 2 if noted else [])
 
 
+def test_a_second_instance_asked_for_by_name_is_no_substitute(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lmstudio_provider")
+    rsps.post(CHAT_URL, json={**chat_body(), "model": "qwen:2"})
+    client.chat("hi", model="qwen:2")
+    client.chat("hi", model="qwen")
+    assert caplog.messages == []
+
+
 def test_a_second_instance_is_the_same_model(
     rsps: responses.RequestsMock, client: lp.LMStudioClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -5169,6 +5183,15 @@ def test_request_refuses_what_is_not_a_route_before_sending(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(complaint)):
         client.request(method, path)
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize("params", ["abc", [1], 5])
+def test_request_params_must_be_a_dict(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, params: Any
+) -> None:
+    with pytest.raises(ValueError, match=r"^params must be a dict of query fields, not "):
+        client.request("GET", "/v1/models", params=params)
     assert len(rsps.calls) == 0
 
 
@@ -6717,7 +6740,27 @@ def test_run_tools_last_round_offers_no_tools_so_the_model_answers(
     assert len(sent_json(rsps, 2)["messages"]) == 5  # both rounds of calls and results
     rsps.post(CHAT_URL, json=chat_body("Only words."))
     assert client.run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=1).content
-    assert "tools" not in sent_json(rsps)  # one round: the last one
+    assert "tools" in sent_json(rsps)  # one round only: it offers the tools
+
+
+def test_run_tools_last_round_sends_no_tool_choice_and_images_are_read_once(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
+    rsps.post(CHAT_URL, json=chat_body("Sunny."))
+    photo = io.BytesIO(PNG)  # a file object: read once, sent in both rounds
+    messages = [{"role": "user", "content": "Weather where this is?", "images": [photo]}]
+    reply = client.run_tools(
+        messages, {"get_weather": get_weather}, model="m", max_rounds=2, tool_choice="required"
+    )
+    assert reply.content == "Sunny."
+    first, last = sent_json(rsps, 0), sent_json(rsps, 1)
+    assert first["tool_choice"] == "required" and "tool_choice" not in last and "tools" not in last
+    assert first["messages"][0]["content"][1] == data_url("image/png", PNG)
+    assert last["messages"][0] == first["messages"][0]
+    with pytest.raises(lp.ToolLoopError, match="in round 1 of max_rounds=1, the only one;"):
+        rsps.replace("POST", CHAT_URL, json=tool_answer(tool_call("1", "get_weather", "{}")))
+        client.run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=1)
 
 
 def test_an_object_tool_choice_refused_says_what_lm_studio_takes(
@@ -6888,6 +6931,43 @@ def forecast(
         The forecast.
     """
     return place.city
+
+
+def _unresolvable_return(city: str, days: int = 1) -> Nope:  # type: ignore[name-defined]  # noqa: F821
+    return city
+
+
+def _unresolvable_parameter(city: str, when: Later) -> str:  # type: ignore[name-defined]  # noqa: F821
+    return city
+
+
+@dataclasses.dataclass
+class Node:
+    name: str
+    children: list[Node]
+
+
+def test_tool_schema_resolves_each_hint_it_can() -> None:
+    # one hint that cannot be resolved must not take the plain ones down with it
+    assert lp.tool_schema(_unresolvable_return)["function"]["parameters"]["properties"] == {
+        "city": {"type": "string"},
+        "days": {"type": "integer"},
+    }
+    with pytest.raises(ValueError) as info:
+        lp.tool_schema(_unresolvable_parameter)
+    assert str(info.value) == (
+        "tool '_unresolvable_parameter': parameter 'when': its type hint 'Later' cannot be "
+        "resolved (name 'Later' is not defined)"
+    )
+
+
+def test_a_type_inside_itself_has_no_schema(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    with pytest.raises(ValueError) as info:
+        client.chat("tree?", model="m", json_schema=Node)
+    assert str(info.value) == "Node.children holds a Node inside itself: no JSON Schema"
+    assert len(rsps.calls) == 0
 
 
 def test_tool_schema_from_rich_hints_and_an_args_section() -> None:
@@ -7239,6 +7319,20 @@ def key_guarded_server(
 KEY = "sk-lm-abcdefgh:0123456789abcdefghij"
 
 
+def test_discover_logs_no_password_of_a_candidate(
+    closed_discovery: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lmstudio_provider")
+    url, stop = serve(key_guarded_server([], KEY))
+    try:
+        assert lp.discover([url.replace("http://", "http://alice:s3cret@")], environ={}) is None
+    finally:
+        stop()
+    assert caplog.messages == [
+        f"a server at {url.replace('http://', 'http://alice:***@')} answers only with an API key"
+    ]
+
+
 def test_discover_caches_by_key_too(closed_discovery: tuple[str, str]) -> None:
     seen: list[str | None] = []
     url, stop = serve(key_guarded_server(seen, KEY))
@@ -7477,6 +7571,33 @@ def test_cli_health(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[
     )
 
 
+def test_cli_health_gives_no_key_to_a_server_it_found_elsewhere(
+    closed_discovery: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[str | None] = []
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        seen.append(handler.headers.get("Authorization"))
+        openai_list_server([])(handler)
+
+    url, stop = serve(handle)
+    found = url.replace("http://", "http://me:pw@")
+    try:
+        monkeypatch.setattr(lp, "DISCOVERY_URLS", (closed_discovery[0], found))
+        monkeypatch.setenv("LMSTUDIO_BASE_URL", closed_discovery[1])
+        monkeypatch.setenv("LMSTUDIO_API_KEY", KEY)
+        monkeypatch.setenv("LMSTUDIO_MAX_RETRIES", "0")
+        assert lp.main(["health", "--json"]) == 0
+    finally:
+        stop()
+    assert all(sent is None or "Basic" in sent for sent in seen) and seen  # never our key
+    printed = capsys.readouterr().out
+    assert json.loads(printed)["url"] == url.replace("http://", "http://me:***@")
+    assert "pw" not in printed
+
+
 def test_cli_health_deep_asks_a_model_and_says_who_answered(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -7554,7 +7675,7 @@ def test_cli_health_finds_the_configured_server(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(lp, "discover", lambda *a, **k: BASE)
+    monkeypatch.setattr(lp, "_survey", lambda *a, **k: (BASE, ()))
     monkeypatch.setenv("LMSTUDIO_BASE_URL", BASE)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(V1_MODELS_URL, json=V1_MODEL_LIST)
@@ -8015,7 +8136,7 @@ def test_cli_health_reports_a_server_that_wants_a_token(
         h.wfile.write(body)
 
     url, stop = serve(handler)
-    monkeypatch.setattr(lp, "discover", lambda *a, **k: None)
+    monkeypatch.setattr(lp, "_survey", lambda *a, **k: (None, ()))
     monkeypatch.setenv("LMSTUDIO_BASE_URL", url)
     try:
         assert lp.main(["health"]) == 1
