@@ -33,7 +33,9 @@ import argparse
 import importlib.util
 import json
 import os
+import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,47 +135,55 @@ def start_proxy(
         text=True,
         env=env,
     )
-    bound = _bound_port(process, verbose)
-    url = f"http://{HOST}:{bound}"
-    if not _answers(url + "/health/liveliness", READY_TIMEOUT_S):
-        stop(process)
-        raise RuntimeError(f"LiteLLM's proxy did not answer at {url}")
+    try:
+        bound = _bound_port(process, verbose)
+        url = f"http://{HOST}:{bound}"
+        if not _answers(url + "/health/liveliness", READY_TIMEOUT_S):
+            stop(process)
+            raise RuntimeError(f"LiteLLM's proxy did not answer at {url}")
+    finally:  # read at start-up; it holds the keys, so it does not stay behind
+        shutil.rmtree(folder, ignore_errors=True)
     return process, url
 
 
 def _bound_port(process: subprocess.Popen[str], verbose: bool) -> int:
-    """Read the proxy's output until uvicorn names its port; then keep draining it,
-    or a full pipe would stall the proxy."""
-    assert process.stdout is not None
-    port = None
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    for line in process.stdout:
-        if verbose:
-            sys.stderr.write(line)
-        found = _RUNNING.search(line)
-        if found:
-            port = int(found.group(1))
-            break
-        if time.monotonic() > deadline:
-            break
-    if port is None:
-        stop(process)
-        raise RuntimeError(f"LiteLLM's proxy did not start (exit {process.poll()})")
+    """Read the proxy's output until uvicorn names its port, for at most
+    READY_TIMEOUT_S even if it goes silent; keep draining it after, or a full
+    pipe would stall the proxy."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    found_it = threading.Event()  # then lines are only drained, not kept
 
     def drain() -> None:
         for line in process.stdout or ():
             if verbose:
                 sys.stderr.write(line)
+            if not found_it.is_set():
+                lines.put(line)
+        lines.put(None)  # the proxy exited
 
     threading.Thread(target=drain, name="litellm-output", daemon=True).start()
-    return port
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        found = _RUNNING.search(line)
+        if found:
+            found_it.set()
+            return int(found.group(1))
+    stop(process)
+    raise RuntimeError(f"LiteLLM's proxy did not start (exit {process.poll()})")
 
 
 def _answers(url: str, timeout: float) -> bool:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never HTTP_PROXY
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with direct.open(url, timeout=5) as response:
                 response.read()
                 return True
         except (urllib.error.URLError, OSError):

@@ -99,6 +99,11 @@ def xllamacpp_available() -> bool:
         return False
 
 
+#: Requests to this machine never go through HTTP_PROXY: a corporate proxy cannot
+#: reach our localhost (the client makes the same exception).
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def base_url(port: int) -> str:
     """Return the server's base URL (without the /v1 suffix)."""
     return f"http://{HOST}:{port}"
@@ -152,7 +157,7 @@ def wait_until_ready(
             return False
         request = urllib.request.Request(url, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with _direct.open(request, timeout=5) as response:
                 response.read()
                 return True
         except urllib.error.HTTPError as exc:
@@ -273,7 +278,7 @@ def answering(port: int) -> str | None:
     """What already answers ``GET /v1/models`` on ``port`` (a short description), or None."""
     request = urllib.request.Request(f"{base_url(port)}/v1/models")
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:
+        with _direct.open(request, timeout=2) as response:
             body = json.loads(response.read(1 << 20))
     except urllib.error.HTTPError as exc:
         return "it wants an API key" if exc.code == 401 else None
@@ -289,7 +294,7 @@ def answering(port: int) -> str | None:
 
 def _has_native_routes(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"{base_url(port)}/api/v0/models", timeout=2) as response:
+        with _direct.open(f"{base_url(port)}/api/v0/models", timeout=2) as response:
             return isinstance(json.loads(response.read(1 << 20)).get("data"), list)
     except (OSError, ValueError, AttributeError):
         return False
@@ -315,13 +320,15 @@ def detach(argv: list[str], port: int) -> int:
         )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        with open(log_path, encoding="utf-8") as log:
-            first = log.readline()
-        if first.startswith("serving "):
+        with open(log_path, encoding="utf-8", errors="replace") as log:  # --verbose logs first
+            first = next((line for line in log if line.startswith("serving ")), "")
+        if first:
             url = first.rsplit(" at ", 1)[-1].strip()
             bound = int(url.rsplit(":", 1)[1])
             with open(pid_file(bound), "w", encoding="utf-8") as note:
                 note.write(str(process.pid))
+            if not port:  # the log of a --port 0 server, under the port it got
+                os.replace(log_path, pid_file(bound)[: -len(".pid")] + ".log")
             stop_hint = "" if bound == DEFAULT_PORT else f" --port {bound}"
             print(
                 f"serving {MODEL_DISPLAY_NAME} at {url} in the background (pid {process.pid}); "
@@ -350,20 +357,34 @@ def stop_detached(port: int) -> int:
         print(f"no server started with --detach on port {port}")
         return 0
     os.remove(path)
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    if not _is_this_server(pid):  # a stale file: the pid may be another program's now
         print(f"the server on port {port} (pid {pid}) had already stopped")
         return 0
+    os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)  # still there?
-        except ProcessLookupError:
-            break
+    while time.monotonic() < deadline and _is_this_server(pid):
         time.sleep(0.1)
+    if _is_this_server(pid):
+        print(f"local_llm_server: pid {pid} did not stop within 20 s", file=sys.stderr)
+        return EXIT_START_FAILED
     print(f"stopped the server on port {port} (pid {pid})")
     return 0
+
+
+def _is_this_server(pid: int) -> bool:
+    """Whether ``pid`` runs this script (where /proc tells; elsewhere, whether it runs)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            command = file.read()
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            zombie = file.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+    except OSError:
+        return True  # no /proc (macOS): trust the pid file
+    return b"local_llm_server.py" in command and not zombie
 
 
 def _serve(args: argparse.Namespace, model_path: str, stop: threading.Event) -> int:
