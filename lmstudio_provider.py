@@ -98,14 +98,19 @@ __all__ = [
     "Stats",
     "ModelCapabilities",
     "LoadedModel",
+    "DownloadStatus",
     "ModelProvider",
     # streaming and the client
     "iter_sse",
     "ChatStream",
     "CompletionStream",
+    "EventStream",
     "LMStudioClient",
+    "Chat",
     "retry_after_seconds",
     "tool_schema",
+    "REASONING_EFFORTS",
+    "LOAD_OPTIONS",
     "discover",
     # command line
     "main",
@@ -4136,6 +4141,66 @@ class LMStudioClient:
         )
 
 
+class Chat:
+    """A conversation that remembers both sides, for scripts and teaching::
+
+        chat = Chat(client, system="Answer in one sentence.")
+        print(chat.send("Name a prime.").content)
+        for chunk in chat.stream("And another?"):
+            print(chunk.content, end="", flush=True)
+
+    An exchange joins ``messages`` only once the answer is whole: a failed call, or a
+    stream left early, leaves the conversation as it was. ``usage`` adds up the
+    tokens so far; ``options`` (``model``, ``temperature``, ...) go with every call.
+    """
+
+    def __init__(self, client: LMStudioClient, *, system: str | None = None, **options: Any):
+        self.client = client
+        self.system = system
+        self.options = options
+        self.messages: list[JSONDict] = []
+        self.usage = Usage(0, 0, 0)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the exchanges (the system message stays) and the usage."""
+        self.messages = [{"role": "system", "content": self.system}] if self.system else []
+        self.usage = Usage(0, 0, 0)
+
+    def send(self, text: str, **options: Any) -> ChatResponse:
+        """Ask, wait for the whole answer, and remember both."""
+        asked = self._ask(text, options)
+        reply = self.client.chat([*self.messages, asked], **{**self.options, **options})
+        self._remember(asked, reply)
+        return reply
+
+    def stream(self, text: str, **options: Any) -> Generator[ChatChunk, None, None]:
+        """Ask, and yield the answer as it arrives; remembered once it is whole."""
+        asked = self._ask(text, options)
+        with self.client.chat_stream(
+            [*self.messages, asked], **{**self.options, **options}
+        ) as stream:
+            yield from stream
+        self._remember(asked, stream.response)
+
+    def _ask(self, text: str, options: JSONDict) -> JSONDict:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"text must be a non-empty string, not {_shown(text)}")
+        asked: list[JSONDict] = [{"role": "user", "content": text}]
+        _with_images(asked, options.pop("images", None))  # read once, remembered as sent
+        return asked[0]
+
+    def _remember(self, asked: JSONDict, reply: ChatResponse) -> None:
+        self.messages += [asked, reply.message]
+        if reply.usage is not None:
+            self.usage = Usage(
+                *(
+                    (getattr(self.usage, name) or 0) + (getattr(reply.usage, name) or 0)
+                    for name in ("prompt_tokens", "completion_tokens", "total_tokens")
+                )
+            )
+
+
 # ============================================================================
 # Discovery: finding a server
 # ============================================================================
@@ -4370,9 +4435,13 @@ def _text_argument(text: str) -> str:
 
 
 def _add_command_arguments(commands: Mapping[str, Any]) -> None:
+    commands["chat"].add_argument(
+        "prompt", type=_text_argument, nargs="?", help="omit it: a session on a terminal, "
+        "or the text on standard input",
+    )  # fmt: skip
+    commands["complete"].add_argument("prompt", type=_text_argument)
     for name in ("chat", "complete"):
         command = commands[name]
-        command.add_argument("prompt", type=_text_argument)
         command.add_argument("--max-tokens", type=_count, help="at most this many tokens")
         command.add_argument("--temperature", type=_temperature)
         command.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
@@ -4444,6 +4513,10 @@ def _usage_problem(args: Any) -> str | None:
             normalize_base_url(args.base_url, source="--base-url")
         except ConfigError as exc:
             return str(exc)
+    if args.command == "chat" and args.prompt is None and not sys.stdin.isatty():
+        args.prompt = sys.stdin.read()  # piped: the whole input is the one prompt
+        if not args.prompt.strip():
+            return "chat needs a PROMPT, or text on standard input"
     if args.command == "load":
         if args.model_key is None and args.model is None:
             return "load needs a MODEL (or --model)"
@@ -4668,6 +4741,53 @@ def _download(client: LMStudioClient, model: str, quantization: str | None, as_j
         print(f"downloaded {model}")
 
 
+def _session(client: LMStudioClient, args: Any) -> None:
+    """``chat`` without a prompt on a terminal: a conversation, answers streamed.
+    ``/reset``, ``/model NAME``, ``/exit``; Ctrl-D quits; Ctrl-C stops one answer."""
+    options = {"model": args.model, "max_tokens": args.max_tokens,
+               "temperature": args.temperature, "reasoning": args.reasoning}  # fmt: skip
+    chat = Chat(client, system=args.system, **{k: v for k, v in options.items() if v is not None})
+    images = args.image  # they go with the first message
+    print("(a conversation: /reset, /model NAME, /exit; Ctrl-D quits)", file=sys.stderr)
+    while True:
+        try:
+            text = input("> ").strip()
+        except EOFError:
+            print(file=sys.stderr)
+            return
+        except KeyboardInterrupt:  # at the prompt: a fresh line, as a shell does
+            print(file=sys.stderr)
+            continue
+        if text in ("/exit", "/quit"):
+            return
+        if text.startswith("/") or not text:
+            _session_command(chat, text)
+            continue
+        chunks = chat.stream(text, **({"images": images} if images else {}))
+        try:
+            _print_stream((c.content, c.reasoning if args.show_reasoning else "") for c in chunks)
+            images = None
+        except KeyboardInterrupt:
+            print("(stopped; that exchange is forgotten)", file=sys.stderr)
+        except (LMStudioError, ValueError) as exc:  # the session goes on
+            print(f"lmstudio-provider: error: {exc}", file=sys.stderr)
+        finally:
+            chunks.close()  # ends the request now if the answer was cut short
+
+
+def _session_command(chat: Chat, text: str) -> None:
+    if text == "/reset":
+        chat.reset()
+        print("(the conversation starts again)", file=sys.stderr)
+    elif text.startswith("/model"):
+        name = text[len("/model") :].strip()
+        if name:
+            chat.options["model"] = name
+        print(f"(model: {chat.options.get('model') or 'a loaded one'})", file=sys.stderr)
+    elif text:
+        print(f"(unknown command {text.split()[0]}: /reset, /model NAME, /exit)", file=sys.stderr)
+
+
 def _run_command(client: LMStudioClient, args: Any) -> str | None:
     """Run one command; returns the model that answered a generation, else None."""
     if args.command == "models":
@@ -4689,6 +4809,8 @@ def _run_command(client: LMStudioClient, args: Any) -> str | None:
         result = client.embed(args.text, model=args.model)
         print(json.dumps(result.raw if args.json else result.embeddings[0]))
         return result.model
+    elif args.command == "chat" and args.prompt is None:
+        _session(client, args)
     else:
         return _run_generation(client, args)
     return None

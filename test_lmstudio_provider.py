@@ -7491,12 +7491,138 @@ def test_cli_help_describes_every_command(capsys: pytest.CaptureFixture[str]) ->
         assert words in shown
 
 
-def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert lp.main([]) == 2
     assert lp.main(["fly"]) == 2
+    monkeypatch.setattr(sys, "stdin", io.StringIO("  \n"))  # piped, and empty
     assert lp.main(["chat"]) == 2
-    assert "usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "usage:" in err and "chat needs a PROMPT, or text on standard input" in err
     assert lp.main(["--version"]) == 0
+
+
+def test_cli_chat_takes_piped_input_as_one_prompt(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Summarise:\nline one\nline two\n"))
+    rsps.post(CHAT_URL, json=chat_body("Two lines."))
+    argv = ["chat", "--no-stream", "--model", "qwen2.5-7b-instruct", "--base-url", BASE]
+    assert lp.main(argv) == 0
+    assert capsys.readouterr().out == "Two lines.\n"
+    assert sent_json(rsps)["messages"] == [
+        {"role": "user", "content": "Summarise:\nline one\nline two\n"}
+    ]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def run_session(monkeypatch: pytest.MonkeyPatch, lines: list[Any], argv: list[str]) -> int:
+    """The interactive chat, fed ``lines`` (an exception in the list is raised there)."""
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    fed = iter(lines)
+
+    def typed(prompt: str = "") -> str:
+        line = next(fed, EOFError())
+        if isinstance(line, BaseException):
+            raise line
+        return str(line)
+
+    monkeypatch.setattr("builtins.input", typed)
+    return lp.main(["chat", *argv, "--base-url", BASE])
+
+
+def test_cli_session_remembers_both_sides_and_takes_commands(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for answer in ("Hi Ann.", "Your name is Ann.", "Hello."):
+        mock_sse(rsps, content_stream(*answer.split(" ")))
+    lines = ["My name is Ann.", "", "What is my name?", "/model qwen2.5-7b-instruct", "/nope",
+             "/reset", "Hello", "/exit", "never read"]  # fmt: skip
+    assert run_session(monkeypatch, lines, ["--model", "m", "--max-tokens", "20"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "HiAnn.\nYournameisAnn.\nHello.\n"
+    assert err.splitlines() == [
+        "(a conversation: /reset, /model NAME, /exit; Ctrl-D quits)",
+        "(model: qwen2.5-7b-instruct)",
+        "(unknown command /nope: /reset, /model NAME, /exit)",
+        "(the conversation starts again)",
+    ]
+    second, third = sent_json(rsps, 1), sent_json(rsps, 2)
+    assert [m["content"] for m in second["messages"]] == [
+        "My name is Ann.", "HiAnn.", "What is my name?"
+    ]  # fmt: skip
+    assert (second["model"], second["max_tokens"]) == ("m", 20)
+    assert third["messages"] == [{"role": "user", "content": "Hello"}]  # after /reset
+    assert third["model"] == "qwen2.5-7b-instruct"
+
+
+def test_cli_session_survives_errors_and_ctrl_c_and_ends_with_ctrl_d(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rsps.post(CHAT_URL, json={"error": "No models loaded."}, status=400)
+    lines = ["first", KeyboardInterrupt(), "second"]
+    assert run_session(monkeypatch, lines, ["--model", "m"]) == 0  # Ctrl-D after "second"
+    err = capsys.readouterr().err
+    assert err.count("lmstudio-provider: error: No models loaded.") == 2
+    assert err.endswith("\n\n")  # Ctrl-D ends the prompt line
+
+
+def test_chat_helper_send_and_stream(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(
+        CHAT_URL,
+        json=chat_body(
+            "Two.", usage={"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+        ),
+    )
+    chat = lp.Chat(client, system="Be brief.", model="m", temperature=0)
+    assert chat.send("A prime?").content == "Two."
+    mock_sse(rsps, content_stream("Three", "."))
+    assert "".join(c.content for c in chat.stream("Another?", max_tokens=5)) == "Three."
+    assert [m["role"] for m in chat.messages] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+    assert sent_json(rsps)["max_tokens"] == 5 and sent_json(rsps)["temperature"] == 0
+    assert chat.usage == lp.Usage(5 + 5, 1 + 2, 6 + 7)  # and the stream reports 5/2/7
+    chat.reset()
+    assert chat.messages == [{"role": "system", "content": "Be brief."}]
+    assert chat.usage == lp.Usage(0, 0, 0)
+
+
+def test_chat_helper_forgets_a_failed_or_unfinished_exchange(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    chat = lp.Chat(client, model="m")
+    rsps.post(CHAT_URL, json={"error": "No models loaded."}, status=400)
+    with pytest.raises(lp.NoModelLoadedError):
+        chat.send("hi")
+    rsps.replace(
+        "POST", CHAT_URL, body=content_stream("Hel", "lo"), content_type="text/event-stream"
+    )
+    for _ in chat.stream("hi"):
+        break  # left early: not an answer
+    assert chat.messages == []
+    with pytest.raises(ValueError, match="text must be a non-empty string"):
+        chat.send("  ")
+    rsps.replace("POST", CHAT_URL, json=chat_body("A dot."))
+    chat.send("What is this?", images=[io.BytesIO(PNG)])
+    assert chat.messages[0]["content"][1] == data_url("image/png", PNG)  # kept as sent
 
 
 def test_cli_chat_no_stream(
@@ -8577,6 +8703,65 @@ def test_real_request_reaches_routes_the_client_does_not_wrap(real: lp.LMStudioC
     events = list(stream)
     assert events and all(name == "message" and isinstance(data, dict) for name, data in events)
     assert stream.response == events[-1]
+
+
+@pytest.mark.integration
+def test_real_chat_helper_keeps_the_conversation(real: lp.LMStudioClient) -> None:
+    chat = lp.Chat(real, system="Answer in a few words.", max_tokens=12, temperature=0)
+    first = chat.send("My name is Ann.")
+    streamed = "".join(chunk.content for chunk in chat.stream("What is my name?"))
+    assert first.content and streamed
+    assert [m["role"] for m in chat.messages] == ["system", "user", "assistant"] * 1 + [
+        "user", "assistant"
+    ]  # fmt: skip
+    assert chat.messages[-1]["content"] == streamed
+    assert chat.usage.total_tokens and chat.usage.total_tokens > 0
+
+
+@pytest.mark.integration
+def test_real_cli_session_in_a_pseudo_terminal(real_server: str) -> None:
+    import pty
+    import select
+    import subprocess
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lmstudio_provider", "chat", "--base-url", real_server,
+         "--max-tokens", "8"],
+        stdin=follower, stdout=follower, stderr=follower, cwd=Path(__file__).parent,
+        env={**os.environ, "TERM": "dumb"},
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+
+    def read_until(marker: bytes, times: int = 1) -> None:
+        nonlocal seen
+        ends = time.monotonic() + 60
+        while seen.count(marker) < times:
+            assert time.monotonic() < ends, f"no {marker!r} in {seen!r}"
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(leader, 4096)
+                except OSError:  # the other side closed
+                    break
+
+    try:
+        read_until(b"> ")
+        os.write(leader, b"Say hello.\n")
+        read_until(b"> ", times=2)  # the answer, streamed, then the next prompt
+        os.write(leader, b"/reset\n")
+        read_until(b"starts again")
+        os.write(leader, b"\x04")  # Ctrl-D: the session ends
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)
+    text = seen.decode("utf-8", "replace")
+    assert "(a conversation: /reset, /model NAME, /exit; Ctrl-D quits)" in text
+    answer = text.split("Say hello.", 1)[1].split("> ", 1)[0]
+    assert answer.strip()  # the streamed answer, between the question and the next prompt
 
 
 @pytest.mark.integration
