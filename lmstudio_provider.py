@@ -99,12 +99,16 @@ __all__ = [
     "ModelCapabilities",
     "LoadedModel",
     "DownloadStatus",
+    "NativeChatResponse",
+    "NativeEvent",
+    "NativeStats",
     "ModelProvider",
     # streaming and the client
     "iter_sse",
     "ChatStream",
     "CompletionStream",
     "EventStream",
+    "NativeChatStream",
     "LMStudioClient",
     "Chat",
     "retry_after_seconds",
@@ -1280,6 +1284,80 @@ class EmbeddingResponse(_Record):
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
 
 
+@_record(repr=False, eq=False)  # _Record provides both
+class NativeStats(_Record):
+    """What LM Studio's native chat measured (``/api/v1/chat``)."""
+
+    input_tokens: int | None = None
+    total_output_tokens: int | None = None
+    reasoning_output_tokens: int | None = None
+    tokens_per_second: float | None = None
+    time_to_first_token_seconds: float | None = None
+    #: Present when the request had to load the model first.
+    model_load_time_seconds: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> NativeStats | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            *(_int_or_none(data.get(n)) for n in ("input_tokens", "total_output_tokens",
+                                                   "reasoning_output_tokens")),
+            *(_float_or_none(data.get(n)) for n in ("tokens_per_second",
+                                                     "time_to_first_token_seconds",
+                                                     "model_load_time_seconds")),
+        )  # fmt: skip
+
+
+@_record(repr=False, eq=False)  # _Record provides both
+class NativeChatResponse(_Record):
+    """An answer of LM Studio's native chat (:meth:`LMStudioClient.respond`).
+
+    ``tool_calls`` are the ``tool_call`` (and ``invalid_tool_call``) output items
+    of the server-side tools (MCP servers, plugins), each with its ``output``.
+    Pass the response as ``previous_response_id=`` to continue the conversation.
+    """
+
+    text: str
+    reasoning: str = ""
+    tool_calls: list[JSONDict] = field(default_factory=list)
+    stats: NativeStats | None = field(default=None, compare=False)
+    response_id: str | None = field(default=None, compare=False)
+    model_instance_id: str | None = None
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+
+@_record(repr=False, eq=False)  # _Record provides both
+class NativeEvent(_Record):
+    """One event of :meth:`LMStudioClient.respond_stream`.
+
+    ``type`` is LM Studio's event name: ``message.delta`` and ``reasoning.delta``
+    carry ``text``; ``model_load.progress`` and ``prompt_processing.progress``
+    carry ``progress`` (0.0 to 1.0); ``tool_call.*`` events the tool in ``raw``.
+    """
+
+    type: str
+    text: str = ""
+    progress: float | None = None
+    raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+
+def _parse_native(body: Any, redactor: _Redactor) -> NativeChatResponse:
+    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(output, list):
+        raise MalformedResponseError(f"native chat: no output in {redactor.quote(body)}")
+    items = [item for item in output if isinstance(item, dict)]
+    return NativeChatResponse(
+        text="".join(_text(i.get("content")) for i in items if i.get("type") == "message"),
+        reasoning="".join(_text(i.get("content")) for i in items if i.get("type") == "reasoning"),
+        tool_calls=[i for i in items if i.get("type") in ("tool_call", "invalid_tool_call")],
+        stats=NativeStats.from_json(body.get("stats")),
+        response_id=_str_or_none(body.get("response_id")),
+        model_instance_id=_str_or_none(body.get("model_instance_id")),
+        raw=body,
+    )
+
+
 def _function_part(data: Any) -> tuple[JSONDict, str]:
     """A tool call's ``function`` dict and its arguments as text (some servers send an object)."""
     function = data.get("function") if isinstance(data, dict) else None
@@ -2292,8 +2370,9 @@ class _Stream(Generic[ChunkT, ResultT]):
 
     _what = "stream"
     #: Whether the body's end ends the stream; if not, it takes [DONE] or a finish
-    #: reason, and a body that stops without one was cut.
+    #: reason (``_ending``), and a body that stops without one was cut.
     _open_ended = False
+    _ending = "[DONE] or a finish_reason"
 
     def __init__(
         self,
@@ -2446,7 +2525,7 @@ class _Stream(Generic[ChunkT, ResultT]):
                     break
                 yield self._take(event, data)
             if not (self._complete or self._open_ended) and self._finish_reason is None:
-                raise self._cut("the server ended the stream without [DONE] or a finish_reason")
+                raise self._cut(f"the server ended the stream without {self._ending}")
             self._complete = True
             tail = self._flush()
             if tail is not None:
@@ -2693,6 +2772,46 @@ class EventStream(_Stream[tuple[str, Any], Optional[tuple[str, Any]]]):
 
     def _build(self) -> tuple[str, Any] | None:
         return getattr(self, "_last_event", None)
+
+
+class NativeChatStream(_Stream[NativeEvent, NativeChatResponse]):
+    """The events of LM Studio's native chat; ``response`` is built from ``chat.end``.
+
+    As for :class:`ChatStream`: nothing is buffered, a stream cut before
+    ``chat.end`` raises :class:`StreamError` with the text so far in ``.partial``,
+    ``error`` events go through the error table, and leaving early closes it.
+    """
+
+    _what = "native chat stream"
+    _ending = "chat.end"
+
+    def __init__(self, response: requests.Response, **kwargs: Any) -> None:
+        super().__init__(response, **kwargs)
+        self._event = ""
+        self._reasoning: list[str] = []
+        self._end: JSONDict | None = None
+
+    def _take(self, event: str, data: str) -> NativeEvent:
+        self._event = event
+        return super()._take(event, data)
+
+    def _parse(self, obj: JSONDict) -> NativeEvent:
+        kind = _str_or_none(obj.get("type")) or self._event
+        text = _text(obj.get("content")) if kind.endswith(".delta") else ""
+        if kind == "message.delta" and text:
+            self._add_text(text)
+        elif kind == "reasoning.delta" and text:
+            self._reasoning.append(text)
+        elif kind == "chat.end":
+            result = obj.get("result")
+            self._end = result if isinstance(result, dict) else obj
+            self._complete = True
+        progress = _float_or_none(obj.get("progress")) if kind.endswith(".progress") else None
+        return NativeEvent(kind, text, progress, obj)
+
+    def _build(self) -> NativeChatResponse:
+        assert self._end is not None  # chat.end is what completes the stream
+        return _parse_native(self._end, self._redactor)
 
 
 # ============================================================================
@@ -3246,6 +3365,36 @@ def _loaded_instances(model: ModelInfo) -> list[JSONDict]:
         context = model.loaded_context_length
         return [{"id": model.id, "config": {} if context is None else {"context_length": context}}]
     return []
+
+
+#: What respond() and respond_stream() take besides LM Studio's own fields.
+_NATIVE_ARGUMENTS = frozenset(
+    {"model", "previous_response_id", "system_prompt", "reasoning", "context_length",
+     "integrations", "store", "images"}
+)  # fmt: skip
+
+
+def _native_input(given: Any, images: Any) -> Any:
+    """The native chat's ``input``: text, or items with the images as data URLs."""
+    if isinstance(given, str):
+        if not given.strip():
+            raise ValueError("input must not be empty")
+        if not images:
+            return given
+        items: list[Any] = [{"type": "message", "content": given}]
+    elif isinstance(given, (list, tuple)) and given and all(isinstance(i, Mapping) for i in given):
+        items = [dict(item) for item in given]
+    else:
+        raise ValueError(f"input must be a string or a list of input items, not {_shown(given)}")
+    if images is not None:
+        if not isinstance(images, (list, tuple)):
+            raise ValueError(
+                f"images must be a list of paths, bytes or files, not {_shown(images)}"
+            )
+        for n, image in enumerate(images):
+            url = _image_part(image, f"images[{n}]")["image_url"]["url"]
+            items.append({"type": "image", "data_url": url})
+    return items
 
 
 def _tool_choice_hint(error: BadRequestError, payload: Any) -> BadRequestError:
@@ -3930,6 +4079,124 @@ class LMStudioClient:
             f"{last}; raise max_rounds or make the task smaller",
             conversation,
         )
+
+    # -- LM Studio's native chat (0.4+) ---------------------------------------
+    def respond(
+        self,
+        input: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        previous_response_id: str | NativeChatResponse | None = None,
+        system_prompt: str | None = None,
+        reasoning: str | None = None,
+        context_length: int | None = None,
+        integrations: Sequence[Any] | None = None,
+        store: bool = True,
+        images: Sequence[Any] | None = None,
+        on_progress: Callable[[NativeEvent], None] | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **options: Any,
+    ) -> NativeChatResponse:
+        """One answer from LM Studio's own chat route, ``/api/v1/chat`` (LM Studio 0.4+).
+
+        Use it over :meth:`chat` for what only this route does: progress while a
+        model loads or a long prompt is processed (``on_progress``), LM Studio's
+        stats, stateful conversations and server-side tools (MCP).
+
+        Args:
+            input: the user's message, or LM Studio's input items.
+            model: the model (default: as for :meth:`chat`).
+            previous_response_id: continue that conversation: a ``response_id``,
+                or the :class:`NativeChatResponse` itself.
+            system_prompt: the system prompt.
+            reasoning: ``"off"``, ``"low"``, ``"medium"``, ``"high"`` or ``"on"``.
+            context_length: load the model with this context, when it loads.
+            integrations: LM Studio plugins and ephemeral MCP servers, as documented
+                (``{"type": "ephemeral_mcp", "server_label": ..., "server_url": ...}``).
+            store: keep the conversation on the server, for ``previous_response_id``.
+            images: paths, bytes or binary files, as for :meth:`chat`.
+            on_progress: called with each ``model_load.*`` and ``prompt_processing.*``
+                event; the answer is then read as a stream.
+            timeout: seconds to wait for each read.
+            deadline: seconds the whole call may take.
+            options: more fields as LM Studio names them (``temperature``, ``top_p``,
+                ``top_k``, ``min_p``, ``repeat_penalty``, ``max_output_tokens``).
+        """
+        if on_progress is not None and not callable(on_progress):
+            raise ValueError(f"on_progress must be callable, not {_shown(on_progress)}")
+        arguments: JSONDict = {
+            "model": model, "previous_response_id": previous_response_id,
+            "system_prompt": system_prompt, "reasoning": reasoning,
+            "context_length": context_length, "integrations": integrations, "store": store,
+            "images": images,
+        }  # fmt: skip
+        if on_progress is not None:
+            stream = self.respond_stream(
+                input, timeout=timeout, deadline=deadline, **arguments, **options
+            )
+            with stream:
+                for event in stream:
+                    if event.type.startswith(("model_load.", "prompt_processing.")):
+                        on_progress(event)
+            return stream.response
+        ends = self._limits(timeout, deadline)
+        payload = self._native_chat_payload(input, arguments, options, ends)
+        body = self._native("/api/v1/chat", payload, timeout, "respond()", deadline=ends)
+        return _parse_native(body, self._redactor)
+
+    def respond_stream(
+        self,
+        input: str | Sequence[Mapping[str, Any]],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **arguments: Any,
+    ) -> NativeChatStream:
+        """Like :meth:`respond`, as LM Studio's events arrive: text and reasoning
+        deltas, model-load and prompt progress, tool calls; ``response`` at the end."""
+        ends = self._limits(timeout, deadline)
+        options = {k: arguments.pop(k) for k in list(arguments) if k not in _NATIVE_ARGUMENTS}
+        payload = self._native_chat_payload(input, arguments, options, ends)
+        payload["stream"] = True
+        try:
+            opened = self._open_stream("/api/v1/chat", payload, timeout, ends)
+        except NotFoundError as exc:
+            if isinstance(exc, ModelNotFoundError):
+                raise
+            raise _needs_native_route(exc, "/api/v1/chat", self._where, "respond()") from exc
+        return NativeChatStream(**opened)
+
+    def _native_chat_payload(
+        self, input: Any, arguments: Mapping[str, Any], options: JSONDict, ends: _Deadline | None
+    ) -> JSONDict:
+        """The body of ``/api/v1/chat``, checked before anything is sent."""
+        unknown = set(arguments) - _NATIVE_ARGUMENTS
+        if unknown:
+            raise ValueError(f"unknown argument(s): {', '.join(sorted(unknown))}")
+        reasoning = arguments.get("reasoning")
+        if reasoning is not None:
+            _reasoning_effort(reasoning)  # the same names; the native route takes them as is
+        previous = arguments.get("previous_response_id")
+        if isinstance(previous, NativeChatResponse):
+            previous = previous.response_id
+            if previous is None:
+                raise ValueError("that response has no response_id: it was not stored")
+        store = arguments.get("store", True)
+        if not isinstance(store, bool):
+            raise ValueError(f"store must be True or False, not {_shown(store)}")
+        fields = {
+            "input": _native_input(input, arguments.get("images")),
+            "system_prompt": arguments.get("system_prompt"),
+            "reasoning": reasoning,
+            "context_length": arguments.get("context_length"),
+            "integrations": arguments.get("integrations"),
+            "store": store,
+            "previous_response_id": previous,
+        }
+        payload = _merge_options({}, fields, options, None)
+        _check_sampling(options.get("temperature"), None)
+        return self._with_model(payload, arguments.get("model"), False, ends)
 
     def request(
         self,

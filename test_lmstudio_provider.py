@@ -5250,6 +5250,226 @@ def test_request_stream_errors_keep_their_promises(
         client.request("GET", "/api/v1/plain", stream=True)
 
 
+NATIVE_CHAT_URL = f"{BASE}/api/v1/chat"
+#: LM Studio's documented /api/v1/chat answer (docs: chat.md), every output item type.
+NATIVE_ANSWER: dict[str, Any] = {
+    "model_instance_id": "openai/gpt-oss-20b",
+    "output": [
+        {"type": "reasoning", "content": "Need to call function."},
+        {
+            "type": "tool_call",
+            "tool": "model_search",
+            "arguments": {"sort": "trendingScore", "limit": 1},
+            "output": '[{"type":"text","text":"Showing first 1 models..."}]',
+            "provider_info": {"type": "ephemeral_mcp", "server_label": "huggingface"},
+        },
+        {"type": "invalid_tool_call", "reason": "no such tool", "metadata": {"tool_name": "x"}},
+        {"type": "message", "content": "The current top-trending model is "},
+        {"type": "message", "content": "Qwen."},
+    ],
+    "stats": {
+        "input_tokens": 329,
+        "total_output_tokens": 268,
+        "reasoning_output_tokens": 5,
+        "tokens_per_second": 43.73,
+        "time_to_first_token_seconds": 0.781,
+        "model_load_time_seconds": 2.5,
+    },
+    "response_id": "resp_4ef013eba0def1ed23f19dde72b67974c579113f544086de",
+}
+
+
+def test_respond_parses_every_output_item_and_sends_the_documented_fields(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=NATIVE_ANSWER)
+    mcp = {
+        "type": "ephemeral_mcp",
+        "server_label": "huggingface",
+        "server_url": "https://huggingface.co/mcp",
+        "allowed_tools": ["model_search"],
+    }
+    reply = client.respond(
+        "What is the top trending model?",
+        model="openai/gpt-oss-20b",
+        system_prompt="Be brief.",
+        reasoning="low",
+        integrations=[mcp],
+        context_length=8000,
+        temperature=0,
+        max_output_tokens=200,
+    )
+    assert reply.text == "The current top-trending model is Qwen."
+    assert reply.reasoning == "Need to call function."
+    assert [call["type"] for call in reply.tool_calls] == ["tool_call", "invalid_tool_call"]
+    assert reply.tool_calls[0]["output"].startswith('[{"type":"text"')
+    assert reply.stats == lp.NativeStats(329, 268, 5, 43.73, 0.781, 2.5)
+    assert reply.response_id == NATIVE_ANSWER["response_id"]
+    assert reply.model_instance_id == "openai/gpt-oss-20b"
+    assert sent_json(rsps) == {
+        "model": "openai/gpt-oss-20b",
+        "input": "What is the top trending model?",
+        "system_prompt": "Be brief.",
+        "reasoning": "low",
+        "context_length": 8000,
+        "integrations": [mcp],
+        "store": True,
+        "temperature": 0,
+        "max_output_tokens": 200,
+    }
+
+
+def test_respond_continues_a_stored_conversation(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=NATIVE_ANSWER)
+    first = client.respond("My name is Ann.", model="m")
+    client.respond("What is my name?", model="m", previous_response_id=first)
+    assert sent_json(rsps)["previous_response_id"] == NATIVE_ANSWER["response_id"]
+    client.respond("Again?", model="m", previous_response_id="resp_123", store=False)
+    assert (sent_json(rsps)["previous_response_id"], sent_json(rsps)["store"]) == (
+        "resp_123",
+        False,
+    )
+    unstored = lp.NativeChatResponse(text="x")
+    with pytest.raises(ValueError, match="that response has no response_id: it was not stored"):
+        client.respond("more", model="m", previous_response_id=unstored)
+    assert len(rsps.calls) == 3
+
+
+def test_respond_with_images_sends_input_items(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=NATIVE_ANSWER)
+    client.respond("Describe this.", model="m", images=[PNG])
+    assert sent_json(rsps)["input"] == [
+        {"type": "message", "content": "Describe this."},
+        {"type": "image", "data_url": data_url("image/png", PNG)["image_url"]["url"]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        ({"input": ""}, "input must not be empty"),
+        ({"input": 5}, "input must be a string or a list of input items, not 5"),
+        ({"input": "hi", "reasoning": "max"}, "reasoning must be one of 'off'"),
+        ({"input": "hi", "store": "yes"}, "store must be True or False, not 'yes'"),
+        ({"input": "hi", "temperature": math.nan}, "temperature must be finite"),
+        ({"input": "hi", "on_progress": 3}, "on_progress must be callable, not 3"),
+        ({"input": "hi", "images": [b"nope"]}, "images[0] is not a PNG, JPEG, GIF or WebP image"),
+    ],
+)
+def test_respond_bad_arguments_send_nothing(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, arguments: Any, complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        client.respond(model="m", **arguments)
+    assert len(rsps.calls) == 0
+
+
+def test_respond_needs_lm_studio_04(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(NATIVE_CHAT_URL, json=LLAMACPP_404, status=404)
+    with pytest.raises(lp.EndpointNotFoundError) as info:
+        client.respond("hi", model="m")
+    assert str(info.value).startswith(
+        f"respond() needs LM Studio 0.4 or newer: {BASE} does not serve /api/v1/chat ("
+    )
+    with pytest.raises(lp.EndpointNotFoundError, match=r"respond\(\) needs LM Studio 0\.4"):
+        client.respond_stream("hi", model="m")
+
+
+def native_events(*events: tuple[str, dict[str, Any]]) -> bytes:
+    return b"".join(
+        f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+        for name, data in events
+    )
+
+
+NATIVE_STREAM = [
+    ("chat.start", {"model_instance_id": "openai/gpt-oss-20b"}),
+    ("model_load.start", {"model_instance_id": "openai/gpt-oss-20b"}),
+    ("model_load.progress", {"model_instance_id": "openai/gpt-oss-20b", "progress": 0.65}),
+    ("model_load.end", {"model_instance_id": "openai/gpt-oss-20b", "load_time_seconds": 12.34}),
+    ("prompt_processing.start", {}),
+    ("prompt_processing.progress", {"progress": 0.5}),
+    ("prompt_processing.end", {}),
+    ("reasoning.start", {}),
+    ("reasoning.delta", {"content": "Need to"}),
+    ("reasoning.end", {}),
+    ("tool_call.start", {"tool": "model_search",
+                         "provider_info": {"type": "ephemeral_mcp", "server_label": "hf"}}),
+    ("tool_call.success", {"tool": "model_search", "arguments": {"limit": 1}, "output": "[]"}),
+    ("message.start", {}),
+    ("message.delta", {"content": "The current"}),
+    ("message.delta", {"content": " top model."}),
+    ("message.end", {}),
+    ("chat.end", {"result": NATIVE_ANSWER}),
+]  # fmt: skip
+
+
+def test_respond_stream_yields_every_event_and_ends_with_the_result(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_sse(rsps, native_events(*NATIVE_STREAM), NATIVE_CHAT_URL)
+    stream = client.respond_stream("What is trending?", model="openai/gpt-oss-20b")
+    events = list(stream)
+    assert [e.type for e in events] == [name for name, _ in NATIVE_STREAM]
+    assert [e.progress for e in events if e.progress is not None] == [0.65, 0.5]
+    assert [e.text for e in events if e.text] == ["Need to", "The current", " top model."]
+    assert events[11].raw["output"] == "[]"
+    assert stream.response.text == "The current top-trending model is Qwen."  # chat.end's
+    assert stream.text() == "The current top model."  # what the deltas said
+    assert stream.time_to_first_token is not None
+    assert sent_json(rsps)["stream"] is True
+
+
+def test_respond_reports_progress_without_handling_events(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_sse(rsps, native_events(*NATIVE_STREAM), NATIVE_CHAT_URL)
+    seen: list[tuple[str, float | None]] = []
+    reply = client.respond("hi", model="m", on_progress=lambda e: seen.append((e.type, e.progress)))
+    assert reply.response_id == NATIVE_ANSWER["response_id"]
+    assert seen == [
+        ("model_load.start", None), ("model_load.progress", 0.65), ("model_load.end", None),
+        ("prompt_processing.start", None), ("prompt_processing.progress", 0.5),
+        ("prompt_processing.end", None),
+    ]  # fmt: skip
+
+
+def test_respond_stream_errors_before_and_after_text(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    error = ("error", {"error": {"type": "model_not_found", "message": "no such model"}})
+    mock_sse(rsps, native_events(NATIVE_STREAM[0], error, NATIVE_STREAM[-1]), NATIVE_CHAT_URL)
+    with pytest.raises(lp.ModelNotFoundError, match="no such model"):
+        list(client.respond_stream("hi", model="m"))
+    failure = ("error", {"error": {"type": "internal_error", "message": "the engine crashed"}})
+    body = native_events(*NATIVE_STREAM[13:15], failure, NATIVE_STREAM[-1])
+    rsps.replace("POST", NATIVE_CHAT_URL, body=body, content_type="text/event-stream")
+    with pytest.raises(lp.StreamError) as info:
+        list(client.respond_stream("hi", model="m"))
+    assert info.value.partial == "The current top model."
+    assert "the server sent an error (the engine crashed)" in str(info.value)
+    assert isinstance(info.value.__cause__, lp.APIError)
+
+
+def test_respond_stream_cut_before_chat_end_is_a_stream_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    mock_sse(rsps, native_events(*NATIVE_STREAM[:-1]), NATIVE_CHAT_URL)
+    with pytest.raises(lp.StreamError) as info:
+        client.respond_stream("hi", model="m").text()
+    assert str(info.value) == (
+        "native chat stream: the server ended the stream without chat.end after 22 characters; "
+        "the answer is incomplete"
+    )
+    assert info.value.partial == "The current top model."
+
+
 def test_is_available_deep_asks_a_model_for_one_token(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -8762,6 +8982,14 @@ def test_real_cli_session_in_a_pseudo_terminal(real_server: str) -> None:
     assert "(a conversation: /reset, /model NAME, /exit; Ctrl-D quits)" in text
     answer = text.split("Say hello.", 1)[1].split("> ", 1)[0]
     assert answer.strip()  # the streamed answer, between the question and the next prompt
+
+
+@pytest.mark.integration
+def test_real_respond_says_llama_cpp_has_no_native_chat(real: lp.LMStudioClient) -> None:
+    with pytest.raises(lp.EndpointNotFoundError, match=r"respond\(\) needs LM Studio 0\.4"):
+        real.respond("hi", model=REAL_MODEL)
+    with pytest.raises(lp.EndpointNotFoundError, match=r"respond\(\) needs LM Studio 0\.4"):
+        real.respond_stream("hi", model=REAL_MODEL)
 
 
 @pytest.mark.integration
