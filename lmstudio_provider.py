@@ -4720,6 +4720,15 @@ def _add_command_arguments(commands: Mapping[str, Any]) -> None:
         "--image", action="append", metavar="FILE", help="an image for the model (repeatable)"
     )
     commands["chat"].add_argument(
+        "--stats", action="store_true", help="print speed and token counts to stderr"
+    )
+    commands["chat"].add_argument(
+        "--mcp",
+        action="append",
+        metavar="URL",
+        help="an MCP server whose tools LM Studio may run (repeatable; LM Studio 0.4+)",
+    )
+    commands["chat"].add_argument(
         "--json-schema",
         type=_schema_file,
         metavar="FILE",
@@ -4784,6 +4793,11 @@ def _usage_problem(args: Any) -> str | None:
         args.prompt = sys.stdin.read()  # piped: the whole input is the one prompt
         if not args.prompt.strip():
             return "chat needs a PROMPT, or text on standard input"
+    for image in getattr(args, "image", None) or ():  # found before any request
+        try:
+            _image_part(image, f"--image {image!r}")
+        except ValueError as exc:
+            return str(exc)
     if args.command == "load":
         if args.model_key is None and args.model is None:
             return "load needs a MODEL (or --model)"
@@ -4832,9 +4846,95 @@ def _print_stream(parts: Iterable[tuple[str, str]]) -> None:
         print(flush=True)
 
 
+def _native_fits(client: LMStudioClient, args: Any) -> bool:
+    """Whether ``chat`` takes LM Studio's native route: when the model list came from
+    ``/api/v1/models`` (no request just to find out: picking a model needs that list
+    anyway), or ``--mcp`` asks for it; not for what only ``/v1`` does (``--json-schema``)."""
+    if args.json_schema is not None:
+        return False
+    if args.mcp:
+        return True
+    if args.model is None and client.config.model is None:
+        client.list_models()  # to pick a model, as chat_stream would
+    return client._models_route == "/api/v1/models"
+
+
+def _native_chat(client: LMStudioClient, args: Any) -> str | None:
+    """The answer through ``/api/v1/chat``: a progress line while a model loads or a long
+    prompt is processed (on a terminal), then the text; stored nowhere (``store: false``)."""
+    servers = [
+        {"type": "ephemeral_mcp", "server_label": f"mcp{n + 1}", "server_url": url}
+        for n, url in enumerate(args.mcp or ())
+    ]
+    stream = client.respond_stream(
+        args.prompt,
+        model=args.model,
+        system_prompt=args.system,
+        reasoning=args.reasoning,
+        images=args.image,
+        integrations=servers or None,
+        store=False,
+        max_output_tokens=args.max_tokens,
+        temperature=args.temperature,
+    )
+    with stream:
+        _print_stream(_native_parts(stream, args.show_reasoning))
+    reply = stream.response
+    if args.stats:
+        stats = reply.stats
+        _print_stats(None, None, stats)
+    return reply.model_instance_id
+
+
+def _native_parts(events: Iterable[NativeEvent], show_reasoning: bool) -> Iterator[tuple[str, str]]:
+    """Text and reasoning for _print_stream; progress drawn on a terminal meanwhile."""
+    terminal = sys.stderr.isatty()
+    drawn = False
+    for event in events:
+        if event.progress is not None and terminal:
+            what = "loading the model" if event.type.startswith("model_load") else "reading"
+            sys.stderr.write(f"\r\x1b[K{what}: {event.progress:.0%}")
+            sys.stderr.flush()
+            drawn = True
+        elif event.text and event.type in ("message.delta", "reasoning.delta"):
+            if drawn:  # the answer replaces the progress line
+                sys.stderr.write("\r\x1b[K")
+                drawn = False
+            if event.type == "message.delta":
+                yield event.text, ""
+            elif show_reasoning:
+                yield "", event.text
+    if drawn:
+        sys.stderr.write("\r\x1b[K")
+
+
+def _print_stats(
+    usage: Usage | None, first_token: float | None, native: NativeStats | None = None
+) -> None:
+    """``--stats``: LM Studio's own figures when the native route gave them, else the
+    token counts and what this client measured."""
+    if native is not None:
+        line = (
+            f"stats: {native.input_tokens} tokens in, {native.total_output_tokens} out, "
+            f"{native.tokens_per_second} tokens/s, first token after "
+            f"{native.time_to_first_token_seconds} s"
+        )
+        if native.model_load_time_seconds is not None:
+            line += f", model loaded in {native.model_load_time_seconds} s"
+    else:
+        counts = "no token counts"
+        if usage is not None:
+            counts = f"{usage.prompt_tokens} tokens in, {usage.completion_tokens} out"
+        first = f"{first_token:.3f} s" if first_token is not None else "-"
+        line = f"stats: {counts}, first token after {first} (measured here)"
+    print(line, file=sys.stderr)
+
+
 def _run_generation(client: LMStudioClient, args: Any) -> str | None:
     """Print the answer; returns the model that gave it, as the server says."""
     options = {"model": args.model, "max_tokens": args.max_tokens, "temperature": args.temperature}
+    if args.command == "chat" and not (args.json or args.no_stream) and _native_fits(client, args):
+        return _native_chat(client, args)
     if args.command == "chat":
         options["reasoning"] = args.reasoning
         options["images"] = args.image
@@ -4853,6 +4953,8 @@ def _run_generation(client: LMStudioClient, args: Any) -> str | None:
             return reply.model
         with client.chat_stream(messages, **options) as stream:
             _print_stream((c.content, c.reasoning if args.show_reasoning else "") for c in stream)
+        if args.stats:
+            _print_stats(stream.response.usage, stream.time_to_first_token)
         return stream.response.model
     if args.json or args.no_stream:
         done = client.complete(args.prompt, **options)

@@ -7723,6 +7723,88 @@ def test_cli_usage_errors_exit_2(
     assert lp.main(["--version"]) == 0
 
 
+def test_cli_chat_takes_the_native_route_when_the_model_list_came_from_it(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)  # LM Studio 0.4: /api/v1 answers
+    mock_sse(rsps, native_events(*NATIVE_STREAM), NATIVE_CHAT_URL)
+    argv = ["chat", "Trending?", "--stats", "--mcp", "https://huggingface.co/mcp"]
+    assert lp.main([*argv, "--max-tokens", "50", "--base-url", BASE]) == 0
+    out, err = capsys.readouterr()
+    assert out == "The current top model.\n"
+    assert err == (
+        "stats: 329 tokens in, 268 out, 43.73 tokens/s, first token after 0.781 s, "
+        "model loaded in 2.5 s\n"
+    )  # no progress line: stderr is not a terminal
+    sent = sent_json(rsps)
+    assert (sent["model"], sent["store"], sent["stream"]) == ("qwen/qwen3-8b", False, True)
+    assert sent["max_output_tokens"] == 50
+    assert sent["integrations"] == [
+        {
+            "type": "ephemeral_mcp",
+            "server_label": "mcp1",
+            "server_url": "https://huggingface.co/mcp",
+        }
+    ]
+    assert paths(rsps) == ["/api/v1/models", "/api/v1/chat"]  # no request just to find out
+
+
+def test_cli_chat_draws_progress_on_a_terminal(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    mock_sse(rsps, native_events(*NATIVE_STREAM), NATIVE_CHAT_URL)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert lp.main(["chat", "Trending?", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "The current top model.\n"
+    assert terminal.getvalue() == (
+        "\r\x1b[Kloading the model: 65%\r\x1b[Kreading: 50%\r\x1b[K"
+    )  # redrawn in place, and cleared before the answer
+
+
+@pytest.mark.parametrize(
+    ("argv", "route"),
+    [
+        (["--model", "qwen/qwen3-8b"], "/v1/chat/completions"),  # no list: no way to know
+        (["--no-stream"], "/v1/chat/completions"),
+        (["--json-schema", "SCHEMA"], "/v1/chat/completions"),  # only /v1 has it
+    ],
+)
+def test_cli_chat_keeps_the_v1_route_otherwise(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: list[str],
+    route: str,
+) -> None:
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps(PERSON_SCHEMA))
+    argv = [str(schema) if a == "SCHEMA" else a for a in argv]
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    if "--no-stream" in argv:
+        rsps.post(CHAT_URL, json=chat_body('{"name": "A", "age": 1}', model="qwen/qwen3-8b"))
+    else:
+        mock_sse(rsps, content_stream('{"name": "A", "age": 1}'))
+    assert lp.main(["chat", "Who?", *argv, "--base-url", BASE]) == 0
+    assert paths(rsps)[-1] == route
+
+
+def test_cli_chat_stats_on_the_v1_route_are_measured_here(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _openai_server(rsps)  # llama.cpp: no native route
+    mock_sse(rsps, content_stream("Hi"))
+    assert lp.main(["chat", "hi", "--stats", "--base-url", BASE]) == 0
+    err = capsys.readouterr().err
+    assert re.search(
+        r"^stats: 5 tokens in, 2 out, first token after \d+\.\d{3} s \(measured here\)$",
+        err.splitlines()[-1],
+    )
+
+
 def test_cli_chat_takes_piped_input_as_one_prompt(
     rsps: responses.RequestsMock,
     capsys: pytest.CaptureFixture[str],
