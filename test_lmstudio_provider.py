@@ -1490,6 +1490,15 @@ def test_error_code_is_kept_and_numeric_codes_become_strings() -> None:
     assert error.code == "404"
 
 
+def test_a_long_error_code_and_reason_are_cut_to_80_characters() -> None:
+    body = {"error": {"message": "", "code": "c" * 100}}
+    error = lp.error_from_response(502, body, reason="r" * 100)
+    assert error.code == "c" * 77 + "..."
+    assert str(error) == "HTTP 502 " + "r" * 77 + "..."
+    exact = lp.error_from_response(502, {"error": {"code": "c" * 80}}, reason="r" * 80)
+    assert (exact.code, str(exact)) == ("c" * 80, "HTTP 502 " + "r" * 80)
+
+
 def test_html_error_page_is_reduced_to_status_and_reason() -> None:
     html = "<html><head><title>502</title></head><body>" + "x" * 5000 + "</body></html>"
     error = lp.error_from_response(502, None, text=html, reason="Bad Gateway")
@@ -5843,8 +5852,12 @@ def test_run_tools_max_rounds_is_a_tool_loop_error(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
     rsps.post(CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
-    with pytest.raises(lp.ToolLoopError, match="max_rounds=2") as info:
+    with pytest.raises(lp.ToolLoopError) as info:
         client.run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=2)
+    assert str(info.value) == (  # the message alone, not the conversation with it
+        "the model still asked for tools after max_rounds=2; "
+        "raise max_rounds or make the task smaller"
+    )
     assert len(rsps.calls) == 2
     messages = info.value.messages
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool"]
