@@ -2019,6 +2019,16 @@ def test_absurd_settings_are_config_errors_naming_them(setting: str, value: Any)
     assert len(str(info.value)) < 200
 
 
+def test_a_setting_whose_repr_raises_is_named_by_its_type() -> None:
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioClient(timeout=Unprintable())
+    assert str(info.value) == "timeout=<Unprintable> is not a number of seconds"
+
+
 def test_a_host_name_urllib3_refuses_is_a_config_error(
     capsys: pytest.CaptureFixture[str], closed_discovery: tuple[str, str]
 ) -> None:
@@ -2488,6 +2498,13 @@ def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMo
     )
     with pytest.raises(lp.MalformedResponseError, match="5200 bytes, more than max_response"):
         client.chat("hi", model="m")
+
+
+def test_body_of_exactly_the_limit_is_read(rsps: responses.RequestsMock) -> None:
+    body = json.dumps(chat_body("x" * 100)).encode()
+    rsps.post(CHAT_URL, body=body, headers={"Content-Length": str(len(body))})
+    reply = make_client(max_response_bytes=len(body)).chat("hi", model="m")
+    assert reply.content == "x" * 100
 
 
 def test_body_larger_than_the_limit_without_content_length() -> None:
@@ -3494,6 +3511,22 @@ def test_a_failing_proxy_is_named_with_its_variable(no_proxy_settings: pytest.Mo
     configured = make_client(base_url="http://h.example", proxies={"http": closed}, max_retries=0)
     with pytest.raises(lp.ServerUnreachableError, match=r"\(from proxies=\) did not reach"):
         configured.list_models()
+
+
+def test_a_failing_proxy_from_no_variable_is_the_systems(
+    no_proxy_settings: pytest.MonkeyPatch,
+) -> None:
+    """macOS and Windows keep proxies outside the environment: requests asks getproxies()."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    no_proxy_settings.setattr(requests.utils, "getproxies", lambda: {"http": closed})
+    client = make_client(base_url="http://lmstudio.example:1234", max_retries=0)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.list_models()
+    assert str(info.value) == (
+        f"GET /api/v1/models: the proxy {closed} (from the system's proxy settings) did not "
+        "reach http://lmstudio.example:1234 (connection refused); fix the proxy, or add "
+        "lmstudio.example to NO_PROXY"
+    )
 
 
 def test_proxies_must_be_a_mapping_of_urls() -> None:
@@ -4965,7 +4998,7 @@ def test_openai_only_server_uses_the_first_listed_model(
         (lambda c: c.chat("hi", model="m", temperature=math.inf), "temperature must be finite"),
         (lambda c: c.chat("hi", model="m", temperature="hot"), "temperature must be a number"),
         (lambda c: c.chat("hi", model="m", timeout=0), "timeout must be > 0"),
-        (lambda c: c.complete(["hi"], model="m"), "prompt must be a string"),
+        (lambda c: c.complete(["hi"], model="m"), "^prompt must be a string, not list$"),
         (
             lambda c: c.embed([], model="m"),
             "^input must be a string or a non-empty list of strings$",
@@ -5017,6 +5050,14 @@ def test_is_available(rsps: responses.RequestsMock, client: lp.LMStudioClient) -
     rsps.replace("GET", f"{BASE}/v1/models", json=UNEXPECTED)
     assert client.is_available() is False
     assert make_client(base_url=f"http://127.0.0.1:{free_port()}").is_available() is False
+
+
+def test_is_available_waits_at_most_5_seconds(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{BASE}/v1/models", json={"data": []})
+    session = RecordingSession()
+    assert make_client(session=session, connect_timeout=1, timeout=40).is_available() is True
+    assert make_client(session=session, connect_timeout=1, timeout=2).is_available() is True
+    assert session.timeouts == [(1.0, 5.0), (1.0, 2.0)]
 
 
 def test_is_available_deep_asks_a_model_for_one_token(
@@ -6331,6 +6372,16 @@ def test_discover_reads_at_most_a_mebibyte(closed_discovery: tuple[str, str]) ->
         assert lp.discover([url], timeout=2, environ={}) == url
 
 
+def test_discover_takes_one_url_as_one_candidate(closed_discovery: tuple[str, str]) -> None:
+    hits: list[str] = []
+    url, stop = serve(openai_list_server(hits))
+    try:
+        assert lp.discover(url + "/v1", environ={}) == url
+        assert hits == ["/v1/models"]
+    finally:
+        stop()
+
+
 def test_discover_refuses_a_non_list_of_candidates() -> None:
     with pytest.raises(ValueError, match=r"^candidates must be a list of URLs, not 5$"):
         lp.discover(5, environ={})  # type: ignore[arg-type]
@@ -6454,6 +6505,20 @@ def test_cli_chat_no_stream(
     )
     assert code == 0
     assert capsys.readouterr().out == "Bonjour\n"
+
+
+def test_cli_chat_no_stream_shows_reasoning_only_when_asked(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body("42", message={"reasoning_content": "Let me think."}))
+    argv = ["chat", "q", "--no-stream", "--show-reasoning", "--model", "m", "--base-url", BASE]
+    assert lp.main(argv) == 0
+    assert capsys.readouterr() == ("42\n", "Let me think.\n")
+    assert lp.main(argv[:3] + argv[4:]) == 0
+    assert capsys.readouterr() == ("42\n", "")
+    rsps.replace("POST", CHAT_URL, json=chat_body("42"))
+    assert lp.main(argv) == 0
+    assert capsys.readouterr() == ("42\n", "")  # no empty line for no reasoning
 
 
 def test_cli_chat_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
