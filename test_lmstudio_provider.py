@@ -1989,6 +1989,14 @@ def test_a_connect_timeout_too_large_for_sockets_is_refused() -> None:
         lp.LMStudioConfig(connect_timeout=1e8)
 
 
+@pytest.mark.parametrize("name", ["timeout", "connect_timeout", "deadline"])
+def test_each_timeout_setting_must_be_below_the_socket_limit(name: str) -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioConfig(**{name: lp.MAX_TIMEOUT})
+    assert str(info.value) == f"{name}=10000000.0 must be below 1e+07"
+    assert getattr(lp.LMStudioConfig(**{name: lp.MAX_TIMEOUT - 1}), name) == lp.MAX_TIMEOUT - 1
+
+
 def test_a_bad_port_names_the_url() -> None:
     with pytest.raises(lp.ConfigError) as info:
         lp.LMStudioConfig(base_url="http://localhost:99999")
