@@ -2047,6 +2047,16 @@ def test_a_host_name_urllib3_refuses_is_a_config_error(
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_urllib3s_reason_for_refusing_a_host_is_cut_to_120_characters() -> None:
+    url = "http://a.." + "b" * 150 + ":1"
+    with pytest.raises(lp.ConfigError) as info:
+        make_client(base_url=url).list_models()
+    prefix = f"base_url={url!r} cannot be used: "
+    assert str(info.value).startswith(prefix)
+    reason = str(info.value)[len(prefix) :]
+    assert len(reason) == 120 and reason.endswith("...")
+
+
 # ============================================================================
 # Cache
 # ============================================================================
@@ -2228,7 +2238,14 @@ def test_chat_parses_tool_calls_and_missing_content(
 
 @pytest.mark.parametrize(
     "item",
-    [{"embedding": "x"}, {"embedding": [1.0], "index": 5}, {"embedding": [1.0], "index": "0"}, 7],
+    [
+        {"embedding": "x"},
+        {"embedding": [1.0], "index": 5},
+        {"embedding": [1.0], "index": 1},  # one past the end: one input was sent
+        {"embedding": [1.0], "index": -1},
+        {"embedding": [1.0], "index": "0"},
+        7,
+    ],
 )
 def test_embed_with_a_bad_item_quotes_it(
     rsps: responses.RequestsMock, client: lp.LMStudioClient, item: Any
@@ -2537,6 +2554,13 @@ def test_body_larger_than_the_limit_without_content_length() -> None:
     finally:
         stop()
     assert sent["bytes"] < 100 * 65536  # it stopped reading long before the end
+
+
+def test_an_empty_error_answer_without_a_reason_phrase_is_its_status_alone() -> None:
+    answer = http_answer(b"", "Content-Length: 0", status="503")
+    with raw_server(answer) as url, pytest.raises(lp.ServerError) as info:
+        make_client(base_url=url).chat("hi", model="m")
+    assert str(info.value) == "HTTP 503"
 
 
 def test_another_request_failure_is_an_lmstudio_error_naming_it(
@@ -3321,6 +3345,21 @@ def test_corrupt_gzip_stream_is_malformed() -> None:
         r"chat stream: the compressed body is corrupt \(\w*Error\) after 0 characters",
         str(info.value),
     ), str(info.value)
+
+
+@pytest.mark.parametrize("urllib3_read1", [True, False], ids=["read1", "no-read1"])
+def test_a_gzipped_answer_is_decoded(urllib3_read1: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not urllib3_read1:
+        without_read1(monkeypatch)
+    body = gzip.compress(json.dumps(chat_body("unzipped")).encode())
+    answer = http_answer(
+        body,
+        "Content-Type: application/json",
+        "Content-Encoding: gzip",
+        f"Content-Length: {len(body)}",
+    )
+    with raw_server(answer) as url:
+        assert make_client(base_url=url).chat("hi", model="m").content == "unzipped"
 
 
 def test_gzip_bomb_stops_at_max_response_bytes() -> None:
@@ -5733,6 +5772,8 @@ def test_json_cut_by_max_tokens_says_so(
 def test_parse_json_content_unit() -> None:
     assert lp._parse_json_content("```json\n[1, 2]\n```", "stop", lp._NO_SECRETS) == [1, 2]
     assert lp._parse_json_content("42", None, lp._NO_SECRETS) == 42
+    pretty = '```json\n{\n  "a": [\n    1\n  ]\n}\n```'  # as models indent it
+    assert lp._parse_json_content(pretty, "stop", lp._NO_SECRETS) == {"a": [1]}
     fenced = '```json\n{"code": "```py"}\n```'  # a fence inside the JSON stays in it
     assert lp._parse_json_content(fenced, "stop", lp._NO_SECRETS) == {"code": "```py"}
     with pytest.raises(lp.MalformedResponseError, match="max_tokens"):
@@ -5792,7 +5833,7 @@ def test_json_schema_and_response_format_together_is_a_value_error(
     client: lp.LMStudioClient,
 ) -> None:
     method = getattr(client, call)
-    with pytest.raises(ValueError, match="json_schema or response_format, not both"):
+    with pytest.raises(ValueError, match=r"^pass json_schema or response_format, not both$"):
         method("Who?", model="m", json_schema=PERSON_SCHEMA, response_format={"type": "text"})
     assert len(rsps.calls) == 0
 
@@ -6697,6 +6738,30 @@ def test_cli_load_prints_the_instance_and_time(
     captured = capsys.readouterr()
     assert captured.out == "loaded qwen/qwen3-8b as qwen/qwen3-8b in 3.2 s\n"
     assert captured.err == ""  # no progress counter when stderr is not a terminal
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal; after 100 writes it takes no more, so a
+    counter that never stops fails the test instead of hanging it."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.getvalue().count("\r") >= 100:
+            raise OSError("the terminal is full")
+        return super().write(text)
+
+
+def test_cli_load_quicker_than_a_second_shows_no_counter_on_a_terminal(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(LOAD_URL, json=LOAD_ANSWER)
+    terminal = _Terminal()
+    with contextlib.redirect_stderr(terminal):
+        assert lp.main(["load", "qwen/qwen3-8b", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "loaded qwen/qwen3-8b as qwen/qwen3-8b in 3.2 s\n"
+    assert terminal.getvalue() in ("", "\n")  # the counter starts after one second
 
 
 def test_cli_load_without_a_load_time(
