@@ -6793,6 +6793,36 @@ def test_cli_load_quicker_than_a_second_shows_no_counter_on_a_terminal(
     assert terminal.getvalue() in ("", "\n")  # the counter starts after one second
 
 
+class _FirstWaitTimesOut(threading.Event):
+    """An Event whose first timed wait returns at once, as if its second had passed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._first = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._first:
+            self._first = False
+            return False
+        return super().wait()
+
+
+def test_cli_load_counts_the_seconds_on_a_terminal(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = {name: getattr(threading, name) for name in dir(threading) if name[:2] != "__"}
+    monkeypatch.setattr(lp, "threading", type(sys)("threading"))
+    vars(lp.threading).update(module, Event=_FirstWaitTimesOut)  # a second passes at once
+    rsps.post(LOAD_URL, json=LOAD_ANSWER)
+    terminal = _Terminal()
+    with contextlib.redirect_stderr(terminal):
+        assert lp.main(["load", "qwen/qwen3-8b", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "loaded qwen/qwen3-8b as qwen/qwen3-8b in 3.2 s\n"
+    assert terminal.getvalue() == "\rloading qwen/qwen3-8b... 0 s\n"
+
+
 def test_cli_load_without_a_load_time(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
