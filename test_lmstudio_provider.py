@@ -1483,6 +1483,14 @@ def test_error_hierarchy_lets_callers_catch_broadly() -> None:
     assert issubclass(lp.ConfigError, ValueError)
 
 
+def test_the_error_type_decides_when_the_code_does_not() -> None:
+    for code in (None, 400, "unknown_code"):
+        error = {"message": "too long", "code": code, "type": "exceed_context_size_error"}
+        assert type(lp.error_from_response(400, {"error": error})) is lp.ContextLengthExceededError
+    error = {"message": "m", "code": "model_not_found", "type": "invalid_request_error"}
+    assert type(lp.error_from_response(400, {"error": error})) is lp.ModelNotFoundError
+
+
 def test_error_code_is_kept_and_numeric_codes_become_strings() -> None:
     error = lp.error_from_response(400, {"error": {"message": "m", "code": "model_not_found"}})
     assert error.code == "model_not_found"
@@ -1900,7 +1908,17 @@ def test_client_builds_config_from_overrides_and_environment(
 
 
 @pytest.mark.parametrize(
-    ("raw", "value"), [("on", True), ("yes", True), ("off", False), ("no", False)]
+    ("raw", "value"),
+    [
+        ("on", True),
+        ("yes", True),
+        ("True", True),
+        ("1", True),
+        ("off", False),
+        ("no", False),
+        ("FALSE", False),
+        ("0", False),
+    ],
 )
 def test_flags_in_words(raw: str, value: bool) -> None:
     config = lp.LMStudioConfig.from_env(environ={"LMSTUDIO_SPLIT_THINK": raw})
@@ -2569,6 +2587,15 @@ def test_an_empty_error_answer_without_a_reason_phrase_is_its_status_alone() -> 
     with raw_server(answer) as url, pytest.raises(lp.ServerError) as info:
         make_client(base_url=url).chat("hi", model="m")
     assert str(info.value) == "HTTP 503"
+
+
+def test_an_error_status_without_an_error_body_is_still_an_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, body="bad request", status=400, content_type="text/plain")
+    with pytest.raises(lp.BadRequestError) as info:
+        client.chat("hi", model="m")
+    assert str(info.value) == "bad request (HTTP 400)"
 
 
 def test_another_request_failure_is_an_lmstudio_error_naming_it(
@@ -6278,6 +6305,19 @@ def test_discover_skips_servers_that_are_not_lm_studio(
     finally:
         for _, stop in servers:
             stop()
+
+
+def test_discover_skips_a_model_list_that_carries_an_error(
+    closed_discovery: tuple[str, str],
+) -> None:
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        native_reply(h, 200, json.dumps({"data": [], "error": "not ready"}).encode())
+
+    url, stop = serve(handler)
+    try:
+        assert lp.discover([url], environ={}) is None
+    finally:
+        stop()
 
 
 def test_discover_caches_per_candidate_list(
