@@ -1485,11 +1485,28 @@ def test_error_hierarchy_lets_callers_catch_broadly() -> None:
     assert issubclass(lp.ConfigError, ValueError)
 
 
+def test_the_error_type_decides_when_the_code_does_not() -> None:
+    for code in (None, 400, "unknown_code"):
+        error = {"message": "too long", "code": code, "type": "exceed_context_size_error"}
+        assert type(lp.error_from_response(400, {"error": error})) is lp.ContextLengthExceededError
+    error = {"message": "m", "code": "model_not_found", "type": "invalid_request_error"}
+    assert type(lp.error_from_response(400, {"error": error})) is lp.ModelNotFoundError
+
+
 def test_error_code_is_kept_and_numeric_codes_become_strings() -> None:
     error = lp.error_from_response(400, {"error": {"message": "m", "code": "model_not_found"}})
     assert error.code == "model_not_found"
     error = lp.error_from_response(404, {"error": {"message": "m", "code": 404}})
     assert error.code == "404"
+
+
+def test_a_long_error_code_and_reason_are_cut_to_80_characters() -> None:
+    body = {"error": {"message": "", "code": "c" * 100}}
+    error = lp.error_from_response(502, body, reason="r" * 100)
+    assert error.code == "c" * 77 + "..."
+    assert str(error) == "HTTP 502 " + "r" * 77 + "..."
+    exact = lp.error_from_response(502, {"error": {"code": "c" * 80}}, reason="r" * 80)
+    assert (exact.code, str(exact)) == ("c" * 80, "HTTP 502 " + "r" * 80)
 
 
 def test_html_error_page_is_reduced_to_status_and_reason() -> None:
@@ -1893,7 +1910,17 @@ def test_client_builds_config_from_overrides_and_environment(
 
 
 @pytest.mark.parametrize(
-    ("raw", "value"), [("on", True), ("yes", True), ("off", False), ("no", False)]
+    ("raw", "value"),
+    [
+        ("on", True),
+        ("yes", True),
+        ("True", True),
+        ("1", True),
+        ("off", False),
+        ("no", False),
+        ("FALSE", False),
+        ("0", False),
+    ],
 )
 def test_flags_in_words(raw: str, value: bool) -> None:
     config = lp.LMStudioConfig.from_env(environ={"LMSTUDIO_SPLIT_THINK": raw})
@@ -1982,6 +2009,14 @@ def test_a_connect_timeout_too_large_for_sockets_is_refused() -> None:
         lp.LMStudioConfig(connect_timeout=1e8)
 
 
+@pytest.mark.parametrize("name", ["timeout", "connect_timeout", "deadline"])
+def test_each_timeout_setting_must_be_below_the_socket_limit(name: str) -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioConfig(**{name: lp.MAX_TIMEOUT})
+    assert str(info.value) == f"{name}=10000000.0 must be below 1e+07"
+    assert getattr(lp.LMStudioConfig(**{name: lp.MAX_TIMEOUT - 1}), name) == lp.MAX_TIMEOUT - 1
+
+
 def test_a_bad_port_names_the_url() -> None:
     with pytest.raises(lp.ConfigError) as info:
         lp.LMStudioConfig(base_url="http://localhost:99999")
@@ -2012,6 +2047,24 @@ def test_absurd_settings_are_config_errors_naming_them(setting: str, value: Any)
     assert len(str(info.value)) < 200
 
 
+@pytest.mark.parametrize("setting", ["max_retries", "max_response_bytes", "timeout"])
+def test_a_bool_is_no_number_for_a_setting(setting: str) -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioClient(**{setting: True})
+    kind = "a number of seconds" if setting == "timeout" else "a whole number"
+    assert str(info.value) == f"{setting}=True is not {kind}"
+
+
+def test_a_setting_whose_repr_raises_is_named_by_its_type() -> None:
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioClient(timeout=Unprintable())
+    assert str(info.value) == "timeout=<Unprintable> is not a number of seconds"
+
+
 def test_a_host_name_urllib3_refuses_is_a_config_error(
     capsys: pytest.CaptureFixture[str], closed_discovery: tuple[str, str]
 ) -> None:
@@ -2020,6 +2073,16 @@ def test_a_host_name_urllib3_refuses_is_a_config_error(
         client.list_models()
     assert lp.discover(["http://a..b:1"], environ={}) is None
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_urllib3s_reason_for_refusing_a_host_is_cut_to_120_characters() -> None:
+    url = "http://a.." + "b" * 150 + ":1"
+    with pytest.raises(lp.ConfigError) as info:
+        make_client(base_url=url).list_models()
+    prefix = f"base_url={url!r} cannot be used: "
+    assert str(info.value).startswith(prefix)
+    reason = str(info.value)[len(prefix) :]
+    assert len(reason) == 120 and reason.endswith("...")
 
 
 # ============================================================================
@@ -2261,7 +2324,14 @@ def test_chat_parses_tool_calls_and_missing_content(
 
 @pytest.mark.parametrize(
     "item",
-    [{"embedding": "x"}, {"embedding": [1.0], "index": 5}, {"embedding": [1.0], "index": "0"}, 7],
+    [
+        {"embedding": "x"},
+        {"embedding": [1.0], "index": 5},
+        {"embedding": [1.0], "index": 1},  # one past the end: one input was sent
+        {"embedding": [1.0], "index": -1},
+        {"embedding": [1.0], "index": "0"},
+        7,
+    ],
 )
 def test_embed_with_a_bad_item_quotes_it(
     rsps: responses.RequestsMock, client: lp.LMStudioClient, item: Any
@@ -2541,6 +2611,13 @@ def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMo
         client.chat("hi", model="m")
 
 
+def test_body_of_exactly_the_limit_is_read(rsps: responses.RequestsMock) -> None:
+    body = json.dumps(chat_body("x" * 100)).encode()
+    rsps.post(CHAT_URL, body=body, headers={"Content-Length": str(len(body))})
+    reply = make_client(max_response_bytes=len(body)).chat("hi", model="m")
+    assert reply.content == "x" * 100
+
+
 def test_body_larger_than_the_limit_without_content_length() -> None:
     sent = {"bytes": 0}
 
@@ -2563,6 +2640,22 @@ def test_body_larger_than_the_limit_without_content_length() -> None:
     finally:
         stop()
     assert sent["bytes"] < 100 * 65536  # it stopped reading long before the end
+
+
+def test_an_empty_error_answer_without_a_reason_phrase_is_its_status_alone() -> None:
+    answer = http_answer(b"", "Content-Length: 0", status="503")
+    with raw_server(answer) as url, pytest.raises(lp.ServerError) as info:
+        make_client(base_url=url).chat("hi", model="m")
+    assert str(info.value) == "HTTP 503"
+
+
+def test_an_error_status_without_an_error_body_is_still_an_error(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, body="bad request", status=400, content_type="text/plain")
+    with pytest.raises(lp.BadRequestError) as info:
+        client.chat("hi", model="m")
+    assert str(info.value) == "bad request (HTTP 400)"
 
 
 def test_another_request_failure_is_an_lmstudio_error_naming_it(
@@ -3330,8 +3423,9 @@ def test_corrupt_gzip_body_is_malformed(
         headers={"Content-Encoding": "gzip"},
         content_type="application/json",
     )
-    with pytest.raises(lp.MalformedResponseError, match="compressed body is corrupt"):
+    with pytest.raises(lp.MalformedResponseError) as info:
         client.chat("hi", model="m")
+    assert re.fullmatch(r"the compressed body is corrupt \(\w*Error\)", str(info.value))
 
 
 def test_corrupt_gzip_stream_is_malformed() -> None:
@@ -3347,6 +3441,21 @@ def test_corrupt_gzip_stream_is_malformed() -> None:
         r"chat stream: the compressed body is corrupt \(\w*Error\) after 0 characters",
         str(info.value),
     ), str(info.value)
+
+
+@pytest.mark.parametrize("urllib3_read1", [True, False], ids=["read1", "no-read1"])
+def test_a_gzipped_answer_is_decoded(urllib3_read1: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not urllib3_read1:
+        without_read1(monkeypatch)
+    body = gzip.compress(json.dumps(chat_body("unzipped")).encode())
+    answer = http_answer(
+        body,
+        "Content-Type: application/json",
+        "Content-Encoding: gzip",
+        f"Content-Length: {len(body)}",
+    )
+    with raw_server(answer) as url:
+        assert make_client(base_url=url).chat("hi", model="m").content == "unzipped"
 
 
 def test_gzip_bomb_stops_at_max_response_bytes() -> None:
@@ -3465,7 +3574,9 @@ def forward_proxy(seen: list[str]) -> Callable[[BaseHTTPRequestHandler], None]:
     return handle
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.0.0.2", "[::1]"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "127.0.0.2", "[::1]", "localhost.", "127.0.0.1."]
+)
 def test_an_environment_proxy_never_takes_a_loopback_url(
     no_proxy_settings: pytest.MonkeyPatch, host: str
 ) -> None:
@@ -3479,6 +3590,11 @@ def test_an_environment_proxy_never_takes_a_loopback_url(
         if host in ("127.0.0.2", "[::1]"):  # the test server listens on 127.0.0.1 only
             with pytest.raises(lp.ServerUnreachableError, match="cannot reach LM Studio at"):
                 client.is_available() or client.list_models()
+        elif host.endswith("."):  # a resolver may or may not know a name ending in a dot
+            try:
+                assert [m.id for m in client.list_models()] == ["m"]
+            except lp.ServerUnreachableError as exc:
+                assert str(exc).startswith(f"cannot reach LM Studio at http://{host}:{port} (")
         else:
             assert [m.id for m in client.list_models()] == ["m"]
     finally:
@@ -3551,6 +3667,22 @@ def test_a_failing_proxy_is_named_with_its_variable(no_proxy_settings: pytest.Mo
     )
 
 
+def test_a_failing_proxy_from_no_variable_is_the_systems(
+    no_proxy_settings: pytest.MonkeyPatch,
+) -> None:
+    """macOS and Windows keep proxies outside the environment: requests asks getproxies()."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    no_proxy_settings.setattr(requests.utils, "getproxies", lambda: {"http": closed})
+    client = make_client(base_url="http://lmstudio.example:1234", max_retries=0)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.list_models()
+    assert str(info.value) == (
+        f"GET /api/v1/models: the proxy {closed} (from the system's proxy settings) did not "
+        "reach http://lmstudio.example:1234 (connection refused); fix the proxy, or add "
+        "lmstudio.example to NO_PROXY"
+    )
+
+
 def test_proxies_must_be_a_mapping_of_urls() -> None:
     for bad in ("http://proxy:3128", {"http": 3128}, [("http", "x")]):
         with pytest.raises(lp.ConfigError, match="must map schemes to proxy URLs"):
@@ -3560,6 +3692,10 @@ def test_proxies_must_be_a_mapping_of_urls() -> None:
         repr(config)
     )
     hash(config)  # a frozen config stays hashable with a dict inside
+    given = {"http": "http://proxy:3128"}
+    config = lp.LMStudioConfig(proxies=given)
+    given["http"] = "http://elsewhere:3128"
+    assert config.proxies == {"http": "http://proxy:3128"}  # a copy, not the caller's dict
 
 
 def test_discovery_probes_loopback_without_the_environment_proxy(
@@ -4301,8 +4437,10 @@ def test_chat_stream_socket_cut_is_a_stream_error_with_the_partial_text(
         stop()
     assert received == ["Hel", "lo"]
     assert info.value.partial == "Hello"
-    assert "the connection broke after 5 characters" in str(info.value)
-    assert "incomplete" in str(info.value)
+    assert re.fullmatch(
+        r"chat stream: the connection broke after 5 characters \(\w+\); the answer is incomplete",
+        str(info.value),
+    ), str(info.value)
 
 
 @pytest.mark.parametrize("urllib3_read1", [True, False], ids=["read1", "no-read1"])
@@ -4698,6 +4836,12 @@ def test_split_think_without_a_think_block_streams_chunk_by_chunk(
     assert stream.response.content == "Hello there!" and stream.response.reasoning == ""
 
 
+def test_sse_skips_a_bom_only_at_the_start_of_the_stream() -> None:
+    bom = b"\xef\xbb\xbf"
+    later = [b"data: one\n\n", bom + b"data: two\n\n"]  # one event per chunk, as LM Studio
+    assert list(lp.iter_sse(later)) == [("message", "one")]  # "\ufeffdata" is no field
+
+
 def test_sse_skips_a_leading_bom_even_split_across_chunks() -> None:
     body = b"\xef\xbb\xbfdata: one\n\ndata: two\n\n"
     assert list(lp.iter_sse([body])) == [("message", "one"), ("message", "two")]
@@ -5020,7 +5164,7 @@ def test_openai_only_server_uses_the_first_listed_model(
         (lambda c: c.chat("hi", model="m", temperature=math.inf), "temperature must be finite"),
         (lambda c: c.chat("hi", model="m", temperature="hot"), "temperature must be a number"),
         (lambda c: c.chat("hi", model="m", timeout=0), "timeout must be > 0"),
-        (lambda c: c.complete(["hi"], model="m"), "prompt must be a string"),
+        (lambda c: c.complete(["hi"], model="m"), "^prompt must be a string, not list$"),
         (
             lambda c: c.embed([], model="m"),
             "^input must be a string or a non-empty list of strings$",
@@ -5468,6 +5612,14 @@ def test_respond_stream_cut_before_chat_end_is_a_stream_error(
         "the answer is incomplete"
     )
     assert info.value.partial == "The current top model."
+
+
+def test_is_available_waits_at_most_5_seconds(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{BASE}/v1/models", json={"data": []})
+    session = RecordingSession()
+    assert make_client(session=session, connect_timeout=1, timeout=40).is_available() is True
+    assert make_client(session=session, connect_timeout=1, timeout=2).is_available() is True
+    assert session.timeouts == [(1.0, 5.0), (1.0, 2.0)]
 
 
 def test_is_available_deep_asks_a_model_for_one_token(
@@ -6310,8 +6462,9 @@ def test_resolve_model_without_a_match_suggests_close_ids(
     with pytest.raises(lp.ModelNotFoundError) as info:
         client.resolve_model("qwen2.5-7b-instrct")
     message = str(info.value)
-    assert "'qwen2.5-7b-instrct' is not on the server" in message
-    assert "did you mean 'qwen2.5-7b-instruct'" in message
+    assert message.startswith(
+        "model 'qwen2.5-7b-instrct' is not on the server; did you mean 'qwen2.5-7b-instruct'"
+    )
     assert "ambiguous" not in message
 
 
@@ -6572,6 +6725,8 @@ def test_json_cut_by_max_tokens_says_so(
 def test_parse_json_content_unit() -> None:
     assert lp._parse_json_content("```json\n[1, 2]\n```", "stop", lp._NO_SECRETS) == [1, 2]
     assert lp._parse_json_content("42", None, lp._NO_SECRETS) == 42
+    pretty = '```json\n{\n  "a": [\n    1\n  ]\n}\n```'  # as models indent it
+    assert lp._parse_json_content(pretty, "stop", lp._NO_SECRETS) == {"a": [1]}
     fenced = '```json\n{"code": "```py"}\n```'  # a fence inside the JSON stays in it
     assert lp._parse_json_content(fenced, "stop", lp._NO_SECRETS) == {"code": "```py"}
     with pytest.raises(lp.MalformedResponseError, match="max_tokens"):
@@ -6631,7 +6786,7 @@ def test_json_schema_and_response_format_together_is_a_value_error(
     client: lp.LMStudioClient,
 ) -> None:
     method = getattr(client, call)
-    with pytest.raises(ValueError, match="json_schema or response_format, not both"):
+    with pytest.raises(ValueError, match=r"^pass json_schema or response_format, not both$"):
         method("Who?", model="m", json_schema=PERSON_SCHEMA, response_format={"type": "text"})
     assert len(rsps.calls) == 0
 
@@ -6937,7 +7092,7 @@ def test_run_tools_max_rounds_is_a_tool_loop_error(
     rsps.post(CHAT_URL, json=tool_answer(tool_call("1", "get_weather", '{"city": "X"}')))
     with pytest.raises(lp.ToolLoopError) as info:
         client.run_tools("go", {"get_weather": get_weather}, model="m", max_rounds=2)
-    assert str(info.value) == (
+    assert str(info.value) == (  # the message alone, not the conversation with it
         "the model still asked for tools in round 2 of max_rounds=2, which offered none; "
         "raise max_rounds or make the task smaller"
     )
@@ -7448,6 +7603,19 @@ def test_discover_skips_servers_that_are_not_lm_studio(
             stop()
 
 
+def test_discover_skips_a_model_list_that_carries_an_error(
+    closed_discovery: tuple[str, str],
+) -> None:
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        native_reply(h, 200, json.dumps({"data": [], "error": "not ready"}).encode())
+
+    url, stop = serve(handler)
+    try:
+        assert lp.discover([url], environ={}) is None
+    finally:
+        stop()
+
+
 def test_discover_caches_per_candidate_list(
     closed_discovery: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -7630,6 +7798,16 @@ def test_discover_reads_at_most_a_mebibyte(closed_discovery: tuple[str, str]) ->
     small = b'{"data": []}'
     with raw_server(http_answer(small, "Content-Type: application/json")) as url:
         assert lp.discover([url], timeout=2, environ={}) == url
+
+
+def test_discover_takes_one_url_as_one_candidate(closed_discovery: tuple[str, str]) -> None:
+    hits: list[str] = []
+    url, stop = serve(openai_list_server(hits))
+    try:
+        assert lp.discover(url + "/v1", environ={}) == url
+        assert hits == ["/v1/models"]
+    finally:
+        stop()
 
 
 def test_discover_refuses_a_non_list_of_candidates() -> None:
@@ -7965,6 +8143,20 @@ def test_cli_chat_no_stream(
     assert capsys.readouterr().out == "Bonjour\n"
 
 
+def test_cli_chat_no_stream_shows_reasoning_only_when_asked(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body("42", message={"reasoning_content": "Let me think."}))
+    argv = ["chat", "q", "--no-stream", "--show-reasoning", "--model", "qwen2.5-7b-instruct", "--base-url", BASE]
+    assert lp.main(argv) == 0
+    assert capsys.readouterr() == ("42\n", "Let me think.\n")
+    assert lp.main(argv[:3] + argv[4:]) == 0
+    assert capsys.readouterr() == ("42\n", "")
+    rsps.replace("POST", CHAT_URL, json=chat_body("42"))
+    assert lp.main(argv) == 0
+    assert capsys.readouterr() == ("42\n", "")  # no empty line for no reasoning
+
+
 def test_cli_chat_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
     rsps.post(CHAT_URL, json=chat_body("Bonjour"))
     assert lp.main(["--base-url", BASE, "chat", "hello", "--json", "--model", "m"]) == 0
@@ -8279,6 +8471,60 @@ def test_cli_load_prints_the_instance_and_time(
     captured = capsys.readouterr()
     assert captured.out == "loaded qwen/qwen3-8b as qwen/qwen3-8b in 3.2 s\n"
     assert captured.err == ""  # no progress counter when stderr is not a terminal
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal; after 100 writes it takes no more, so a
+    counter that never stops fails the test instead of hanging it."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.getvalue().count("\r") >= 100:
+            raise OSError("the terminal is full")
+        return super().write(text)
+
+
+def test_cli_load_quicker_than_a_second_shows_no_counter_on_a_terminal(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rsps.post(LOAD_URL, json=LOAD_ANSWER)
+    terminal = _Terminal()
+    with contextlib.redirect_stderr(terminal):
+        assert lp.main(["load", "qwen/qwen3-8b", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "loaded qwen/qwen3-8b as qwen/qwen3-8b in 3.2 s\n"
+    assert terminal.getvalue() in ("", "\n")  # the counter starts after one second
+
+
+class _FirstWaitTimesOut(threading.Event):
+    """An Event whose first timed wait returns at once, as if its second had passed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._first = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._first:
+            self._first = False
+            return False
+        return super().wait()
+
+
+def test_cli_load_counts_the_seconds_on_a_terminal(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = {name: getattr(threading, name) for name in dir(threading) if name[:2] != "__"}
+    monkeypatch.setattr(lp, "threading", type(sys)("threading"))
+    vars(lp.threading).update(module, Event=_FirstWaitTimesOut)  # a second passes at once
+    rsps.post(LOAD_URL, json=LOAD_ANSWER)
+    terminal = _Terminal()
+    with contextlib.redirect_stderr(terminal):
+        assert lp.main(["load", "qwen/qwen3-8b", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "loaded qwen/qwen3-8b as qwen/qwen3-8b in 3.2 s\n"
+    assert terminal.getvalue() == "\rloading qwen/qwen3-8b... 0 s\n"
 
 
 def test_cli_load_without_a_load_time(
