@@ -8147,7 +8147,16 @@ def test_cli_chat_no_stream_shows_reasoning_only_when_asked(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rsps.post(CHAT_URL, json=chat_body("42", message={"reasoning_content": "Let me think."}))
-    argv = ["chat", "q", "--no-stream", "--show-reasoning", "--model", "qwen2.5-7b-instruct", "--base-url", BASE]
+    argv = [
+        "chat",
+        "q",
+        "--no-stream",
+        "--show-reasoning",
+        "--model",
+        "qwen2.5-7b-instruct",
+        "--base-url",
+        BASE,
+    ]
     assert lp.main(argv) == 0
     assert capsys.readouterr() == ("42\n", "Let me think.\n")
     assert lp.main(argv[:3] + argv[4:]) == 0
