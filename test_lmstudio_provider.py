@@ -9015,12 +9015,7 @@ def _start_real_server(*extra: str) -> Iterator[str]:
         assert line.startswith("serving "), f"server did not start: {line!r}"
         yield line.split(" at ")[-1].strip()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _script_module("gateway").stop(process)  # politely, then firmly
 
 
 def test_local_server_on_python_39_says_it_needs_310_in_one_line(
