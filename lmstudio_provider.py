@@ -101,6 +101,11 @@ __all__ = [
     "DownloadStatus",
     "NativeChatResponse",
     "NativeEvent",
+    "TextDelta",
+    "ReasoningDelta",
+    "LoadProgress",
+    "PromptProgress",
+    "ToolCallEvent",
     "NativeStats",
     "ModelProvider",
     # streaming and the client
@@ -851,6 +856,9 @@ def _make_dataclass(cls: type) -> None:
     with _making_dataclasses:
         if "__dataclass_fields__" in cls.__dict__ or "_dataclass_making" in cls.__dict__:
             return
+        for base in cls.__mro__[-1:0:-1]:  # a subclass's fields start with its bases'
+            if hasattr(base, "_dataclass_options") and base is not _Record:
+                _make_dataclass(base)
         cls._dataclass_making = True  # type: ignore[attr-defined]
         try:  # the class's own __init__ appears in one step: no thread sees it half made
             dataclass(**cls._dataclass_options)(cls)  # type: ignore[attr-defined]
@@ -875,7 +883,7 @@ else:
         """Answers ``__dataclass_fields__`` and friends by making the dataclass first."""
 
         def __getattr__(cls, name: str) -> Any:
-            if name.startswith("__dataclass_") and "_dataclass_options" in cls.__dict__:
+            if name.startswith("__dataclass_") and hasattr(cls, "_dataclass_options"):
                 _make_dataclass(cls)
                 if name in cls.__dict__:
                     return cls.__dict__[name]
@@ -1329,17 +1337,66 @@ class NativeChatResponse(_Record):
 
 @_record(repr=False, eq=False)  # _Record provides both
 class NativeEvent(_Record):
-    """One event of :meth:`LMStudioClient.respond_stream`.
+    """One event of :meth:`LMStudioClient.respond_stream`; the subclasses below
+    (:class:`TextDelta`, :class:`LoadProgress`, ...) say which kind with ``isinstance``.
 
     ``type`` is LM Studio's event name: ``message.delta`` and ``reasoning.delta``
     carry ``text``; ``model_load.progress`` and ``prompt_processing.progress``
-    carry ``progress`` (0.0 to 1.0); ``tool_call.*`` events the tool in ``raw``.
+    carry ``progress`` (0.0 to 1.0); the rest of the event is in ``raw``.
     """
 
     type: str
     text: str = ""
     progress: float | None = None
     raw: JSONDict = field(default_factory=dict, repr=False, compare=False)
+
+
+class TextDelta(NativeEvent):
+    """``message.delta``: the next piece of the answer, in ``text``."""
+
+
+class ReasoningDelta(NativeEvent):
+    """``reasoning.delta``: the next piece of the model's reasoning, in ``text``."""
+
+
+class LoadProgress(NativeEvent):
+    """``model_load.*``: a model loads for this request; ``fraction`` done (None at
+    ``start`` and ``end``)."""
+
+    @property
+    def fraction(self) -> float | None:
+        return self.progress
+
+
+class PromptProgress(NativeEvent):
+    """``prompt_processing.*``: the prompt is read; ``fraction`` done."""
+
+    @property
+    def fraction(self) -> float | None:
+        return self.progress
+
+
+class ToolCallEvent(NativeEvent):
+    """``tool_call.*``: a server-side tool (MCP, plugin) starts, gets its arguments,
+    succeeds (its ``output``) or fails."""
+
+    @property
+    def tool(self) -> str | None:
+        return _str_or_none(self.raw.get("tool"))
+
+    @property
+    def output(self) -> Any:
+        return self.raw.get("output")
+
+
+#: Event name (or its prefix) -> the NativeEvent subclass that stands for it.
+_NATIVE_EVENT_TYPES: tuple[tuple[str, type[NativeEvent]], ...] = (
+    ("message.delta", TextDelta),
+    ("reasoning.delta", ReasoningDelta),
+    ("model_load.", LoadProgress),
+    ("prompt_processing.", PromptProgress),
+    ("tool_call.", ToolCallEvent),
+)
 
 
 def _parse_native(body: Any, redactor: _Redactor) -> NativeChatResponse:
@@ -2807,7 +2864,8 @@ class NativeChatStream(_Stream[NativeEvent, NativeChatResponse]):
             self._end = result if isinstance(result, dict) else obj
             self._complete = True
         progress = _float_or_none(obj.get("progress")) if kind.endswith(".progress") else None
-        return NativeEvent(kind, text, progress, obj)
+        cls = next((c for name, c in _NATIVE_EVENT_TYPES if kind.startswith(name)), NativeEvent)
+        return cls(kind, text, progress, obj)
 
     def _build(self) -> NativeChatResponse:
         assert self._end is not None  # chat.end is what completes the stream

@@ -2230,6 +2230,8 @@ records = [lp.Usage, lp.ModelInfo, lp.Stats, lp.ModelCapabilities, lp.LoadedMode
 assert not any("__dataclass_fields__" in cls.__dict__ for cls in records), "made at import"
 assert [f.name for f in dataclasses.fields(lp.Usage)][:2] == ["prompt_tokens", "completion_tokens"]
 assert dataclasses.is_dataclass(lp.Stats) and "__dataclass_fields__" in lp.Stats.__dict__
+assert [f.name for f in dataclasses.fields(lp.LoadProgress)][:3] == ["type", "text", "progress"]
+assert lp.TextDelta("message.delta", "Hi").text == "Hi"  # a subclass built first
 try:
     lp.ChatChunk.nope
 except AttributeError as exc:
@@ -5561,6 +5563,16 @@ def test_respond_stream_yields_every_event_and_ends_with_the_result(
     stream = client.respond_stream("What is trending?", model="openai/gpt-oss-20b")
     events = list(stream)
     assert [e.type for e in events] == [name for name, _ in NATIVE_STREAM]
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["NativeEvent"] + ["LoadProgress"] * 3 + ["PromptProgress"] * 3 + [
+        "NativeEvent", "ReasoningDelta", "NativeEvent", "ToolCallEvent", "ToolCallEvent",
+        "NativeEvent", "TextDelta", "TextDelta", "NativeEvent", "NativeEvent",
+    ]  # fmt: skip
+    assert [e.fraction for e in events if isinstance(e, lp.LoadProgress)] == [None, 0.65, None]
+    assert [e.fraction for e in events if isinstance(e, lp.PromptProgress)] == [None, 0.5, None]
+    assert [(e.tool, e.output) for e in events if isinstance(e, lp.ToolCallEvent)] == [
+        ("model_search", None), ("model_search", "[]")
+    ]  # fmt: skip
     assert [e.progress for e in events if e.progress is not None] == [0.65, 0.5]
     assert [e.text for e in events if e.text] == ["Need to", "The current", " top model."]
     assert events[11].raw["output"] == "[]"
