@@ -4759,6 +4759,32 @@ def _text_argument(text: str) -> str:
     return text
 
 
+def _add_chat_arguments(chat: Any) -> None:
+    chat.add_argument("--system", help="a system message to send first")
+    chat.add_argument(
+        "--reasoning", choices=tuple(REASONING_EFFORTS), help="how much a reasoning model thinks"
+    )
+    chat.add_argument(
+        "--image", action="append", metavar="FILE", help="an image for the model (repeatable)"
+    )
+    chat.add_argument("--stats", action="store_true", help="print speed and token counts to stderr")
+    chat.add_argument(
+        "--mcp",
+        action="append",
+        metavar="URL",
+        help="an MCP server whose tools LM Studio may run (repeatable; LM Studio 0.4+)",
+    )
+    chat.add_argument(
+        "--json-schema",
+        type=_schema_file,
+        metavar="FILE",
+        help="answer in JSON that fits the JSON Schema in FILE",
+    )
+    chat.add_argument(
+        "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
+    )
+
+
 def _add_command_arguments(commands: Mapping[str, Any]) -> None:
     commands["chat"].add_argument(
         "prompt", type=_text_argument, nargs="?", help="omit it: a session on a terminal, "
@@ -4770,31 +4796,7 @@ def _add_command_arguments(commands: Mapping[str, Any]) -> None:
         command.add_argument("--max-tokens", type=_count, help="at most this many tokens")
         command.add_argument("--temperature", type=_temperature)
         command.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
-    commands["chat"].add_argument("--system", help="a system message to send first")
-    commands["chat"].add_argument(
-        "--reasoning", choices=tuple(REASONING_EFFORTS), help="how much a reasoning model thinks"
-    )
-    commands["chat"].add_argument(
-        "--image", action="append", metavar="FILE", help="an image for the model (repeatable)"
-    )
-    commands["chat"].add_argument(
-        "--stats", action="store_true", help="print speed and token counts to stderr"
-    )
-    commands["chat"].add_argument(
-        "--mcp",
-        action="append",
-        metavar="URL",
-        help="an MCP server whose tools LM Studio may run (repeatable; LM Studio 0.4+)",
-    )
-    commands["chat"].add_argument(
-        "--json-schema",
-        type=_schema_file,
-        metavar="FILE",
-        help="answer in JSON that fits the JSON Schema in FILE",
-    )
-    commands["chat"].add_argument(
-        "--show-reasoning", action="store_true", help="print the model's reasoning to stderr"
-    )
+    _add_chat_arguments(commands["chat"])
     commands["health"].add_argument(
         "--deep", action="store_true", help="also ask a model for one token"
     )

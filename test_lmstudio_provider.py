@@ -8858,6 +8858,24 @@ def test_the_readme_no_server_line_is_what_the_client_says() -> None:
     assert said == promised.replace(lp.DEFAULT_BASE_URL, url)
 
 
+def test_no_function_body_is_longer_than_40_lines() -> None:
+    """A student reads the module in one sitting: no function outgrows a screen (its
+    signature and docstring aside)."""
+    import ast
+
+    tree = ast.parse((Path(__file__).parent / "lmstudio_provider.py").read_text(encoding="utf-8"))
+    long = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:] or body  # the docstring does not count
+            lines = (body[-1].end_lineno or 0) - body[0].lineno + 1
+            if lines > 40:
+                long.append(f"{node.name} ({lines} lines)")
+    assert long == []
+
+
 def test_readme_error_table_covers_every_mapping() -> None:
     readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
     rows = [line for line in readme.splitlines() if line.startswith("| ")]
