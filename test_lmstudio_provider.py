@@ -1318,6 +1318,27 @@ FUZZ_ROUTES: dict[str, tuple[Any, list[Callable[[lp.LMStudioClient], Any]]]] = {
             lambda c: finished(c.chat_stream("hi", model="m", split_think=True, json_schema={})),
         ],
     ),
+    "native": (
+        {
+            "model_instance_id": "m",
+            "output": [
+                {"type": "reasoning", "content": "r"},
+                {"type": "tool_call", "tool": "t", "arguments": {}, "output": "o"},
+                {"type": "message", "content": "x"},
+            ],
+            "stats": {"input_tokens": 1, "tokens_per_second": 2.0},
+            "response_id": "resp_1",
+        },
+        [lambda c: c.respond("hi", model="m")],
+    ),
+    "native stream": (
+        {"type": "chat.end", "result": {"output": [{"type": "message", "content": "x"}]}},
+        [lambda c: finished(c.respond_stream("hi", model="m"))],
+    ),
+    "download": (
+        {"job_id": "j", "status": "completed", "downloaded_bytes": 1, "total_size_bytes": 1},
+        [lambda c: c.download_model("m"), lambda c: c.request("POST", "/api/v1/models/download")],
+    ),
 }
 
 
@@ -1339,8 +1360,13 @@ def serve_fuzzed(mock: responses.RequestsMock, route: str, body: Any, status: in
         mock.post(CHAT_URL, body=stream, content_type="text/event-stream")
     else:
         mock.post(CHAT_URL, body=encoded, status=status, content_type="application/json")
-    for path in ("/v1/completions", "/v1/embeddings", "/api/v1/models/load"):
-        mock.post(f"{BASE}{path}", body=encoded, status=status, content_type="application/json")
+    for path in ("/v1/completions", "/v1/embeddings", "/api/v1/models/load", "/api/v1/chat",
+                 "/api/v1/models/download"):  # fmt: skip
+        if route == "native stream" and path == "/api/v1/chat":
+            events = b"event: chat.end\ndata: " + encoded.encode() + b"\n\n"
+            mock.post(f"{BASE}{path}", body=events, content_type="text/event-stream")
+        else:
+            mock.post(f"{BASE}{path}", body=encoded, status=status, content_type="application/json")
 
 
 HOSTILE_VALUES: list[Any] = [
@@ -1385,6 +1411,8 @@ FUZZ_CALLS: dict[str, tuple[dict[str, Any], list[str]]] = {
             "deadline",
             "extra_body",
             "top_p",
+            "reasoning",
+            "images",
         ],
     ),
     "chat_stream": (
@@ -1426,12 +1454,48 @@ FUZZ_CALLS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "resolve_model": ({}, ["name"]),
     "load_model": (
         {"model": "m"},
-        ["model", "context_length", "flash_attention", "ttl", "timeout", "deadline", "extra_body"],
+        [
+            "model",
+            "context_length",
+            "flash_attention",
+            "ttl",
+            "timeout",
+            "deadline",
+            "extra_body",
+            "eval_batch_size",
+            "num_experts",
+            "offload_kv_cache_to_gpu",
+        ],
+    ),
+    "ensure_loaded": ({"model": "m"}, ["model", "context_length", "flash_attention"]),
+    "download_model": (
+        {"model": "m"},
+        ["model", "quantization", "wait", "poll", "on_progress", "timeout", "deadline"],
     ),
     "unload_model": ({}, ["instance_id"]),
     "run_tools": (
         {"messages": "hi", "tools": {"f": lambda: "x"}, "model": "m"},
-        ["messages", "tools", "model", "max_rounds"],
+        ["messages", "tools", "model", "max_rounds", "on_tool_call"],
+    ),
+    "respond": (
+        {"input": "hi", "model": "m"},
+        [
+            "input",
+            "model",
+            "previous_response_id",
+            "reasoning",
+            "store",
+            "images",
+            "on_progress",
+            "timeout",
+            "deadline",
+            "temperature",
+        ],
+    ),
+    "respond_stream": ({"input": "hi", "model": "m"}, ["input", "reasoning", "store"]),
+    "request": (
+        {"method": "GET", "path": "/v1/models"},
+        ["method", "path", "json", "params", "stream", "timeout", "deadline"],
     ),
 }
 
@@ -8977,7 +9041,7 @@ def test_fuzz_random_arguments_fail_as_value_errors_before_anything_is_sent(
                 with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
                     try:
                         result = getattr(client, name)(**arguments)
-                        if isinstance(result, (lp.ChatStream, lp.CompletionStream)):
+                        if isinstance(result, lp._Stream):
                             result.close()
                     except ValueError:
                         refused += 1
