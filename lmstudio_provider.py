@@ -857,7 +857,7 @@ def _make_dataclass(cls: type) -> None:
         if "__dataclass_fields__" in cls.__dict__ or "_dataclass_making" in cls.__dict__:
             return
         for base in cls.__mro__[-1:0:-1]:  # a subclass's fields start with its bases'
-            if hasattr(base, "_dataclass_options") and base is not _Record:
+            if "_dataclass_options" in base.__dict__:
                 _make_dataclass(base)
         cls._dataclass_making = True  # type: ignore[attr-defined]
         try:  # the class's own __init__ appears in one step: no thread sees it half made
@@ -957,6 +957,16 @@ def _model_type(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     return EMBEDDING_TYPE if value in ("embedding", "embeddings") else value
+
+
+def _params_string(count: Any) -> str | None:
+    """A parameter count as LM Studio writes it: 134515008 -> "135M", 7615616512 -> "7.62B"."""
+    count = _int_or_none(count)
+    if count is None or count <= 0:
+        return None
+    if count >= 999.5e6:  # what would round to 1000M is 1B
+        return f"{count / 1e9:.3g}B"
+    return f"{count / 1e6:.3g}M"
 
 
 @_record(frozen=True, repr=False, eq=False)  # frozen: shared through the cache
@@ -1076,20 +1086,18 @@ class ModelInfo(_Record):
         )
 
 
-def _params_string(count: Any) -> str | None:
-    """A parameter count as LM Studio writes it: 134515008 -> "135M", 7615616512 -> "7.62B"."""
-    count = _int_or_none(count)
-    if count is None or count <= 0:
-        return None
-    if count >= 999.5e6:  # what would round to 1000M is 1B
-        return f"{count / 1e9:.3g}B"
-    return f"{count / 1e6:.3g}M"
-
-
 def _float_or_none(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+_DRAFT_COUNTS = (
+    "draft_tokens_count",
+    "accepted_draft_tokens_count",
+    "rejected_draft_tokens_count",
+    "ignored_draft_tokens_count",
+)
 
 
 @_record(repr=False, eq=False)  # _Record provides both
@@ -1118,14 +1126,6 @@ class Stats(_Record):
             data.get("stop_reason") if isinstance(data.get("stop_reason"), str) else None,
             *(_int_or_none(data.get(name)) for name in _DRAFT_COUNTS),
         )
-
-
-_DRAFT_COUNTS = (
-    "draft_tokens_count",
-    "accepted_draft_tokens_count",
-    "rejected_draft_tokens_count",
-    "ignored_draft_tokens_count",
-)
 
 
 @_record(repr=False, eq=False)  # _Record provides both
@@ -1399,22 +1399,6 @@ _NATIVE_EVENT_TYPES: tuple[tuple[str, type[NativeEvent]], ...] = (
 )
 
 
-def _parse_native(body: Any, redactor: _Redactor) -> NativeChatResponse:
-    output = body.get("output") if isinstance(body, dict) else None
-    if not isinstance(output, list):
-        raise MalformedResponseError(f"native chat: no output in {redactor.quote(body)}")
-    items = [item for item in output if isinstance(item, dict)]
-    return NativeChatResponse(
-        text="".join(_text(i.get("content")) for i in items if i.get("type") == "message"),
-        reasoning="".join(_text(i.get("content")) for i in items if i.get("type") == "reasoning"),
-        tool_calls=[i for i in items if i.get("type") in ("tool_call", "invalid_tool_call")],
-        stats=NativeStats.from_json(body.get("stats")),
-        response_id=_str_or_none(body.get("response_id")),
-        model_instance_id=_str_or_none(body.get("model_instance_id")),
-        raw=body,
-    )
-
-
 def _function_part(data: Any) -> tuple[JSONDict, str]:
     """A tool call's ``function`` dict and its arguments as text (some servers send an object)."""
     function = data.get("function") if isinstance(data, dict) else None
@@ -1579,6 +1563,156 @@ def _parse_json_content(content: str, finish_reason: str | None, redactor: _Reda
     return _loads(text, "the model's answer", redactor, f"the JSON asked for{advice}")
 
 
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _type_hints(owner: Any, where: str) -> dict[str, Any]:
+    """Resolved annotations (``from __future__ import annotations`` leaves strings)."""
+    import typing
+
+    try:
+        return typing.get_type_hints(owner)
+    except Exception as exc:  # a name the owner's module lacks, "X | None" before 3.10
+        raise ValueError(f"{where}: its type hints cannot be resolved ({exc})") from None
+
+
+def _is_typed_dict(cls: type) -> bool:
+    return issubclass(cls, dict) and hasattr(cls, "__required_keys__")
+
+
+def _is_required(f: Any) -> bool:
+    import dataclasses
+
+    return bool(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+
+
+def _schema_of(hint: Any, where: str, inside: tuple[type, ...] = ()) -> JSONDict:
+    """The JSON Schema of a type hint: the one translation that tool parameters and
+    typed structured output share. Anything it does not know is the caller's
+    ValueError, naming ``where``."""
+    import dataclasses
+    import enum
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in _JSON_TYPES:
+        return {"type": _JSON_TYPES[hint]}
+    if hint is None or hint is type(None):
+        return {"type": "null"}
+    if origin is typing.Union or type(hint).__name__ == "UnionType":  # Optional, X | Y
+        return {"anyOf": [_schema_of(arg, where, inside) for arg in args]}
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return {"enum": [member.value for member in hint]}
+    if hint is list or origin is list:
+        items = {"items": _schema_of(args[0], where, inside)} if args else {}
+        return {"type": "array", **items}
+    if origin is dict and args and args[0] is str:
+        return {"type": "object", "additionalProperties": _schema_of(args[1], where, inside)}
+    if isinstance(hint, type) and (dataclasses.is_dataclass(hint) or _is_typed_dict(hint)):
+        if hint in inside:
+            raise ValueError(f"{where} holds a {hint.__name__} inside itself: no JSON Schema")
+        hints = _type_hints(hint, where)
+        if dataclasses.is_dataclass(hint):
+            names = [f.name for f in dataclasses.fields(hint)]
+            needed = [f.name for f in dataclasses.fields(hint) if _is_required(f)]
+        else:
+            names, needed = list(hints), sorted(getattr(hint, "__required_keys__", hints))
+        properties = {n: _schema_of(hints[n], f"{where}.{n}", (*inside, hint)) for n in names}
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": [n for n in names if n in needed],
+            "additionalProperties": False,
+        }
+    name = getattr(hint, "__name__", None) or repr(hint)
+    raise ValueError(f"{where} has type {name}, which has no JSON Schema here")
+
+
+def _schema_for_type(cls: type) -> JSONDict:
+    """The schema a type asks for: pydantic's own, or one built from its type hints."""
+    pydantic_schema = getattr(cls, "model_json_schema", None)
+    if callable(pydantic_schema):
+        return dict(pydantic_schema())
+    import dataclasses
+
+    if not (dataclasses.is_dataclass(cls) or _is_typed_dict(cls)):
+        raise ValueError(
+            f"json_schema={cls.__name__} is not a dataclass, a TypedDict or a class with "
+            "model_json_schema()"
+        )
+    return _schema_of(cls, cls.__name__)
+
+
+def _typed(data: Any, hint: Any, where: str) -> Any:
+    """``data`` with each dataclass (nested too) and enum built from the JSON."""
+    import dataclasses
+    import enum
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not isinstance(data, dict):
+            raise MalformedResponseError(
+                f"{where}: expected a JSON object, got {_as_text(data)[:80]}"
+            )
+        hints, values = _type_hints(hint, where), {}
+        for f in dataclasses.fields(hint):
+            if f.name in data:
+                values[f.name] = _typed(data[f.name], hints[f.name], f"{where}.{f.name}")
+            elif _is_required(f):
+                raise MalformedResponseError(f"{where}: the JSON has no {f.name!r}")
+        return hint(**values)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(data)
+    if origin is list and args and isinstance(data, list):
+        return [_typed(item, args[0], f"{where}[{n}]") for n, item in enumerate(data)]
+    if origin is dict and len(args) == 2 and isinstance(data, dict):
+        return {key: _typed(value, args[1], f"{where}[{key!r}]") for key, value in data.items()}
+    if (origin is typing.Union or type(hint).__name__ == "UnionType") and data is not None:
+        present = [arg for arg in args if arg is not type(None)]
+        return _typed(data, present[0], where) if len(present) == 1 else data
+    return data  # str, int, a TypedDict, ...: LM Studio's grammar has kept the schema
+
+
+def _as_type(data: Any, target: type, redactor: _Redactor) -> Any:
+    """Structured output as an instance of the type that asked for it."""
+    validate = getattr(target, "model_validate", None)
+    try:
+        return validate(data) if callable(validate) else _typed(data, target, target.__name__)
+    except MalformedResponseError:
+        raise
+    except Exception as exc:  # pydantic's ValidationError, an Enum without that value
+        reason = redactor.quote(str(exc) or type(exc).__name__, 160)
+        raise MalformedResponseError(
+            f"the model's JSON does not fit {target.__name__}: {reason}"
+        ) from None
+
+
+def _structured(
+    content: str, reasoning: str, finish_reason: str | None, target: Any, redactor: _Redactor
+) -> Any:
+    """The JSON asked for: from the content or, when a reasoning model put it in its
+    reasoning and left the content without it (lmstudio-bug-tracker#1698), from
+    there; as an instance of ``target`` when a type asked for it."""
+    try:
+        data = _parse_json_content(content, finish_reason, redactor)
+    except MalformedResponseError as failure:
+        if not reasoning.strip():
+            raise
+        try:
+            data = _parse_json_content(reasoning, finish_reason, redactor)
+        except MalformedResponseError:
+            raise MalformedResponseError(
+                "the model's answer is not the JSON asked for, in its content "
+                f"({redactor.quote(content, 120)!r}) or in its reasoning "
+                f"({redactor.quote(reasoning, 120)!r})"
+            ) from failure
+        log.debug("the JSON asked for came in the reasoning; the content had none")
+    return data if target is None else _as_type(data, target, redactor)
+
+
 def _parse_completion(body: Any, redactor: _Redactor) -> CompletionResponse:
     choice = _first_choice(body, "text completion", redactor)
     return CompletionResponse(
@@ -1614,6 +1748,22 @@ def _parse_embeddings(body: Any, count: int, redactor: _Redactor) -> EmbeddingRe
         embeddings=[v for v in ordered if v is not None],
         model=_str_or_none(body.get("model")),
         usage=Usage.from_json(body.get("usage")),
+        raw=body,
+    )
+
+
+def _parse_native(body: Any, redactor: _Redactor) -> NativeChatResponse:
+    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(output, list):
+        raise MalformedResponseError(f"native chat: no output in {redactor.quote(body)}")
+    items = [item for item in output if isinstance(item, dict)]
+    return NativeChatResponse(
+        text="".join(_text(i.get("content")) for i in items if i.get("type") == "message"),
+        reasoning="".join(_text(i.get("content")) for i in items if i.get("type") == "reasoning"),
+        tool_calls=[i for i in items if i.get("type") in ("tool_call", "invalid_tool_call")],
+        stats=NativeStats.from_json(body.get("stats")),
+        response_id=_str_or_none(body.get("response_id")),
+        model_instance_id=_str_or_none(body.get("model_instance_id")),
         raw=body,
     )
 
@@ -1839,6 +1989,21 @@ def _is_corrupt_encoding(exc: BaseException) -> bool:
     return any(cls.__name__ in ("DecodeError", "ContentDecodingError") for cls in type(exc).__mro__)
 
 
+def _read1_to_the_end(fp: Any) -> Iterator[bytes]:
+    """What http.client's read1 returns as it arrives; unlike read(), read1 says
+    nothing when the body ends before its Content-Length, so that is checked here."""
+    while True:
+        data = fp.read1(65536)
+        if not data:
+            left = getattr(fp, "length", None)  # http.client counts down the Content-Length
+            if left:
+                import http.client
+
+                raise http.client.IncompleteRead(b"", left)
+            return
+        yield data
+
+
 def _arriving(response: requests.Response) -> Iterator[bytes]:
     """The body, decoded, in the pieces the network delivers, each as soon as it is here.
 
@@ -1861,21 +2026,6 @@ def _arriving(response: requests.Response) -> Iterator[bytes]:
     return _read1_to_the_end(raw._fp)  # older urllib3, plain body
 
 
-def _read1_to_the_end(fp: Any) -> Iterator[bytes]:
-    """What http.client's read1 returns as it arrives; unlike read(), read1 says
-    nothing when the body ends before its Content-Length, so that is checked here."""
-    while True:
-        data = fp.read1(65536)
-        if not data:
-            left = getattr(fp, "length", None)  # http.client counts down the Content-Length
-            if left:
-                import http.client
-
-                raise http.client.IncompleteRead(b"", left)
-            return
-        yield data
-
-
 def _content_length(response: requests.Response) -> int | None:
     """The declared body size; one that is not a plain number is the server's fault."""
     declared = response.headers.get("Content-Length")
@@ -1887,6 +2037,21 @@ def _content_length(response: requests.Response) -> int | None:
             f"the server sent an invalid Content-Length: {_one_line(declared, 40)!r}"
         )
     return int(text)
+
+
+def _set_read_timeout(response: requests.Response, seconds: float) -> None:
+    """Give an open response's socket another read timeout (urllib3 1.26 and 2.x).
+
+    The socket hangs off the pooled connection, or, once http.client has let go
+    of it (``Connection: close``), only off the reader of the body.
+    """
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        reader = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
 
 
 def _read_up_to(
@@ -1922,21 +2087,6 @@ def _read_up_to(
             f"the connection broke while reading the body ({type(exc).__name__})"
         ) from exc
     return b"".join(pieces)
-
-
-def _set_read_timeout(response: requests.Response, seconds: float) -> None:
-    """Give an open response's socket another read timeout (urllib3 1.26 and 2.x).
-
-    The socket hangs off the pooled connection, or, once http.client has let go
-    of it (``Connection: close``), only off the reader of the body.
-    """
-    raw = response.raw
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
-    if sock is None:
-        reader = getattr(getattr(raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(reader, "raw", None), "_sock", None)
-    if sock is not None:
-        sock.settimeout(seconds)
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -3072,89 +3222,6 @@ def _response_format(
     return response_format
 
 
-def _schema_for_type(cls: type) -> JSONDict:
-    """The schema a type asks for: pydantic's own, or one built from its type hints."""
-    pydantic_schema = getattr(cls, "model_json_schema", None)
-    if callable(pydantic_schema):
-        return dict(pydantic_schema())
-    import dataclasses
-
-    if not (dataclasses.is_dataclass(cls) or _is_typed_dict(cls)):
-        raise ValueError(
-            f"json_schema={cls.__name__} is not a dataclass, a TypedDict or a class with "
-            "model_json_schema()"
-        )
-    return _schema_of(cls, cls.__name__)
-
-
-def _as_type(data: Any, target: type, redactor: _Redactor) -> Any:
-    """Structured output as an instance of the type that asked for it."""
-    validate = getattr(target, "model_validate", None)
-    try:
-        return validate(data) if callable(validate) else _typed(data, target, target.__name__)
-    except MalformedResponseError:
-        raise
-    except Exception as exc:  # pydantic's ValidationError, an Enum without that value
-        reason = redactor.quote(str(exc) or type(exc).__name__, 160)
-        raise MalformedResponseError(
-            f"the model's JSON does not fit {target.__name__}: {reason}"
-        ) from None
-
-
-def _typed(data: Any, hint: Any, where: str) -> Any:
-    """``data`` with each dataclass (nested too) and enum built from the JSON."""
-    import dataclasses
-    import enum
-    import typing
-
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if not isinstance(data, dict):
-            raise MalformedResponseError(
-                f"{where}: expected a JSON object, got {_as_text(data)[:80]}"
-            )
-        hints, values = _type_hints(hint, where), {}
-        for f in dataclasses.fields(hint):
-            if f.name in data:
-                values[f.name] = _typed(data[f.name], hints[f.name], f"{where}.{f.name}")
-            elif _is_required(f):
-                raise MalformedResponseError(f"{where}: the JSON has no {f.name!r}")
-        return hint(**values)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint(data)
-    if origin is list and args and isinstance(data, list):
-        return [_typed(item, args[0], f"{where}[{n}]") for n, item in enumerate(data)]
-    if origin is dict and len(args) == 2 and isinstance(data, dict):
-        return {key: _typed(value, args[1], f"{where}[{key!r}]") for key, value in data.items()}
-    if (origin is typing.Union or type(hint).__name__ == "UnionType") and data is not None:
-        present = [arg for arg in args if arg is not type(None)]
-        return _typed(data, present[0], where) if len(present) == 1 else data
-    return data  # str, int, a TypedDict, ...: LM Studio's grammar has kept the schema
-
-
-def _structured(
-    content: str, reasoning: str, finish_reason: str | None, target: Any, redactor: _Redactor
-) -> Any:
-    """The JSON asked for: from the content or, when a reasoning model put it in its
-    reasoning and left the content without it (lmstudio-bug-tracker#1698), from
-    there; as an instance of ``target`` when a type asked for it."""
-    try:
-        data = _parse_json_content(content, finish_reason, redactor)
-    except MalformedResponseError as failure:
-        if not reasoning.strip():
-            raise
-        try:
-            data = _parse_json_content(reasoning, finish_reason, redactor)
-        except MalformedResponseError:
-            raise MalformedResponseError(
-                "the model's answer is not the JSON asked for, in its content "
-                f"({redactor.quote(content, 120)!r}) or in its reasoning "
-                f"({redactor.quote(reasoning, 120)!r})"
-            ) from failure
-        log.debug("the JSON asked for came in the reasoning; the content had none")
-    return data if target is None else _as_type(data, target, redactor)
-
-
 def _needs_native_route(error: APIError, path: str, base_url: str, what: str) -> APIError:
     """A 404 on a native route means an older (or non-LM Studio) server."""
     needed = "0.4" if path.startswith("/api/v1") else "0.3.6"
@@ -3185,79 +3252,12 @@ _MODEL_NAME_RULES: tuple[Callable[[str], str], ...] = (
 )
 
 
-_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
-
-
-def _type_hints(owner: Any, where: str) -> dict[str, Any]:
-    """Resolved annotations (``from __future__ import annotations`` leaves strings)."""
-    import typing
-
-    try:
-        return typing.get_type_hints(owner)
-    except Exception as exc:  # a name the owner's module lacks, "X | None" before 3.10
-        raise ValueError(f"{where}: its type hints cannot be resolved ({exc})") from None
-
-
-def _schema_of(hint: Any, where: str, inside: tuple[type, ...] = ()) -> JSONDict:
-    """The JSON Schema of a type hint: the one translation that tool parameters and
-    typed structured output share. Anything it does not know is the caller's
-    ValueError, naming ``where``."""
-    import dataclasses
-    import enum
-    import typing
-
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint in _JSON_TYPES:
-        return {"type": _JSON_TYPES[hint]}
-    if hint is None or hint is type(None):
-        return {"type": "null"}
-    if origin is typing.Union or type(hint).__name__ == "UnionType":  # Optional, X | Y
-        return {"anyOf": [_schema_of(arg, where, inside) for arg in args]}
-    if origin is typing.Literal:
-        return {"enum": list(args)}
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return {"enum": [member.value for member in hint]}
-    if hint is list or origin is list:
-        items = {"items": _schema_of(args[0], where, inside)} if args else {}
-        return {"type": "array", **items}
-    if origin is dict and args and args[0] is str:
-        return {"type": "object", "additionalProperties": _schema_of(args[1], where, inside)}
-    if isinstance(hint, type) and (dataclasses.is_dataclass(hint) or _is_typed_dict(hint)):
-        if hint in inside:
-            raise ValueError(f"{where} holds a {hint.__name__} inside itself: no JSON Schema")
-        hints = _type_hints(hint, where)
-        if dataclasses.is_dataclass(hint):
-            names = [f.name for f in dataclasses.fields(hint)]
-            needed = [f.name for f in dataclasses.fields(hint) if _is_required(f)]
-        else:
-            names, needed = list(hints), sorted(getattr(hint, "__required_keys__", hints))
-        properties = {n: _schema_of(hints[n], f"{where}.{n}", (*inside, hint)) for n in names}
-        return {
-            "type": "object",
-            "properties": properties,
-            "required": [n for n in names if n in needed],
-            "additionalProperties": False,
-        }
-    name = getattr(hint, "__name__", None) or repr(hint)
-    raise ValueError(f"{where} has type {name}, which has no JSON Schema here")
-
-
 def _resolve_hint(text: str, function: Callable[..., Any], where: str) -> Any:
     """One hint written as a string (``from __future__ import annotations``)."""
     try:
         return eval(text, dict(getattr(function, "__globals__", {})))  # what get_type_hints does
     except Exception as exc:
         raise ValueError(f"{where}: its type hint {text!r} cannot be resolved ({exc})") from None
-
-
-def _is_typed_dict(cls: type) -> bool:
-    return issubclass(cls, dict) and hasattr(cls, "__required_keys__")
-
-
-def _is_required(f: Any) -> bool:
-    import dataclasses
-
-    return bool(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
 
 
 def _argument_docs(docstring: str) -> dict[str, str]:
@@ -4919,33 +4919,6 @@ def _native_fits(client: LMStudioClient, args: Any) -> bool:
     return client._models_route == "/api/v1/models"
 
 
-def _native_chat(client: LMStudioClient, args: Any) -> str | None:
-    """The answer through ``/api/v1/chat``: a progress line while a model loads or a long
-    prompt is processed (on a terminal), then the text; stored nowhere (``store: false``)."""
-    servers = [
-        {"type": "ephemeral_mcp", "server_label": f"mcp{n + 1}", "server_url": url}
-        for n, url in enumerate(args.mcp or ())
-    ]
-    stream = client.respond_stream(
-        args.prompt,
-        model=args.model,
-        system_prompt=args.system,
-        reasoning=args.reasoning,
-        images=args.image,
-        integrations=servers or None,
-        store=False,
-        max_output_tokens=args.max_tokens,
-        temperature=args.temperature,
-    )
-    with stream:
-        _print_stream(_native_parts(stream, args.show_reasoning))
-    reply = stream.response
-    if args.stats:
-        stats = reply.stats
-        _print_stats(None, None, stats)
-    return reply.model_instance_id
-
-
 def _native_parts(events: Iterable[NativeEvent], show_reasoning: bool) -> Iterator[tuple[str, str]]:
     """Text and reasoning for _print_stream; progress drawn on a terminal meanwhile."""
     terminal = sys.stderr.isatty()
@@ -4988,6 +4961,33 @@ def _print_stats(
         first = f"{first_token:.3f} s" if first_token is not None else "-"
         line = f"stats: {counts}, first token after {first} (measured here)"
     print(line, file=sys.stderr)
+
+
+def _native_chat(client: LMStudioClient, args: Any) -> str | None:
+    """The answer through ``/api/v1/chat``: a progress line while a model loads or a long
+    prompt is processed (on a terminal), then the text; stored nowhere (``store: false``)."""
+    servers = [
+        {"type": "ephemeral_mcp", "server_label": f"mcp{n + 1}", "server_url": url}
+        for n, url in enumerate(args.mcp or ())
+    ]
+    stream = client.respond_stream(
+        args.prompt,
+        model=args.model,
+        system_prompt=args.system,
+        reasoning=args.reasoning,
+        images=args.image,
+        integrations=servers or None,
+        store=False,
+        max_output_tokens=args.max_tokens,
+        temperature=args.temperature,
+    )
+    with stream:
+        _print_stream(_native_parts(stream, args.show_reasoning))
+    reply = stream.response
+    if args.stats:
+        stats = reply.stats
+        _print_stats(None, None, stats)
+    return reply.model_instance_id
 
 
 def _run_generation(client: LMStudioClient, args: Any) -> str | None:
@@ -5170,6 +5170,19 @@ def _download(client: LMStudioClient, model: str, quantization: str | None, as_j
         print(f"downloaded {model}")
 
 
+def _session_command(chat: Chat, text: str) -> None:
+    if text == "/reset":
+        chat.reset()
+        print("(the conversation starts again)", file=sys.stderr)
+    elif text.startswith("/model"):
+        name = text[len("/model") :].strip()
+        if name:
+            chat.options["model"] = name
+        print(f"(model: {chat.options.get('model') or 'a loaded one'})", file=sys.stderr)
+    elif text:
+        print(f"(unknown command {text.split()[0]}: /reset, /model NAME, /exit)", file=sys.stderr)
+
+
 def _session(client: LMStudioClient, args: Any) -> None:
     """``chat`` without a prompt on a terminal: a conversation, answers streamed.
     ``/reset``, ``/model NAME``, ``/exit``; Ctrl-D quits; Ctrl-C stops one answer."""
@@ -5202,19 +5215,6 @@ def _session(client: LMStudioClient, args: Any) -> None:
             print(f"lmstudio-provider: error: {exc}", file=sys.stderr)
         finally:
             chunks.close()  # ends the request now if the answer was cut short
-
-
-def _session_command(chat: Chat, text: str) -> None:
-    if text == "/reset":
-        chat.reset()
-        print("(the conversation starts again)", file=sys.stderr)
-    elif text.startswith("/model"):
-        name = text[len("/model") :].strip()
-        if name:
-            chat.options["model"] = name
-        print(f"(model: {chat.options.get('model') or 'a loaded one'})", file=sys.stderr)
-    elif text:
-        print(f"(unknown command {text.split()[0]}: /reset, /model NAME, /exit)", file=sys.stderr)
 
 
 def _run_command(client: LMStudioClient, args: Any) -> str | None:

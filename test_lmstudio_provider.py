@@ -8922,6 +8922,29 @@ def test_the_readme_no_server_line_is_what_the_client_says() -> None:
     assert said == promised.replace(lp.DEFAULT_BASE_URL, url)
 
 
+def test_every_module_name_is_defined_above_its_first_use() -> None:
+    """The module reads top to bottom: nothing is used before the reader has met it."""
+    import ast
+
+    tree = ast.parse((Path(__file__).parent / "lmstudio_provider.py").read_text(encoding="utf-8"))
+    defined: dict[str, int] = {}
+    for node in tree.body:
+        names = [getattr(node, "name", None)]
+        if isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names = [node.target.id]
+        for name in names:
+            if name:
+                defined.setdefault(name, node.lineno)
+    early = sorted(
+        f"{node.id} (line {node.lineno}, defined at {defined[node.id]})"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and node.lineno < defined.get(node.id, 0)
+    )
+    assert early == []
+
+
 def test_no_function_body_is_longer_than_40_lines() -> None:
     """A student reads the module in one sitting: no function outgrows a screen (its
     signature and docstring aside)."""
