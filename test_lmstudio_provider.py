@@ -33,6 +33,7 @@ import threading
 import time
 import traceback
 import tracemalloc
+import weakref
 from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -1819,6 +1820,12 @@ def test_bad_variable_names_itself_and_the_value(variable: str, raw: str) -> Non
     assert isinstance(info.value, ValueError)
 
 
+def test_a_bad_flag_says_how_to_spell_one() -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_SPLIT_THINK": "maybe"})
+    assert str(info.value) == "LMSTUDIO_SPLIT_THINK='maybe' is not a yes/no value (use 1 or 0)"
+
+
 def test_bad_override_names_the_field() -> None:
     with pytest.raises(lp.ConfigError, match=r"timeout=-3 must be > 0"):
         lp.LMStudioConfig.from_env(environ={}, timeout=-3)
@@ -2168,6 +2175,22 @@ def test_second_list_models_within_ttl_makes_no_request(rsps: responses.Requests
     client.clear_cache()
     client.list_models()
     assert len(rsps.calls) == 7
+
+
+def test_cache_lets_go_of_a_failure_once_a_load_succeeds() -> None:
+    """A failure holds its traceback, and with it the frames and the response."""
+    cache = lp.TTLCache(60, clock=FakeClock())
+
+    def fail() -> str:
+        raise lp.ServerError("boom", status_code=500)
+
+    with pytest.raises(lp.ServerError) as info:
+        cache.get_or_load("k", fail)
+    failure = weakref.ref(info.value)
+    del info
+    assert cache.get_or_load("k", lambda: "ok") == "ok"
+    gc.collect()
+    assert failure() is None
 
 
 def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
@@ -2549,6 +2572,26 @@ def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMo
     )
     with pytest.raises(lp.MalformedResponseError, match="5200 bytes, more than max_response"):
         client.chat("hi", model="m")
+
+
+@pytest.mark.skipif(
+    "read1" not in vars(urllib3.response.HTTPResponse), reason="urllib3 < 2.3 reads past it"
+)
+def test_calls_one_after_another_reuse_one_connection() -> None:
+    ports: list[int] = []
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        ports.append(h.client_address[1])
+        read_request_body(h)
+        send_json(h, chat_body("x"))
+
+    url, stop = serve(handler)
+    try:
+        client = make_client(base_url=url)
+        assert [client.chat("hi", model="m").content for _ in range(3)] == ["x"] * 3
+    finally:
+        stop()
+    assert len(ports) == 3 and len(set(ports)) == 1
 
 
 def test_body_of_exactly_the_limit_is_read(rsps: responses.RequestsMock) -> None:
@@ -6245,7 +6288,7 @@ def test_roles_of_any_type_are_a_value_error_naming_them(
         (lambda c: c.chat("hi", model="m", top_p=math.nan), "top_p cannot be sent as JSON"),
         (lambda c: c.chat("hi", stop=b"hi"), "stop cannot be sent as JSON"),  # before listing
         (lambda c: c.embed("a", extra_body={"x": b""}), "x cannot be sent as JSON"),
-        (lambda c: c.chat("hi", model="m", extra_body=5), "extra_body must be a dict"),
+        (lambda c: c.chat("hi", model="m", extra_body=5), "extra_body must be a dict, not 5"),
         (lambda c: c.chat("hi", model="m", tools=object()), "tools must be a list"),
         (lambda c: c.get_model(0), "model must be a non-empty string"),
         (lambda c: c.get_model(None), "model must be a non-empty string"),
@@ -6898,6 +6941,15 @@ def test_cli_load_and_unload_on_an_old_server(
     assert len(lines) == 1
     assert lines[0].startswith("lmstudio-provider: error: ")
     assert "needs LM Studio 0.4 or newer" in lines[0]
+
+
+@pytest.mark.parametrize(("command", "name"), [("load", "MODEL"), ("unload", "INSTANCE_ID")])
+def test_cli_load_and_unload_without_their_argument_name_it(
+    capsys: pytest.CaptureFixture[str], command: str, name: str
+) -> None:
+    assert lp.main([command]) == 2
+    last = capsys.readouterr().err.rstrip().splitlines()[-1]
+    assert last.endswith(f"error: the following arguments are required: {name}")
 
 
 def test_cli_load_bad_context_length_is_a_usage_error(
