@@ -6733,6 +6733,27 @@ def test_cli_health_deep_asks_a_model_and_says_who_answered(
     assert (sent["model"], sent["max_tokens"]) == ("smollm2", 1)
 
 
+def test_cli_health_deep_times_the_answer_to_the_millisecond(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _openai_server(rsps)
+    answer = chat_body("OK")
+    del answer["model"]  # a server that does not say which model answered
+    rsps.post(CHAT_URL, json=answer)
+    ticks = iter([100.0, 100.0123456])  # the clock before and after the question
+    monkeypatch.setattr(lp, "time", type(sys)("time"))
+    vars(lp.time).update(vars(time), monotonic=lambda: next(ticks))
+    assert lp.main(["health", "--deep", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == (
+        f"ok: an OpenAI-compatible server without LM Studio's routes answers at {BASE} "
+        "(1 model(s)); a model answered in 0.012 s\n"
+    )
+    sent = json.loads(rsps.calls[-1].request.body)
+    assert (sent["messages"], sent["temperature"]) == ([{"role": "user", "content": "Say OK."}], 0)
+
+
 def test_cli_health_deep_fails_when_no_model_answers(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
