@@ -4621,6 +4621,14 @@ def test_complete_stream_text_usage_and_aggregate(rsps: responses.RequestsMock) 
     assert done == client.complete("Long ago", model="m", max_tokens=2)
 
 
+def test_complete_stream_with_a_usage_chunk_without_choices() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    body = sse_stream(completion_chunk("Hi", "stop"), {"choices": [], "usage": usage})
+    stream = stream_over(body, lp.CompletionStream)
+    assert [c.text for c in stream] == ["Hi", ""]
+    assert (stream.response.text, stream.response.usage) == ("Hi", lp.Usage(3, 1, 4))
+
+
 def test_complete_stream_cut_short_is_a_stream_error(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -4829,6 +4837,11 @@ def test_sse_skips_a_leading_bom_even_split_across_chunks() -> None:
         ("message", "two"),
     ]
     assert list(lp.iter_sse([b"\xef\xbb", b""])) == []  # a lone BOM start is no event
+
+
+def test_sse_crlf_in_a_one_event_chunk_ends_the_line() -> None:
+    chunks = [b"data: one\n\n", b"data: two\r\n\n"]  # the second looks like the hot path
+    assert list(lp.iter_sse(chunks)) == [("message", "one"), ("message", "two")]
 
 
 @pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
@@ -5319,6 +5332,15 @@ def test_model_capabilities_from_the_warm_cache(rsps: responses.RequestsMock) ->
     assert client.model_capabilities("no-such-model") is None
     assert client.model_capabilities("qwen") is None
     assert len(rsps.calls) == 1  # warm: no more requests
+
+
+def test_model_capabilities_of_an_exact_id_lists_once_without_a_cache(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    capabilities = make_client(cache_ttl=0).model_capabilities("qwen/qwen3-8b")
+    assert capabilities is not None and capabilities.context_length == 8192
+    assert paths(rsps) == ["/api/v1/models"]
 
 
 @pytest.mark.parametrize(
@@ -5921,7 +5943,7 @@ def test_response_format_text_is_not_parsed(
 def test_response_format_unit() -> None:
     assert lp._response_format(None, None, "ignored") is None
     assert lp._response_format(None, PERSON_SCHEMA, "p") == _json_schema_format("p", PERSON_SCHEMA)
-    with pytest.raises(ValueError, match="JSON Schema dict"):
+    with pytest.raises(ValueError, match=r"^json_schema must be a JSON Schema dict$"):
         lp._response_format(None, ["not", "a", "dict"], None)  # type: ignore[arg-type]
 
 
@@ -6565,6 +6587,10 @@ def test_cli_models_table(
     assert lines[0].split() == ["ID", "TYPE", "STATE", "CONTEXT", "QUANT"]
     assert lines[1].split() == ["qwen2.5-7b-instruct", "llm", "loaded", "4096", "Q4_K_M"]
     assert lines[3].split() == ["llama-3.2-1b-instruct", "llm", "not-loaded", "131072", "-"]
+    rsps.reset()
+    _openai_server(rsps)  # ids and nothing else
+    assert lp.main(["models"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["smollm2", "-", "-", "-", "-"]
 
 
 def test_cli_models_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
@@ -6620,6 +6646,12 @@ def test_cli_help_describes_every_command(capsys: pytest.CaptureFixture[str]) ->
         "unload unload a loaded model instance (LM Studio 0.4+)",
     ):
         assert words in shown
+
+
+def test_cli_help_of_a_command_describes_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lp.main(["chat", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--model MODEL model id (default: a loaded one)" in shown
 
 
 def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -6837,9 +6869,10 @@ def test_cli_health_with_nothing_found_names_the_probed_urls(
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("lmstudio-provider: error: no LM Studio server answers at ")
-    for url in (configured, *closed_discovery):
-        assert url in lines[0]
+    assert lines[0].startswith(
+        "lmstudio-provider: error: no LM Studio server answers at "
+        f"{', '.join((configured, *closed_discovery))}; "
+    )
     assert "lms server start" in lines[0]
 
 
