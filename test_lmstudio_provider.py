@@ -4130,6 +4130,7 @@ def test_chat_stream_split_think_from_client_config(rsps: responses.RequestsMock
     [
         (("<think>", "still go", "ing"), "length", "", "still going"),  # cut while thinking
         (("<think>", "still going"), None, "", "still going"),  # ... and only [DONE] ends it
+        (("<think>", "ends in </thi"), None, "", "ends in </thi"),  # ... in a half "</think>"
         (("<", "3 you"), "stop", "<3 you", ""),  # looked like a tag, was not
         (("  <think>x</think>", "\n\n", "A"), "stop", "A", "x"),
         (("<think>x</think>\n\n",), "stop", "", "x"),  # nothing after the thought
