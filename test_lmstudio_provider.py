@@ -2460,7 +2460,7 @@ def test_model_list_fields_of_the_wrong_type_count_as_absent(
         client = make_client()
         (model,) = client.list_models()
         assert model.id == "qwen-7b"
-        if field in ("quantization", "publisher", "display_name") or (
+        if field in ("quantization", "publisher", "display_name", "max_context_length") or (
             field == "state" and route == "v0"  # v1 derives the state from the instances
         ):
             assert getattr(model, field) is None
@@ -5158,6 +5158,8 @@ def test_openai_only_server_uses_the_first_listed_model(
         (lambda c: c.chat("hi", model="m", temperature="hot"), "temperature must be a number"),
         (lambda c: c.chat("hi", model="m", timeout=0), "timeout must be > 0"),
         (lambda c: c.complete(["hi"], model="m"), "^prompt must be a string, not list$"),
+        (lambda c: c.complete("hi", model="m", temperature=math.nan), "temperature must be finite"),
+        (lambda c: c.complete("hi", model="m", max_tokens=0), "max_tokens must be >= 1"),
         (
             lambda c: c.embed([], model="m"),
             "^input must be a string or a non-empty list of strings$",
@@ -5514,8 +5516,9 @@ def test_load_with_a_bad_context_length_sends_nothing(
     bad: Any,
     client: lp.LMStudioClient,
 ) -> None:
-    with pytest.raises(ValueError, match="context_length must be a positive integer"):
+    with pytest.raises(ValueError) as info:
         client.load_model("qwen/qwen3-8b", context_length=bad)
+    assert str(info.value) == f"context_length must be a positive integer, not {bad!r}"
     assert len(rsps.calls) == 0
 
 
@@ -6286,6 +6289,10 @@ def test_tool_call_names_of_any_type_are_unknown_tools(
     assert client.run_tools("hi", {"f": lambda: "x"}, model="m").content == "done"
     result = sent_json(rsps)["messages"][-1]["content"]
     assert result.startswith("error: there is no tool named ") and "the tools are f" in result
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    client.run_tools("hi", {"f": lambda: "x", "g": lambda: "y"}, model="m")
+    assert sent_json(rsps)["messages"][-1]["content"].endswith("; the tools are f, g")
 
 
 @pytest.mark.parametrize("role", [["user"], {"r": 1}, 5, b"user", "robot"])
@@ -6653,6 +6660,7 @@ def test_cli_help_of_a_command_describes_its_options(capsys: pytest.CaptureFixtu
     assert lp.main(["chat", "--help"]) == 0
     shown = " ".join(capsys.readouterr().out.split())
     assert "--model MODEL model id (default: a loaded one)" in shown
+    assert "--base-url BASE_URL server root (default: http://localhost:1234)" in shown
 
 
 def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
