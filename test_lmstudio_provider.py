@@ -35,6 +35,7 @@ import threading
 import time
 import traceback
 import tracemalloc
+import weakref
 from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -1885,6 +1886,12 @@ def test_bad_variable_names_itself_and_the_value(variable: str, raw: str) -> Non
     assert isinstance(info.value, ValueError)
 
 
+def test_a_bad_flag_says_how_to_spell_one() -> None:
+    with pytest.raises(lp.ConfigError) as info:
+        lp.LMStudioConfig.from_env(environ={"LMSTUDIO_SPLIT_THINK": "maybe"})
+    assert str(info.value) == "LMSTUDIO_SPLIT_THINK='maybe' is not a yes/no value (use 1 or 0)"
+
+
 def test_bad_override_names_the_field() -> None:
     with pytest.raises(lp.ConfigError, match=r"timeout=-3 must be > 0"):
         lp.LMStudioConfig.from_env(environ={}, timeout=-3)
@@ -2236,6 +2243,22 @@ def test_second_list_models_within_ttl_makes_no_request(rsps: responses.Requests
     assert len(rsps.calls) == 7
 
 
+def test_cache_lets_go_of_a_failure_once_a_load_succeeds() -> None:
+    """A failure holds its traceback, and with it the frames and the response."""
+    cache = lp.TTLCache(60, clock=FakeClock())
+
+    def fail() -> str:
+        raise lp.ServerError("boom", status_code=500)
+
+    with pytest.raises(lp.ServerError) as info:
+        cache.get_or_load("k", fail)
+    failure = weakref.ref(info.value)
+    del info
+    assert cache.get_or_load("k", lambda: "ok") == "ok"
+    gc.collect()
+    assert failure() is None
+
+
 def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
     cache = lp.TTLCache(60)
     calls = []
@@ -2563,7 +2586,7 @@ def test_model_list_fields_of_the_wrong_type_count_as_absent(
         client = make_client()
         (model,) = client.list_models()
         assert model.id == "qwen-7b"
-        if field in ("quantization", "publisher", "display_name") or (
+        if field in ("quantization", "publisher", "display_name", "max_context_length") or (
             field == "state" and route == "v0"  # v1 derives the state from the instances
         ):
             assert getattr(model, field) is None
@@ -2675,6 +2698,26 @@ def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMo
     )
     with pytest.raises(lp.MalformedResponseError, match="5200 bytes, more than max_response"):
         client.chat("hi", model="m")
+
+
+@pytest.mark.skipif(
+    "read1" not in vars(urllib3.response.HTTPResponse), reason="urllib3 < 2.3 reads past it"
+)
+def test_calls_one_after_another_reuse_one_connection() -> None:
+    ports: list[int] = []
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        ports.append(h.client_address[1])
+        read_request_body(h)
+        send_json(h, chat_body("x"))
+
+    url, stop = serve(handler)
+    try:
+        client = make_client(base_url=url)
+        assert [client.chat("hi", model="m").content for _ in range(3)] == ["x"] * 3
+    finally:
+        stop()
+    assert len(ports) == 3 and len(set(ports)) == 1
 
 
 def test_body_of_exactly_the_limit_is_read(rsps: responses.RequestsMock) -> None:
@@ -4217,6 +4260,7 @@ def test_chat_stream_split_think_from_client_config(rsps: responses.RequestsMock
     [
         (("<think>", "still go", "ing"), "length", "", "still going"),  # cut while thinking
         (("<think>", "still going"), None, "", "still going"),  # ... and only [DONE] ends it
+        (("<think>", "ends in </thi"), None, "", "ends in </thi"),  # ... in a half "</think>"
         (("<", "3 you"), "stop", "<3 you", ""),  # looked like a tag, was not
         (("  <think>x</think>", "\n\n", "A"), "stop", "A", "x"),
         (("<think>x</think>\n\n",), "stop", "", "x"),  # nothing after the thought
@@ -4708,6 +4752,14 @@ def test_complete_stream_text_usage_and_aggregate(rsps: responses.RequestsMock) 
     assert done == client.complete("Long ago", model="m", max_tokens=2)
 
 
+def test_complete_stream_with_a_usage_chunk_without_choices() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    body = sse_stream(completion_chunk("Hi", "stop"), {"choices": [], "usage": usage})
+    stream = stream_over(body, lp.CompletionStream)
+    assert [c.text for c in stream] == ["Hi", ""]
+    assert (stream.response.text, stream.response.usage) == ("Hi", lp.Usage(3, 1, 4))
+
+
 def test_complete_stream_cut_short_is_a_stream_error(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -4916,6 +4968,11 @@ def test_sse_skips_a_leading_bom_even_split_across_chunks() -> None:
         ("message", "two"),
     ]
     assert list(lp.iter_sse([b"\xef\xbb", b""])) == []  # a lone BOM start is no event
+
+
+def test_sse_crlf_in_a_one_event_chunk_ends_the_line() -> None:
+    chunks = [b"data: one\n\n", b"data: two\r\n\n"]  # the second looks like the hot path
+    assert list(lp.iter_sse(chunks)) == [("message", "one"), ("message", "two")]
 
 
 @pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
@@ -5231,6 +5288,8 @@ def test_openai_only_server_uses_the_first_listed_model(
         (lambda c: c.chat("hi", model="m", temperature="hot"), "temperature must be a number"),
         (lambda c: c.chat("hi", model="m", timeout=0), "timeout must be > 0"),
         (lambda c: c.complete(["hi"], model="m"), "^prompt must be a string, not list$"),
+        (lambda c: c.complete("hi", model="m", temperature=math.nan), "temperature must be finite"),
+        (lambda c: c.complete("hi", model="m", max_tokens=0), "max_tokens must be >= 1"),
         (
             lambda c: c.embed([], model="m"),
             "^input must be a string or a non-empty list of strings$",
@@ -6042,6 +6101,15 @@ def test_model_capabilities_from_the_warm_cache(rsps: responses.RequestsMock) ->
     assert len(rsps.calls) == 1  # warm: no more requests
 
 
+def test_model_capabilities_of_an_exact_id_lists_once_without_a_cache(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
+    capabilities = make_client(cache_ttl=0).model_capabilities("qwen/qwen3-8b")
+    assert capabilities is not None and capabilities.context_length == 8192
+    assert paths(rsps) == ["/api/v1/models"]
+
+
 @pytest.mark.parametrize(
     "near", ["Qwen/Qwen3-8B", "qwen3-8b", "other-publisher/qwen3-8b", "qwen/qwen3-8b@q4_k_m"]
 )
@@ -6421,8 +6489,9 @@ def test_load_with_a_bad_context_length_sends_nothing(
     bad: Any,
     client: lp.LMStudioClient,
 ) -> None:
-    with pytest.raises(ValueError, match="context_length must be a whole number of 1 or more"):
+    with pytest.raises(ValueError) as info:
         client.load_model("qwen/qwen3-8b", context_length=bad)
+    assert str(info.value) == f"context_length must be a whole number of 1 or more, not {bad!r}"
     assert len(rsps.calls) == 0
 
 
@@ -6851,8 +6920,12 @@ def test_response_format_text_is_not_parsed(
 def test_response_format_unit() -> None:
     assert lp._response_format(None, None, "ignored") is None
     assert lp._response_format(None, PERSON_SCHEMA, "p") == _json_schema_format("p", PERSON_SCHEMA)
-    with pytest.raises(ValueError, match="JSON Schema dict"):
+    with pytest.raises(ValueError) as info:
         lp._response_format(None, ["not", "a", "dict"], None)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "json_schema must be a JSON Schema dict, a dataclass, a TypedDict or a class with "
+        "model_json_schema() (pydantic), not ['not', 'a', 'dict']"
+    )
 
 
 @pytest.mark.parametrize("call", ["chat", "chat_stream"])
@@ -7592,6 +7665,10 @@ def test_tool_call_names_of_any_type_are_unknown_tools(
     assert client.run_tools("hi", {"f": lambda: "x"}, model="m").content == "done"
     result = sent_json(rsps)["messages"][-1]["content"]
     assert result.startswith("error: there is no tool named ") and "the tools are f" in result
+    rsps.post(CHAT_URL, json=chat_body("", message={"tool_calls": [call]}))
+    rsps.post(CHAT_URL, json=chat_body("done"))
+    client.run_tools("hi", {"f": lambda: "x", "g": lambda: "y"}, model="m")
+    assert sent_json(rsps)["messages"][-1]["content"].endswith("; the tools are f, g")
 
 
 @pytest.mark.parametrize("role", [["user"], {"r": 1}, 5, b"user", "robot"])
@@ -7617,7 +7694,7 @@ def test_roles_of_any_type_are_a_value_error_naming_them(
         (lambda c: c.chat("hi", model="m", top_p=math.nan), "top_p cannot be sent as JSON"),
         (lambda c: c.chat("hi", stop=b"hi"), "stop cannot be sent as JSON"),  # before listing
         (lambda c: c.embed("a", extra_body={"x": b""}), "x cannot be sent as JSON"),
-        (lambda c: c.chat("hi", model="m", extra_body=5), "extra_body must be a dict"),
+        (lambda c: c.chat("hi", model="m", extra_body=5), "extra_body must be a dict, not 5"),
         (lambda c: c.chat("hi", model="m", tools=object()), "tools must be a list"),
         (lambda c: c.get_model(0), "model must be a non-empty string"),
         (lambda c: c.get_model(None), "model must be a non-empty string"),
@@ -7908,6 +7985,10 @@ def test_cli_models_table(
     assert lines[0].split() == ["ID", "TYPE", "STATE", "CONTEXT", "QUANT"]
     assert lines[1].split() == ["qwen2.5-7b-instruct", "llm", "loaded", "4096", "Q4_K_M"]
     assert lines[3].split() == ["llama-3.2-1b-instruct", "llm", "not-loaded", "131072", "-"]
+    rsps.reset()
+    _openai_server(rsps)  # ids and nothing else
+    assert lp.main(["models"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["smollm2", "-", "-", "-", "-"]
 
 
 def test_cli_models_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
@@ -7963,6 +8044,13 @@ def test_cli_help_describes_every_command(capsys: pytest.CaptureFixture[str]) ->
         "unload unload a loaded model instance (LM Studio 0.4+)",
     ):
         assert words in shown
+
+
+def test_cli_help_of_a_command_describes_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lp.main(["chat", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--model MODEL model id (default: a loaded one)" in shown
+    assert "--base-url BASE_URL server root (default: http://localhost:1234)" in shown
 
 
 def test_cli_usage_errors_exit_2(
@@ -8320,6 +8408,27 @@ def test_cli_health_deep_asks_a_model_and_says_who_answered(
     assert (sent["model"], sent["max_tokens"]) == ("smollm2", 1)
 
 
+def test_cli_health_deep_times_the_answer_to_the_millisecond(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _openai_server(rsps)
+    answer = chat_body("OK")
+    del answer["model"]  # a server that does not say which model answered
+    rsps.post(CHAT_URL, json=answer)
+    ticks = iter([100.0, 100.0123456])  # the clock before and after the question
+    monkeypatch.setattr(lp, "time", type(sys)("time"))
+    vars(lp.time).update(vars(time), monotonic=lambda: next(ticks))
+    assert lp.main(["health", "--deep", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == (
+        f"ok: an OpenAI-compatible server without LM Studio's routes answers at {BASE} "
+        "(1 model(s)); a model answered in 0.012 s\n"
+    )
+    sent = json.loads(rsps.calls[-1].request.body)
+    assert (sent["messages"], sent["temperature"]) == ([{"role": "user", "content": "Say OK."}], 0)
+
+
 def test_cli_health_deep_fails_when_no_model_answers(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -8403,9 +8512,10 @@ def test_cli_health_with_nothing_found_names_the_probed_urls(
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("lmstudio-provider: error: no LM Studio server answers at ")
-    for url in (configured, *closed_discovery):
-        assert url in lines[0]
+    assert lines[0].startswith(
+        "lmstudio-provider: error: no LM Studio server answers at "
+        f"{', '.join((configured, *closed_discovery))}; "
+    )
     assert "lms server start" in lines[0]
 
 
@@ -8647,6 +8757,21 @@ def test_cli_load_and_unload_on_an_old_server(
     assert len(lines) == 1
     assert lines[0].startswith("lmstudio-provider: error: ")
     assert "needs LM Studio 0.4 or newer" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "complaint"),
+    [
+        ("load", "error: load needs a MODEL (or --model)"),
+        ("unload", "error: the following arguments are required: INSTANCE_ID"),
+    ],
+)
+def test_cli_load_and_unload_without_their_argument_name_it(
+    capsys: pytest.CaptureFixture[str], command: str, complaint: str
+) -> None:
+    assert lp.main([command]) == 2
+    last = capsys.readouterr().err.rstrip().splitlines()[-1]
+    assert last.endswith(complaint)
 
 
 def test_cli_load_bad_context_length_is_a_usage_error(
