@@ -2118,12 +2118,20 @@ def _proxies_for(url: str, configured: Mapping[str, str] | None) -> dict[str, An
     return None
 
 
-def _proxy_in_use(url: str, configured: Mapping[str, str] | None) -> tuple[str, str]:
-    """The proxy a request to ``url`` went through, and where it was set."""
+def _proxy_in_use(
+    url: str, configured: Mapping[str, str] | None, session: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """The proxy a request to ``url`` went through, and where it was set: requests
+    prefers the environment's to those of the caller's ``session.proxies``."""
     proxies = _proxies_for(url, configured)
     if proxies is not None:
         return _without_password(requests.utils.select_proxy(url, proxies) or "?"), "proxies="
-    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url)) or "?"
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    if proxy is None and session:
+        chosen = requests.utils.select_proxy(url, dict(session))
+        if chosen:
+            return _without_password(chosen), "session.proxies"
+    proxy = proxy or "?"
     scheme = url.split(":", 1)[0]
     for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
         if os.environ.get(name) == proxy:
@@ -2375,9 +2383,13 @@ class _Transport:
         if isinstance(exc, requests.exceptions.ProxyError):  # the proxy failed, not LM Studio
             from urllib.parse import urlsplit
 
-            proxy, source = _proxy_in_use(self._config.base_url, self._config.proxies)
+            proxy, source = _proxy_in_use(
+                self._config.base_url, self._config.proxies, self._session.proxies
+            )
             host = urlsplit(self._config.base_url).hostname
-            bypass = "change proxies=" if source == "proxies=" else f"add {host} to NO_PROXY"
+            bypass = f"add {host} to NO_PROXY"
+            if source in ("proxies=", "session.proxies"):  # NO_PROXY cannot override these
+                bypass = f"change {source}"
             return ServerUnreachableError(
                 f"{what}: the proxy {proxy} (from {source}) did not reach {self.where} "
                 f"({_connect_failure_reason(exc)}{tries}); fix the proxy, or {bypass}"

@@ -3792,6 +3792,20 @@ def test_a_failing_proxy_from_no_variable_is_the_systems(
     )
 
 
+def test_a_failing_session_proxy_is_named_as_such(no_proxy_settings: pytest.MonkeyPatch) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    session = requests.Session()
+    session.proxies = {"http": closed}  # the caller's own session, with its own proxy
+    client = make_client(base_url="http://lmstudio.example:1234", session=session, max_retries=0)
+    with pytest.raises(lp.ServerUnreachableError) as info:
+        client.list_models()
+    assert str(info.value) == (
+        f"GET /api/v1/models: the proxy {closed} (from session.proxies) did not reach "
+        "http://lmstudio.example:1234 (connection refused); fix the proxy, or change "
+        "session.proxies"
+    )
+
+
 def test_proxies_must_be_a_mapping_of_urls() -> None:
     for bad in ("http://proxy:3128", {"http": 3128}, [("http", "x")]):
         with pytest.raises(lp.ConfigError, match="must map schemes to proxy URLs"):
