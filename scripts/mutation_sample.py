@@ -44,7 +44,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = "lmstudio_provider.py"
-SUPPORT = ("test_lmstudio_provider.py", "setup.cfg", "README.md")  # a test reads the README
+#: What the suite reads besides the module: the README (a test checks it) and the scripts
+#: (tests load local_llm_server.py and gateway.py).
+SUPPORT = ("test_lmstudio_provider.py", "setup.cfg", "README.md",
+           "scripts/local_llm_server.py", "scripts/gateway.py")  # fmt: skip
 MOCKED = "not integration and not gateway"  # the real-server tiers are too slow per mutant
 PYTEST = ["-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", MOCKED]
 CMP_SWAP: dict[type[ast.cmpop], tuple[str, str, type[ast.cmpop]]] = {
@@ -181,6 +184,7 @@ def run_suite(source: str, support: dict[str, bytes], extra: list[str], timeout:
     with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
         Path(tmp, MODULE).write_text(source, encoding="utf-8")
         for name, data in support.items():
+            Path(tmp, name).parent.mkdir(exist_ok=True)
             Path(tmp, name).write_bytes(data)
         env = {**os.environ, "PYTHONPATH": tmp, "PYTHONDONTWRITEBYTECODE": "1"}
         proc = subprocess.Popen(
