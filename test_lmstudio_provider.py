@@ -4163,6 +4163,23 @@ def test_chat_stream_larger_than_max_response_bytes_stops_reading(
         stream.text()
 
 
+def test_chat_stream_takes_a_tool_calls_name_and_id_from_a_later_piece(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    pieces = [
+        [{"index": 0, "function": {"arguments": '{"city": '}}],  # neither name nor id yet
+        [{"index": 0, "id": "7", "function": {"name": "get_weather", "arguments": '"X"}'}}],
+    ]
+    events = [delta_chunk({"tool_calls": p}) for p in pieces] + [delta_chunk({}, "tool_calls")]
+    mock_sse(rsps, sse_stream(*events))
+    stream = client.chat_stream("weather?", model="m")
+    stream.text()
+    assert stream.response.tool_calls == [
+        {"id": "7", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city": "X"}'}}
+    ]  # fmt: skip
+
+
 def test_chat_stream_assembles_parallel_tool_calls_by_index(
     rsps: responses.RequestsMock,
 ) -> None:
@@ -6301,6 +6318,14 @@ def test_download_model_polls_until_done_and_reports_progress(
     assert sent_json(rsps, 1) == {"model": "qwen/qwen3-4b", "quantization": "Q4_K_M"}
     client.list_models()
     assert paths(rsps).count("/api/v1/models") == 2
+
+
+def test_download_fraction_needs_both_sizes() -> None:
+    assert lp.DownloadStatus("downloading", "j", None, 100).fraction is None
+    assert lp.DownloadStatus("downloading", "j", 50, None).fraction is None
+    assert lp.DownloadStatus("downloading", "j", 50, 0).fraction is None
+    assert lp.DownloadStatus("downloading", "j", 150, 100).fraction == 1.0  # never past the end
+    assert lp.DownloadStatus("downloading", "j", 0, 100).fraction == 0.0
 
 
 def test_download_model_already_there_or_not_waited_for(
