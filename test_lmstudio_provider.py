@@ -6255,6 +6255,19 @@ def test_ensure_loaded_with_a_warm_list_and_a_match_sends_nothing(
     assert paths(rsps) == ["/api/v1/models"]
 
 
+def test_ensure_loaded_reads_an_instance_without_settings_as_unknown(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    listing = v1_with_instances({})
+    listing["models"][0]["loaded_instances"][0]["config"] = None  # a server that sends null
+    rsps.get(V1_MODELS_URL, json=listing)
+    rsps.post(LOAD_URL, json={"instance_id": "qwen/qwen3-8b:2"})
+    assert client.ensure_loaded("qwen/qwen3-8b").instance_id == "qwen/qwen3-8b:1"  # any will do
+    assert client.ensure_loaded("qwen/qwen3-8b", context_length=8192).instance_id == (
+        "qwen/qwen3-8b:2"  # its context is unknown: load one that surely has it
+    )
+
+
 def test_ensure_loaded_loads_when_no_instance_matches(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -6318,6 +6331,12 @@ def test_download_model_polls_until_done_and_reports_progress(
     assert sent_json(rsps, 1) == {"model": "qwen/qwen3-4b", "quantization": "Q4_K_M"}
     client.list_models()
     assert paths(rsps).count("/api/v1/models") == 2
+
+
+def test_requests_own_decoding_error_is_a_corrupt_body() -> None:
+    # what iter_content raises on urllib3 < 2.3, where the stream reads through requests
+    assert lp._is_corrupt_encoding(requests.exceptions.ContentDecodingError("bad gzip"))
+    assert not lp._is_corrupt_encoding(requests.exceptions.ConnectionError("reset"))
 
 
 def test_download_fraction_needs_both_sizes() -> None:
