@@ -8100,8 +8100,11 @@ def test_cli_help_describes_every_command(capsys: pytest.CaptureFixture[str]) ->
         "embed print the embedding of a text as JSON",
         "load load a model now (LM Studio 0.4+)",
         "unload unload a loaded model instance (LM Studio 0.4+)",
+        "download download a model to LM Studio's machine (LM Studio 0.4+)",
     ):
         assert words in shown
+    assert lp.main(["models", "--help"]) == 0
+    assert "--loaded only the models that are loaded" in " ".join(capsys.readouterr().out.split())
 
 
 def test_cli_help_of_a_command_describes_its_options(capsys: pytest.CaptureFixture[str]) -> None:
