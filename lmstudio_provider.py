@@ -4241,9 +4241,6 @@ class LMStudioClient:
         self, input: Any, arguments: Mapping[str, Any], options: JSONDict, ends: _Deadline | None
     ) -> JSONDict:
         """The body of ``/api/v1/chat``, checked before anything is sent."""
-        unknown = set(arguments) - _NATIVE_ARGUMENTS
-        if unknown:
-            raise ValueError(f"unknown argument(s): {', '.join(sorted(unknown))}")
         reasoning = arguments.get("reasoning")
         if reasoning is not None:
             _reasoning_effort(reasoning)  # the same names; the native route takes them as is
@@ -4997,8 +4994,7 @@ def _native_chat(client: LMStudioClient, args: Any) -> str | None:
         _print_stream(_native_parts(stream, args.show_reasoning))
     reply = stream.response
     if args.stats:
-        stats = reply.stats
-        _print_stats(None, None, stats)
+        _print_stats(None, None, reply.stats)
     return reply.model_instance_id
 
 
