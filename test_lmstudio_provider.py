@@ -1763,6 +1763,7 @@ def test_a_password_in_the_base_url_is_a_secret_too() -> None:
 
 def test_server_ids_in_messages_are_one_line_bounded_and_capped(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     ids = [f"model-{n}\nwith a break" + "z" * 3000 for n in range(46)]
     rsps.get(V1_MODELS_URL, json=UNEXPECTED)
@@ -1770,7 +1771,6 @@ def test_server_ids_in_messages_are_one_line_bounded_and_capped(
         f"{BASE}/api/v0/models",
         json={"data": [{"id": i, "state": "not-loaded", "type": "llm"} for i in ids]},
     )
-    client = make_client()
     with pytest.raises(lp.NoModelLoadedError) as none_loaded:
         client.chat("hi")
     with pytest.raises(lp.ModelNotFoundError) as missing:
@@ -3866,9 +3866,11 @@ def test_discovery_probes_loopback_without_the_environment_proxy(
     ids=["in-json-string", "in-event-name", "not-json"],
 )
 def test_invalid_utf8_in_a_stream_never_escapes_as_unicode_error(
-    rsps: responses.RequestsMock, body: bytes, expected: str | type[Exception]
+    rsps: responses.RequestsMock,
+    body: bytes,
+    expected: str | type[Exception],
+    client: lp.LMStudioClient,
 ) -> None:
-    client = make_client()
     rsps.post(CHAT_URL, body=body, content_type="text/event-stream")
     stream = client.chat_stream("hi", model="m")
     if isinstance(expected, str):
@@ -3880,8 +3882,8 @@ def test_invalid_utf8_in_a_stream_never_escapes_as_unicode_error(
 
 def test_invalid_utf8_instead_of_a_stream_never_escapes_as_unicode_error(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
-    client = make_client()
     rsps.post(CHAT_URL, body=b"\xff\xfe{oops", content_type="application/json")
     with pytest.raises(lp.MalformedResponseError, match="expected an event stream"):
         client.chat_stream("hi", model="m")
@@ -3892,11 +3894,13 @@ def test_invalid_utf8_instead_of_a_stream_never_escapes_as_unicode_error(
 
 @pytest.mark.parametrize(("body", "status"), MISSING_MODEL_ANSWERS)
 def test_chat_stream_model_not_found_raises_from_chat_stream(
-    rsps: responses.RequestsMock, body: dict[str, Any], status: int
+    rsps: responses.RequestsMock,
+    body: dict[str, Any],
+    status: int,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.post(CHAT_URL, json=body, status=status)
     mock_v0_models(rsps)
-    client = make_client()
     with pytest.raises(lp.ModelNotFoundError) as info:
         client.chat_stream("hi", model=WRONG)  # raises before any iteration
     assert "did you mean 'qwen2.5-7b-instruct'" in str(info.value)
@@ -4002,10 +4006,11 @@ def test_chat_stream_yields_chunks_and_stops_at_done(
     assert rsps.calls[0].request.headers["Accept"] == "text/event-stream"
 
 
-def test_chat_stream_response_equals_the_plain_chat_answer(rsps: responses.RequestsMock) -> None:
+def test_chat_stream_response_equals_the_plain_chat_answer(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     mock_sse(rsps, content_stream("Hel", "lo"))
     rsps.post(CHAT_URL, json=chat_body("Hello"))
-    client = make_client()
     stream = client.chat_stream("hi", model="m")
     for _ in stream:
         pass
@@ -4191,6 +4196,7 @@ def test_chat_stream_takes_a_tool_calls_name_and_id_from_a_later_piece(
 
 def test_chat_stream_assembles_parallel_tool_calls_by_index(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     pieces = [
         [tool_piece(1, "", id="102", name="get_time")],  # index 1 starts first
@@ -4219,7 +4225,6 @@ def test_chat_stream_assembles_parallel_tool_calls_by_index(
     plain = chat_body(message={"content": None, "tool_calls": expected})
     plain["choices"][0]["finish_reason"] = "tool_calls"
     rsps.post(CHAT_URL, json=plain)
-    client = make_client()
 
     stream = client.chat_stream("weather and time?", model="m")
     chunks = list(stream)
@@ -4237,7 +4242,9 @@ def test_chat_stream_assembles_parallel_tool_calls_by_index(
 
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
-def test_chat_stream_reasoning_fields(rsps: responses.RequestsMock, field: str) -> None:
+def test_chat_stream_reasoning_fields(
+    rsps: responses.RequestsMock, field: str, client: lp.LMStudioClient
+) -> None:
     events = [
         delta_chunk({"role": "assistant", field: "Let me "}),
         delta_chunk({field: "think."}),
@@ -4248,7 +4255,6 @@ def test_chat_stream_reasoning_fields(rsps: responses.RequestsMock, field: str) 
     ]
     mock_sse(rsps, sse_stream(*events))
     rsps.post(CHAT_URL, json=chat_body("42", message={field: "Let me think."}))
-    client = make_client()
     stream = client.chat_stream("q", model="m")
     chunks = list(stream)
     assert [c.reasoning for c in chunks] == ["Let me ", "think.", "", "", "", ""]
@@ -4260,10 +4266,10 @@ def test_chat_stream_reasoning_fields(rsps: responses.RequestsMock, field: str) 
 
 def test_chat_stream_split_think_with_tags_cut_across_chunks(
     rsps: responses.RequestsMock,
+    client: lp.LMStudioClient,
 ) -> None:
     mock_sse(rsps, content_stream(*THINK_PIECES))
     rsps.post(CHAT_URL, json=chat_body("".join(THINK_PIECES)))
-    client = make_client()
     stream = client.chat_stream("q", model="m", split_think=True)
     chunks = list(stream)
     reply = stream.response
@@ -4754,7 +4760,9 @@ def test_chat_stream_garbage_collection_closes_the_connection(
     assert endless.hang_up_seen("gc")
 
 
-def test_complete_stream_text_usage_and_aggregate(rsps: responses.RequestsMock) -> None:
+def test_complete_stream_text_usage_and_aggregate(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     body = sse_stream(
         completion_chunk("Once"),
@@ -4771,7 +4779,6 @@ def test_complete_stream_text_usage_and_aggregate(rsps: responses.RequestsMock) 
             "usage": usage,
         },
     )
-    client = make_client()
     stream = client.complete_stream("Long ago", model="m", max_tokens=2)
     assert isinstance(stream, lp.CompletionStream)
     chunks = list(stream)
@@ -5148,8 +5155,9 @@ def test_chat_sends_only_given_options(rsps: responses.RequestsMock) -> None:
     assert reply.tool_calls == []
 
 
-def test_chat_passes_tools_extra_params_and_extra_body(rsps: responses.RequestsMock) -> None:
-    client = make_client()
+def test_chat_passes_tools_extra_params_and_extra_body(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
     messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
     rsps.post(
@@ -5258,7 +5266,7 @@ def test_embed_single_string(rsps: responses.RequestsMock, client: lp.LMStudioCl
     assert client.embed("a", model="e").embeddings == [[0.5, 0.25]]
 
 
-def test_model_choice_order(rsps: responses.RequestsMock) -> None:
+def test_model_choice_order(rsps: responses.RequestsMock, client: lp.LMStudioClient) -> None:
     mock_v0_models(rsps)
     rsps.post(CHAT_URL, json=chat_body())
     rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1.0]}]})
@@ -5266,7 +5274,6 @@ def test_model_choice_order(rsps: responses.RequestsMock) -> None:
     def sent_model() -> str:
         return str(json.loads(rsps.calls[-1].request.body)["model"])
 
-    client = make_client()
     client.chat("hi")
     assert sent_model() == "qwen2.5-7b-instruct"  # the first loaded LLM
     client.embed("hi")
@@ -6120,9 +6127,10 @@ def test_usage_counts_reasoning_tokens(
         )
 
 
-def test_model_capabilities_from_the_warm_cache(rsps: responses.RequestsMock) -> None:
+def test_model_capabilities_from_the_warm_cache(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
-    client = make_client()
     assert client.model_capabilities("qwen/qwen3-8b") == lp.ModelCapabilities(
         type="llm",
         context_length=8192,
@@ -6632,10 +6640,13 @@ def test_load_unknown_model_names_the_closest_ids(
     ],
 )
 def test_resolve_model_rules(
-    rsps: responses.RequestsMock, ids: list[str], name: str, expected: str
+    rsps: responses.RequestsMock,
+    ids: list[str],
+    name: str,
+    expected: str,
+    client: lp.LMStudioClient,
 ) -> None:
     rsps.get(V1_MODELS_URL, json=v1_models_with(*ids))
-    client = make_client()
     assert client.resolve_model(name) == expected
     assert client.resolve_model(name) == expected
     assert len(rsps.calls) == 1  # the list comes from the cache the second time
@@ -6721,7 +6732,9 @@ def test_server_model_not_found_without_a_model_list_keeps_the_server_message(
     assert "did you mean" not in str(info.value)
 
 
-def test_explicit_model_makes_no_model_list_request(rsps: responses.RequestsMock) -> None:
+def test_explicit_model_makes_no_model_list_request(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     rsps.post(CHAT_URL, json=chat_body())
     rsps.post(f"{BASE}/v1/completions", json={"choices": [{"text": " world"}]})
     rsps.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [0.5]}]})
@@ -6731,7 +6744,6 @@ def test_explicit_model_makes_no_model_list_request(rsps: responses.RequestsMock
         b"data: [DONE]\n\n",
         content_type="text/event-stream",
     )
-    client = make_client()
     client.chat("hi", model="qwen2.5-7b-instruct")
     client.complete("hi", model="qwen2.5-7b-instruct")
     client.embed("hi", model="text-embedding-nomic-embed-text-v1.5")
@@ -7649,8 +7661,9 @@ def test_json_schema_with_tool_calls_parses_only_the_final_answer(
     assert reply.parsed == {"a": 1}
 
 
-def test_openai_habits_get_clear_value_errors(rsps: responses.RequestsMock) -> None:
-    client = make_client()
+def test_openai_habits_get_clear_value_errors(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
     with pytest.raises(ValueError, match="use chat_stream"):
         client.chat("hi", model="m", stream=True)
     with pytest.raises(ValueError, match="response_format must be a dict"):
