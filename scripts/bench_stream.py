@@ -23,6 +23,13 @@ small stream. Run it from a checkout, no install needed:
 
     python scripts/bench_stream.py [--chunks 20000] [--rounds 9]
                                    [--memory-chunks 200000] [--profile]
+    python scripts/bench_stream.py --callgrind [--chunks 4000]
+
+``--callgrind`` counts instructions instead (valgrind): each loop reads a stream of
+``chunks`` and of twice as many events in a fresh interpreter, and the difference
+divided by ``chunks`` is its cost per event, start-up and warm-up taken out. The
+counts hardly move from run to run, where CPU-time rounds on a shared machine
+swing by a third.
 """
 
 from __future__ import annotations
@@ -31,13 +38,18 @@ import argparse
 import cProfile
 import json
 import multiprocessing
+import os
 import pstats
+import re
 import socket
 import socketserver
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -242,12 +254,28 @@ def peak_memory(client: LMStudioClient, keep_chunks: bool = False) -> tuple[int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument(
+        "--chunks", type=int, help="events per stream (20,000; 4,000 with --callgrind)"
+    )
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--memory-chunks", type=int, default=200_000)
     parser.add_argument("--profile", action="store_true", help="cProfile one chat_stream loop")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="count instructions instead (needs valgrind)"
+    )
+    parser.add_argument("--read", nargs=3, metavar=("URL", "PATH", "LOOP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    chunks: int = args.chunks
+    if args.read:  # one loop, for --callgrind
+        url, path, loop = args.read
+        if loop == "bare":
+            raw_loop(url, path)
+        else:
+            client_loop(LMStudioClient(base_url=url, max_retries=0), path)
+        return
+    if args.callgrind:
+        count_instructions(args.chunks or 4_000)
+        return
+    chunks: int = args.chunks or 20_000
     small, large = min(20_000, args.memory_chunks), args.memory_chunks
 
     for per_event in (True, False):
@@ -288,6 +316,51 @@ def compare(
         f"  {name}: bare loop {raw:9,.0f}/s, client {ours:9,.0f}/s, ratio {ours / raw:.3f}"
         f" ({verdict}; rounds {min(paired):.2f}..{max(paired):.2f})"
     )
+
+
+def instructions(url: str, path: str, loop: str) -> int:
+    """Instructions a fresh interpreter runs to read one stream with ``loop``."""
+    with tempfile.TemporaryDirectory() as folder:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
+             os.path.realpath(sys.executable), __file__, "--read", url, path, loop],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    assert found, done.stderr
+    return int(found.group(1))
+
+
+def count_instructions(chunks: int) -> None:
+    """Instructions per event of each loop, for both framings and both routes."""
+    print(f"instructions per event (callgrind; streams of {chunks} and {2 * chunks} events)")
+    for per_event in (True, False):
+        framing = "one event per HTTP chunk" if per_event else "16 KB HTTP chunks"
+        servers = [
+            start_server({path: render_body(n, per_event, path) for path in (PATH, COMPLETIONS)})
+            for n in (chunks, 2 * chunks)
+        ]
+        try:
+            jobs = [
+                (path, loop, url)
+                for path in (PATH, COMPLETIONS)
+                for loop in ("bare", "client")
+                for url, _ in servers
+            ]
+            with ThreadPoolExecutor(os.cpu_count()) as pool:
+                counts = list(pool.map(lambda job: instructions(job[2], job[0], job[1]), jobs))
+        finally:
+            for _, stop in servers:
+                stop()
+        print(f"  {framing}:")
+        for i, name in enumerate(("chat_stream    ", "complete_stream")):
+            bare_small, bare_large, ours_small, ours_large = counts[4 * i : 4 * i + 4]
+            bare, ours = (bare_large - bare_small) / chunks, (ours_large - ours_small) / chunks
+            verdict = "OK" if bare / ours >= 0.95 else "BELOW TARGET"
+            print(
+                f"    {name}: bare loop {bare:8,.0f}, client {ours:8,.0f};"
+                f" speed ratio {bare / ours:.3f} ({verdict})"
+            )
 
 
 def memory(small: int, large: int) -> None:
