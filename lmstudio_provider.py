@@ -1989,9 +1989,11 @@ def _is_corrupt_encoding(exc: BaseException) -> bool:
     return any(cls.__name__ in ("DecodeError", "ContentDecodingError") for cls in type(exc).__mro__)
 
 
-def _read1_to_the_end(fp: Any) -> Iterator[bytes]:
+def _read1_to_the_end(fp: Any, release: Callable[[], None] = lambda: None) -> Iterator[bytes]:
     """What http.client's read1 returns as it arrives; unlike read(), read1 says
-    nothing when the body ends before its Content-Length, so that is checked here."""
+    nothing when the body ends before its Content-Length, so that is checked here.
+    At the end, ``release`` gives the connection back to the pool: urllib3 does that
+    only for reads it made itself, and closing the response would close the socket."""
     while True:
         data = fp.read1(65536)
         if not data:
@@ -2000,6 +2002,8 @@ def _read1_to_the_end(fp: Any) -> Iterator[bytes]:
                 import http.client
 
                 raise http.client.IncompleteRead(b"", left)
+            if left == 0:  # all the Content-Length promised: the connection can serve again
+                release()
             return
         yield data
 
@@ -2023,7 +2027,7 @@ def _arriving(response: requests.Response) -> Iterator[bytes]:
         return iter(lambda: read1(65536, decode_content=True), b"")
     if response.headers.get("Content-Encoding"):
         return response.iter_content(65536)  # older urllib3: it decodes, http.client cannot
-    return _read1_to_the_end(raw._fp)  # older urllib3, plain body
+    return _read1_to_the_end(raw._fp, raw.release_conn)  # older urllib3, plain body
 
 
 def _content_length(response: requests.Response) -> int | None:

@@ -2709,9 +2709,6 @@ def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMo
         client.chat("hi", model="m")
 
 
-@pytest.mark.skipif(
-    "read1" not in vars(urllib3.response.HTTPResponse), reason="urllib3 < 2.3 reads past it"
-)
 def test_calls_one_after_another_reuse_one_connection() -> None:
     ports: list[int] = []
 
@@ -2866,7 +2863,17 @@ def test_read1_to_the_end_notices_a_short_body() -> None:
     class Whole(io.BytesIO):
         length = 0
 
-    assert b"".join(lp._read1_to_the_end(Whole(b"abc"))) == b"abc"
+    released: list[str] = []
+    assert b"".join(lp._read1_to_the_end(Whole(b"abc"), lambda: released.append("w"))) == b"abc"
+    assert released == ["w"]  # the whole Content-Length read: the connection serves again
+
+    class UntilClose(io.BytesIO):
+        length = None  # no Content-Length: the body ends when the server closes
+
+    assert b"".join(lp._read1_to_the_end(UntilClose(b"abc"), lambda: released.append("u"))) == (
+        b"abc"
+    )
+    assert released == ["w"]  # a closed connection is not handed back
 
 
 def test_only_requests_with_a_body_say_it_is_json(
