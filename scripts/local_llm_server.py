@@ -288,7 +288,8 @@ def answering(port: int) -> str | None:
     models = body.get("data") if isinstance(body, dict) else None
     if not isinstance(models, list):
         return None
-    names = [m.get("id") for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    ids = (m.get("id") for m in models if isinstance(m, dict))
+    names = [name for name in ids if isinstance(name, str)]
     what = "LM Studio" if _has_native_routes(port) else "an OpenAI-compatible server"
     return f"{what}, {len(names)} model(s)" + (f": {', '.join(names[:3])}" if names else "")
 
