@@ -32,6 +32,7 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -9939,6 +9940,101 @@ def test_real_behind_a_prefix_a_cut_stream_is_a_stream_error(prefix_proxy: Prefi
 
 
 GATEWAY_KEY = "sk-gateway-0123456789abcdef"
+
+
+#: Stands in for LiteLLM when scripts/gateway.py starts its proxy (``from litellm import
+#: run_server``): FAKE_LITELLM says whether it fails, stays silent or names a deaf port.
+FAKE_LITELLM = """
+import os, sys, time
+
+def run_server():
+    mode = os.environ["FAKE_LITELLM"]
+    if mode == "fail":
+        print("Traceback (most recent call last):")
+        print("  ValueError:   model_list is empty  ")
+        print("")
+        return 3
+    if mode == "deaf":
+        print("INFO:     Uvicorn running on http://127.0.0.1:9 (Press CTRL+C to quit)")
+        sys.stdout.flush()
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def fake_litellm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """scripts/gateway.py as a module, its proxy FAKE_LITELLM, its temporary files in
+    tmp_path/"tmp" (which must be empty again after). A fake that exits ends the wait
+    at once: the time it is given is for a busy machine."""
+    package = tmp_path / "pkg" / "litellm"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(FAKE_LITELLM)
+    monkeypatch.setenv("PYTHONPATH", str(package.parent))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    gateway = _script_module("gateway")
+    monkeypatch.setattr(gateway, "READY_TIMEOUT_S", scaled(10))
+    return gateway
+
+
+def test_gateway_script_says_why_the_proxy_did_not_start(
+    fake_litellm: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FAKE_LITELLM", "fail")
+    with pytest.raises(RuntimeError) as info:
+        fake_litellm.start_proxy({"general_settings": {"master_key": "sk-x"}})
+    assert (
+        str(info.value) == "LiteLLM's proxy did not start (exit 3): ValueError: model_list is empty"
+    )
+    assert list((tmp_path / "tmp").iterdir()) == []  # the config, with its keys, is gone
+
+
+@pytest.mark.parametrize(
+    ("mode", "wait", "message"),
+    [
+        ("silent", 0.2, "LiteLLM's proxy named no port within {} s"),
+        # 0.4 s to start and name the port (its own wait), then 0.4 s of refused connections
+        ("deaf", 0.4, "LiteLLM's proxy did not answer at http://127.0.0.1:9"),
+    ],
+)
+def test_gateway_script_gives_up_on_a_proxy_that_does_not_serve(
+    fake_litellm: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    mode: str,
+    wait: float,
+    message: str,
+) -> None:
+    import subprocess
+
+    started: list[Any] = []
+    popen = subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(fake_litellm.subprocess, "Popen", spy)
+    monkeypatch.setattr(fake_litellm, "READY_TIMEOUT_S", scaled(wait))
+    monkeypatch.setenv("FAKE_LITELLM", mode)
+    with pytest.raises(RuntimeError) as info:
+        fake_litellm.start_proxy({})
+    assert str(info.value) == message.format(f"{scaled(wait):g}")
+    assert started[0].poll() == -signal.SIGTERM  # ended, not left serving nothing
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_gateway_script_that_cannot_start_the_proxy_exits_1_in_one_line(
+    fake_litellm: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FAKE_LITELLM", "fail")
+    monkeypatch.setattr(fake_litellm, "litellm_available", lambda: True)
+    monkeypatch.setattr(fake_litellm.signal, "signal", lambda *args: None)  # pytest's stay
+    assert fake_litellm.main(["--backend", "http://127.0.0.1:9"]) == 1
+    assert capsys.readouterr() == (
+        "",
+        "gateway: LiteLLM's proxy did not start (exit 3): ValueError: model_list is empty\n",
+    )
 
 
 class Gateway:

@@ -162,20 +162,25 @@ def _bound_port(process: subprocess.Popen[str], verbose: bool) -> int:
         lines.put(None)  # the proxy exited
 
     threading.Thread(target=drain, name="litellm-output", daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline, ended, last = time.monotonic() + READY_TIMEOUT_S, False, ""
     while (left := deadline - time.monotonic()) > 0:
         try:
             line = lines.get(timeout=left)
         except queue.Empty:
             break
         if line is None:
+            ended = True
             break
         found = _RUNNING.search(line)
         if found:
             found_it.set()
             return int(found.group(1))
+        last = " ".join(line.split())[:200] or last  # the reason, when it gives up
     stop(process)
-    raise RuntimeError(f"LiteLLM's proxy did not start (exit {process.poll()})")
+    if not ended:
+        raise RuntimeError(f"LiteLLM's proxy named no port within {READY_TIMEOUT_S:g} s")
+    said = f": {last}" if last else ""
+    raise RuntimeError(f"LiteLLM's proxy did not start (exit {process.returncode}){said}")
 
 
 def _answers(url: str, timeout: float) -> bool:
