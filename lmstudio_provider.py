@@ -880,13 +880,17 @@ else:
         return later
 
     class _LazyDataclass(type):
-        """Answers ``__dataclass_fields__`` and friends by making the dataclass first."""
+        """Answers ``__dataclass_fields__`` and friends by making the dataclass first;
+        ``inspect.signature`` (help(), editors) asks for ``__signature__`` first."""
 
         def __getattr__(cls, name: str) -> Any:
-            if name.startswith("__dataclass_") and hasattr(cls, "_dataclass_options"):
+            wanted = name.startswith("__dataclass_") or name == "__signature__"
+            if wanted and hasattr(cls, "_dataclass_options"):
                 _make_dataclass(cls)
                 if name in cls.__dict__:
                     return cls.__dict__[name]
+                if name == "__signature__":
+                    return None  # none of its own: inspect goes on to the new __init__
             raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
 
 

@@ -2326,6 +2326,10 @@ records = [lp.Usage, lp.ModelInfo, lp.Stats, lp.ModelCapabilities, lp.LoadedMode
            lp.ChatResponse, lp.ChatChunk, lp.CompletionResponse, lp.CompletionChunk,
            lp.EmbeddingResponse]
 assert not any("__dataclass_fields__" in cls.__dict__ for cls in records), "made at import"
+import inspect  # help(), IPython's "?" and editors show the fields, not (*args, **kwargs)
+assert list(inspect.signature(lp.ChatResponse).parameters)[:3] == ["id", "model", "content"]
+assert str(inspect.signature(lp.EmbeddingResponse)).startswith("(embeddings: "), (
+    inspect.signature(lp.EmbeddingResponse))
 assert [f.name for f in dataclasses.fields(lp.Usage)][:2] == ["prompt_tokens", "completion_tokens"]
 assert dataclasses.is_dataclass(lp.Stats) and "__dataclass_fields__" in lp.Stats.__dict__
 assert [f.name for f in dataclasses.fields(lp.LoadProgress)][:3] == ["type", "text", "progress"]
