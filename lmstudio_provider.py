@@ -3636,11 +3636,8 @@ class LMStudioClient:
         """
         _check_model_name(model_id)
         models = self.list_models()
-        for model in models:
-            if model.id == model_id:
-                return ModelCapabilities.of(model)
         try:
-            resolved = self.resolve_model(model_id)
+            resolved = self._resolve_in(model_id, [m.id for m in models])
         except ModelNotFoundError:
             return None
         return next(ModelCapabilities.of(m) for m in models if m.id == resolved)
@@ -3654,7 +3651,11 @@ class LMStudioClient:
         suffix (``@q4_k_m``). Two candidates at one step are an error, not a guess.
         """
         _check_model_name(name)
-        ids = [m.id for m in self.list_models()]
+        return self._resolve_in(name, [m.id for m in self.list_models()])
+
+    def _resolve_in(self, name: str, ids: list[str]) -> str:
+        """:meth:`resolve_model` within one model list: a caller holding a list gets an
+        id from that list, not from a newer one fetched in between."""
         if name in ids:
             return name
         for normal in _MODEL_NAME_RULES:
@@ -3751,9 +3752,8 @@ class LMStudioClient:
         _check_model_name(model)
         wanted = _load_options(**load_options)
         models = self._models(None)
-        known = next((m for m in models if m.id == model), None)
-        if known is None:
-            known = next(m for m in models if m.id == self.resolve_model(model))
+        resolved = self._resolve_in(model, [m.id for m in models])
+        known = next(m for m in models if m.id == resolved)
         for instance in _loaded_instances(known):
             config = instance.get("config")
             config = config if isinstance(config, dict) else {}

@@ -6319,6 +6319,25 @@ def test_ensure_loaded_loads_when_no_instance_matches(
         client.ensure_loaded("qwen3-8c")
 
 
+def test_ensure_loaded_and_capabilities_answer_from_one_model_list(
+    rsps: responses.RequestsMock,
+) -> None:
+    """An empty list, and a list that changes between two fetches (no cache): found
+    in the list at hand or ModelNotFoundError, never a StopIteration."""
+    rsps.get(V1_MODELS_URL, json={"models": []})
+    client = make_client(cache_ttl=0)
+    with pytest.raises(lp.ModelNotFoundError) as info:
+        client.ensure_loaded("qwen/qwen3-8b")
+    assert (
+        str(info.value) == "model 'qwen/qwen3-8b' is not on the server; the server lists no models"
+    )
+    assert client.model_capabilities("qwen/qwen3-8b") is None
+    rsps.replace("GET", V1_MODELS_URL, json={"models": [{**V1_QWEN, "key": "other/qwen3-8b"}]})
+    rsps.add("GET", V1_MODELS_URL, json={"models": [V1_QWEN]})
+    capabilities = client.model_capabilities("qwen3-8b")  # resolved in the first list
+    assert capabilities is not None and capabilities.context_length == 8192
+
+
 def test_ensure_loaded_on_a_v0_server_uses_its_one_context_length(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
