@@ -923,9 +923,21 @@ class _Record(metaclass=_LazyDataclass):
         )
 
 
-# Servers send what they like: a field of the wrong type counts as absent.
+def _is_finite(number: float) -> bool:
+    """math.isfinite without the OverflowError for an int like 10**400."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
+# Servers send what they like: a field of the wrong type counts as absent, and so does
+# a number no real server sends (an integer beyond 64 bits, which a float cannot hold
+# for a division; 1e400, which JSON reads as infinity).
 def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -1091,9 +1103,15 @@ class ModelInfo(_Record):
 
 
 def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and _is_finite(value):
         return float(value)
     return None
+
+
+def _fraction_or_none(value: Any) -> float | None:
+    """A progress figure, kept within 0.0 to 1.0 whatever the server says."""
+    number = _float_or_none(value)
+    return None if number is None else min(max(number, 0.0), 1.0)
 
 
 _DRAFT_COUNTS = (
@@ -1197,7 +1215,7 @@ class DownloadStatus(_Record):
     def fraction(self) -> float | None:
         """How much has arrived, 0.0 to 1.0, when the sizes are known."""
         done, total = self.downloaded_bytes, self.total_size_bytes
-        return min(done / total, 1.0) if done is not None and total else None
+        return _fraction_or_none(done / total) if done is not None and total and total > 0 else None
 
     @classmethod
     def from_json(cls, data: Any) -> DownloadStatus | None:
@@ -1846,14 +1864,6 @@ class ModelProvider(Protocol):
 # ============================================================================
 # Transport: send, retry, read within limits
 # ============================================================================
-
-
-def _is_finite(number: float) -> bool:
-    """math.isfinite without the OverflowError for an int like 10**400."""
-    try:
-        return math.isfinite(number)
-    except OverflowError:
-        return False
 
 
 class _Deadline:
@@ -3033,12 +3043,13 @@ class NativeChatStream(_Stream[NativeEvent, NativeChatResponse]):
             result = obj.get("result")
             self._end = result if isinstance(result, dict) else obj
             self._complete = True
-        progress = _float_or_none(obj.get("progress")) if kind.endswith(".progress") else None
+        progress = _fraction_or_none(obj.get("progress")) if kind.endswith(".progress") else None
         cls = next((c for name, c in _NATIVE_EVENT_TYPES if kind.startswith(name)), NativeEvent)
         return cls(kind, text, progress, obj)
 
     def _build(self) -> NativeChatResponse:
-        assert self._end is not None  # chat.end is what completes the stream
+        if self._end is None:  # an OpenAI-style [DONE] ended it: not this protocol's end
+            raise self._cut(f"the server ended the stream without {self._ending}")
         return _parse_native(self._end, self._redactor)
 
 
@@ -5147,10 +5158,10 @@ def _progress_line(model: str, status: DownloadStatus) -> str:
     line = f"downloading {model}: " + (f"{fraction:.0%}" if fraction is not None else status.status)
     if total:
         line += f" of {_size(total)}"
-    if rate:
+    if rate and rate > 0:
         line += f", {_size(rate)}/s"
-        if total and done is not None:
-            left = (total - done) / rate
+        if total and done is not None and rate >= 1:  # below 1 B/s: no end in sight
+            left = max(total - done, 0) / rate
             line += f", {int(left // 60)}m{int(left % 60):02d}s left"
     return line
 

@@ -2380,6 +2380,38 @@ def test_data_types_become_dataclasses_on_first_use_only() -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
 
 
+BIG = 10**400  # no float holds it: float(BIG) and BIG / 1 raise OverflowError
+
+
+def test_numbers_no_server_sends_are_absent_and_progress_stays_in_range() -> None:
+    """10**400, 2**63 and 1e400 (which JSON reads as infinity) are no counts or times:
+    None, never an OverflowError; progress figures stay within 0.0 to 1.0."""
+    assert lp.Stats.from_json({"generation_time": BIG, "tokens_per_second": math.inf}) == (
+        lp.Stats()
+    )
+    assert lp.NativeStats.from_json({"tokens_per_second": BIG, "input_tokens": 2**63}) == (
+        lp.NativeStats()
+    )
+    assert lp.NativeStats.from_json({"input_tokens": 2**63 - 1}) == lp.NativeStats(2**63 - 1)
+    assert lp.Usage.from_json({"prompt_tokens": -(2**63) - 1}) == lp.Usage()
+    status = lp.DownloadStatus.from_json(
+        {"status": "downloading", "downloaded_bytes": BIG, "total_size_bytes": 1,
+         "bytes_per_second": BIG}
+    )  # fmt: skip
+    assert status is not None and status.fraction is None and status.bytes_per_second is None
+    assert [
+        lp.DownloadStatus("downloading", downloaded_bytes=done, total_size_bytes=total).fraction
+        for done, total in [(-5, 10), (50, 10), (5, -10), (2**62, 2**62 + 2**61)]
+    ] == [0.0, 1.0, None, 2 / 3]
+    assert lp._params_string(BIG) is None and lp._params_string(2**63 - 1) == "9.22e+09B"
+    crawl = lp.DownloadStatus("downloading", downloaded_bytes=5, total_size_bytes=10,
+                              bytes_per_second=1e-320)  # fmt: skip
+    assert lp._progress_line("m", crawl) == "downloading m: 50% of 10 B, 0 B/s"  # no end in sight
+    events = [("model_load.progress", {"progress": p}) for p in (7.5, -3, BIG, math.nan)]
+    stream = stream_over(native_events(*events, NATIVE_STREAM[-1]), lp.NativeChatStream)
+    assert [event.progress for event in stream] == [1.0, 0.0, None, None, None]
+
+
 def test_records_repr_like_dataclasses_without_raw() -> None:
     assert repr(lp.Usage(1, 2, 3)) == (
         "Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3, reasoning_tokens=None)"
@@ -5807,6 +5839,18 @@ def test_respond_stream_cut_before_chat_end_is_a_stream_error(
         "the answer is incomplete"
     )
     assert info.value.partial == "The current top model."
+    # an OpenAI-style end is no end here either (a proxy that adds it, say)
+    body = native_events(*NATIVE_STREAM[:-1]) + b"data: [DONE]\n\n"
+    rsps.replace("POST", NATIVE_CHAT_URL, body=body, content_type="text/event-stream")
+    stream = client.respond_stream("hi", model="m")
+    with pytest.raises(lp.StreamError) as done:
+        list(stream)
+    assert str(done.value) == str(info.value) and done.value.partial == info.value.partial
+    with pytest.raises(lp.StreamError) as again:
+        _ = stream.response
+    assert again.value is done.value
+    with pytest.raises(lp.StreamError, match=r"without chat\.end"):
+        client.respond("hi", model="m", on_progress=lambda event: None)
 
 
 def test_is_available_waits_at_most_5_seconds(rsps: responses.RequestsMock) -> None:
