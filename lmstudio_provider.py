@@ -1435,10 +1435,10 @@ def _tool_call(data: Any) -> JSONDict:
     """Normalise one tool call to the OpenAI shape, whichever server sent it."""
     function, arguments = _function_part(data)
     data = data if isinstance(data, dict) else {}
-    return {
-        "id": data.get("id"),
-        "type": data.get("type") or "function",
-        "function": {"name": function.get("name"), "arguments": arguments},
+    return {  # strings or None: the call goes back to the server in the next request
+        "id": _str_or_none(data.get("id")),
+        "type": _str_or_none(data.get("type")) or "function",
+        "function": {"name": _str_or_none(function.get("name")), "arguments": arguments},
     }
 
 
@@ -4894,10 +4894,29 @@ def _usage_problem(args: Any) -> str | None:
     return None
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _json_text(value: Any, indent: int | None = None) -> str:
+    """``--json`` output. A server's 1e400 reads as infinity and NaN is accepted too, but
+    neither is JSON, so whoever reads our output would choke: they are written as null."""
+    try:
+        return json.dumps(value, indent=indent, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), indent=indent)
+
+
 def _print_models(client: LMStudioClient, as_json: bool, loaded: bool = False) -> None:
     models = [m for m in client.list_models() if m.is_loaded or not loaded]
     if as_json:
-        print(json.dumps([m.raw for m in models], indent=2))
+        print(_json_text([m.raw for m in models], indent=2))
         return
     if not models:
         print("no models (download one in LM Studio or with `lms get`)")
@@ -5032,7 +5051,7 @@ def _run_generation(client: LMStudioClient, args: Any) -> str | None:
         if args.json or args.no_stream:
             reply = client.chat(messages, **options)
             if args.json:
-                print(json.dumps(reply.raw, indent=2))
+                print(_json_text(reply.raw, indent=2))
                 return reply.model
             if args.show_reasoning and reply.reasoning:
                 print(reply.reasoning, file=sys.stderr)
@@ -5045,7 +5064,7 @@ def _run_generation(client: LMStudioClient, args: Any) -> str | None:
         return stream.response.model
     if args.json or args.no_stream:
         done = client.complete(args.prompt, **options)
-        print(json.dumps(done.raw, indent=2) if args.json else done.text)
+        print(_json_text(done.raw, indent=2) if args.json else done.text)
         return done.model
     with client.complete_stream(args.prompt, **options) as pieces:
         _print_stream((piece.text, "") for piece in pieces)
@@ -5101,7 +5120,7 @@ def _health(client: LMStudioClient, args: Any) -> None:
             report["answered_by"] = reply.model
             report["answered_in"] = round(time.monotonic() - started, 3)
     if args.json:
-        print(json.dumps(report))
+        print(_json_text(report))
         return
     what = "LM Studio" if native else "an OpenAI-compatible server without LM Studio's routes"
     counts = f"{len(models)} model(s)"
@@ -5136,7 +5155,7 @@ def _load(client: LMStudioClient, model: str, context_length: int | None, as_jso
             ticker.join()
             sys.stderr.write("\n")
     if as_json:
-        print(json.dumps(loaded.raw))
+        print(_json_text(loaded.raw))
         return
     seconds = loaded.load_time_seconds
     took = f" in {seconds:.1f} s" if seconds is not None else ""
@@ -5190,7 +5209,7 @@ def _download(client: LMStudioClient, model: str, quantization: str | None, as_j
         if terminal and reported[0] == 0:
             sys.stderr.write("\n")  # end the redrawn line, also when the download failed
     if as_json:
-        print(json.dumps(status.raw))
+        print(_json_text(status.raw))
     elif status.status == "already_downloaded":
         print(f"{model} is already downloaded")
     else:
@@ -5257,13 +5276,13 @@ def _run_command(client: LMStudioClient, args: Any) -> str | None:
     elif args.command == "unload":
         client.unload_model(args.instance_id)
         print(
-            json.dumps({"unloaded": args.instance_id})
+            _json_text({"unloaded": args.instance_id})
             if args.json
             else f"unloaded {args.instance_id}"
         )
     elif args.command == "embed":
         result = client.embed(args.text, model=args.model)
-        print(json.dumps(result.raw if args.json else result.embeddings[0]))
+        print(_json_text(result.raw if args.json else result.embeddings[0]))
         return result.model
     elif args.command == "chat" and args.prompt is None:
         _session(client, args)

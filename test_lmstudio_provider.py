@@ -7390,6 +7390,21 @@ def test_run_tools_gives_ids_to_calls_without_one(
     assert tool["content"].startswith("error: get_weather raised TypeError")
 
 
+def test_run_tools_sends_back_only_what_json_can_carry(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    """A call's id, type and name of the wrong type (NaN and 1e400 are no JSON, yet
+    Python reads them) would make the next request unsendable: they count as absent."""
+    call = '{"id": NaN, "type": 1e400, "function": {"name": "get_weather", "arguments": "{}"}}'
+    body = '{"choices": [{"message": {"content": "", "tool_calls": [' + call + "]}}]}"
+    rsps.post(CHAT_URL, body=body, content_type="application/json")
+    rsps.post(CHAT_URL, json=chat_body("ok"))
+    assert client.run_tools("go", {"get_weather": get_weather}, model="m").content == "ok"
+    sent_call = sent(rsps, 1)["messages"][1]["tool_calls"][0]
+    assert isinstance(sent_call["id"], str) and sent_call["id"]
+    assert (sent_call["type"], sent_call["function"]["name"]) == ("function", "get_weather")
+
+
 def test_run_tools_max_rounds_is_a_tool_loop_error(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -8151,6 +8166,19 @@ def test_cli_models_json(rsps: responses.RequestsMock, capsys: pytest.CaptureFix
     mock_v0_models(rsps)
     assert lp.main(["models", "--json", "--base-url", BASE]) == 0
     assert json.loads(capsys.readouterr().out) == V0_MODELS["data"]
+
+
+def test_cli_json_output_is_json_whatever_numbers_the_server_sent(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = '{"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}], "x": NaN, '
+    rsps.post(
+        CHAT_URL, body=body + '"y": [1e400, -Infinity, 2.5]}', content_type="application/json"
+    )
+    assert lp.main(["chat", "hi", "--model", "m", "--json", "--base-url", BASE]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out, parse_constant=pytest.fail)["y"] == [None, None, 2.5]  # strict JSON
+    assert json.loads(out)["x"] is None
 
 
 def test_cli_no_server_prints_one_line_and_exits_1(
