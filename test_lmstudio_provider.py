@@ -2454,7 +2454,7 @@ def test_embed_with_a_missing_vector_is_malformed(
         ({"id": "x"}, "no choices"),
         ({"choices": []}, "no choices"),
         ({"choices": ["text"]}, "no choices"),
-        ({"choices": [{"finish_reason": "stop"}]}, "choice has no message"),
+        ({"choices": [{}]}, '^chat completion: choice has no message: \\{"choices": \\[\\{}]}$'),
         ([1, 2, 3], "^chat completion: expected a JSON object, got \\[1, 2, 3\\]$"),
     ],
 )
