@@ -8723,6 +8723,8 @@ def test_progress_line_says_what_is_known() -> None:
     status = lp.DownloadStatus("downloading", "j", 3_000_000_000, 4_500_000_000, 8_100_000.0)
     assert lp._progress_line("m", status) == ("downloading m: 67% of 4.5 GB, 8.1 MB/s, 3m05s left")
     assert lp._progress_line("m", lp.DownloadStatus("paused", "j")) == "downloading m: paused"
+    small = lp.DownloadStatus("downloading", "j", 300, 900, 5.0)  # bytes; two minutes left
+    assert lp._progress_line("m", small) == "downloading m: 33% of 900 B, 5 B/s, 2m00s left"
 
 
 def test_cli_models_loaded(
