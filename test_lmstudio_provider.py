@@ -8175,18 +8175,16 @@ def test_cli_chat_takes_the_native_route_when_the_model_list_came_from_it(
 
 
 def test_cli_chat_draws_progress_on_a_terminal(
-    rsps: responses.RequestsMock,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rsps.get(V1_MODELS_URL, json=V1_MODEL_LIST)
     mock_sse(rsps, native_events(*NATIVE_STREAM), NATIVE_CHAT_URL)
-    terminal = Terminal()
+    terminal = Terminal()  # stdout and stderr on one screen, as a user sees them
     monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(sys, "stdout", terminal)
     assert lp.main(["chat", "Trending?", "--base-url", BASE]) == 0
-    assert capsys.readouterr().out == "The current top model.\n"
     assert terminal.getvalue() == (
-        "\r\x1b[Kloading the model: 65%\r\x1b[Kreading: 50%\r\x1b[K"
+        "\r\x1b[Kloading the model: 65%\r\x1b[Kreading: 50%\r\x1b[KThe current top model.\n"
     )  # redrawn in place, and cleared before the answer
 
 
