@@ -3623,6 +3623,24 @@ def test_deadline_bounds_a_body_dripped_a_byte_at_a_time() -> None:
     )
 
 
+def test_deadline_passed_between_pieces_of_the_body_names_the_body(
+    rsps: responses.RequestsMock,
+) -> None:
+    clock = FakeClock()
+
+    def late(request: Any) -> tuple[int, dict[str, str], str]:
+        clock.advance(3)  # the head comes in time; the deadline passes before the next read
+        return 200, {}, json.dumps(chat_body())
+
+    rsps.add_callback(responses.POST, CHAT_URL, callback=late)
+    with make_client(clock=clock) as client, pytest.raises(lp.RequestTimeoutError) as info:
+        client.chat("hi", model="m", deadline=2)
+    assert str(info.value) == (
+        "reading the body: the deadline of 2 s passed; "
+        "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
+    )
+
+
 def test_deadline_counts_retries_and_backoff(rsps: responses.RequestsMock) -> None:
     clock = FakeClock()
     sleeps = Sleeps()
