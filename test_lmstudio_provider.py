@@ -2317,13 +2317,15 @@ def test_cache_shares_a_failed_load_with_the_threads_that_waited() -> None:
 
 
 LAZY_DATACLASS_CHECK = """
-import dataclasses, pickle, threading
+import dataclasses, pickle, sys, threading
 import lmstudio_provider as lp
 
 records = [lp.Usage, lp.ModelInfo, lp.Stats, lp.ModelCapabilities, lp.LoadedModel,
            lp.ChatResponse, lp.ChatChunk, lp.CompletionResponse, lp.CompletionChunk,
            lp.EmbeddingResponse]
 assert not any("__dataclass_fields__" in cls.__dict__ for cls in records), "made at import"
+one, same, other = pickle.loads(bytes.fromhex(sys.argv[1]))  # pickled by another process
+assert one == same and one != other, "== on records not built here"
 assert [f.name for f in dataclasses.fields(lp.Usage)][:2] == ["prompt_tokens", "completion_tokens"]
 assert dataclasses.is_dataclass(lp.Stats) and "__dataclass_fields__" in lp.Stats.__dict__
 assert [f.name for f in dataclasses.fields(lp.LoadProgress)][:3] == ["type", "text", "progress"]
@@ -2361,11 +2363,13 @@ print("ok")
 
 
 def test_data_types_become_dataclasses_on_first_use_only() -> None:
+    import pickle
     import subprocess
 
+    usages = pickle.dumps([lp.Usage(1, 2, 3), lp.Usage(1, 2, 3), lp.Usage(1, 2, 4)]).hex()
     # a fresh interpreter: this one built every type long ago
     done = subprocess.run(
-        [sys.executable, "-c", LAZY_DATACLASS_CHECK],
+        [sys.executable, "-c", LAZY_DATACLASS_CHECK, usages],
         capture_output=True,
         text=True,
         cwd=Path(__file__).parent,
