@@ -5164,8 +5164,9 @@ def _load(client: LMStudioClient, model: str, context_length: int | None, as_jso
 
 def _size(count: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        shown = f"{count:.0f}" if unit == "B" else f"{count:.1f}"
+        if float(shown) < 1000 or unit == "GB":  # as rounded: 999.6 B is "1.0 KB"
+            return f"{shown} {unit}"
         count /= 1000
     raise AssertionError("unreachable")  # pragma: no cover
 

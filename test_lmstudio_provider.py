@@ -8849,6 +8849,8 @@ def test_progress_line_says_what_is_known() -> None:
     assert lp._progress_line("m", lp.DownloadStatus("paused", "j")) == "downloading m: paused"
     small = lp.DownloadStatus("downloading", "j", 300, 900, 5.0)  # bytes; two minutes left
     assert lp._progress_line("m", small) == "downloading m: 33% of 900 B, 5 B/s, 2m00s left"
+    sizes = [999.4, 999.6, 999_949, 999_960, 5e12]
+    assert [lp._size(n) for n in sizes] == ["999 B", "1.0 KB", "999.9 KB", "1.0 MB", "5000.0 GB"]
 
 
 def test_cli_models_loaded(
