@@ -38,6 +38,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -2157,6 +2158,19 @@ def _proxy_in_use(
     return _without_password(proxy), "the system's proxy settings"
 
 
+def _url_secrets(url: str) -> list[str]:
+    """A password in a URL as a server could echo it: as written, decoded (``%40`` is the
+    ``@`` that requests sends), and inside the Basic credentials requests builds from it."""
+    import base64
+
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return []
+    user, password = (urllib.parse.unquote(part or "") for part in (parts.username, parts.password))
+    basic = base64.b64encode(f"{user}:{password}".encode("latin-1", "replace")).decode()
+    return [parts.password, password, basic]
+
+
 class _Transport:
     """How one client talks HTTP: send, retry, read a body within limits.
 
@@ -2173,7 +2187,6 @@ class _Transport:
         rng: random.Random,
         clock: Callable[[], float],
     ) -> None:
-        from urllib.parse import urlsplit
 
         self._config = config
         self._session = session
@@ -2183,8 +2196,12 @@ class _Transport:
         self._headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
-        password = urlsplit(config.base_url).password
-        self.redactor = _Redactor({config.api_key or "": "<api key>", password or "": "***"})
+        self.redactor = _Redactor(
+            {
+                config.api_key or "": "<api key>",
+                **dict.fromkeys(_url_secrets(config.base_url), "***"),
+            }
+        )
         #: The base URL as messages show it: without a password.
         self.where = _without_password(config.base_url)
         self._proxies = _proxies_for(config.base_url, config.proxies)
@@ -2210,13 +2227,19 @@ class _Transport:
             return None
         if not data.strip():
             raise MalformedResponseError(
-                f"{method} {path}: empty body (HTTP {response.status_code}); expected JSON"
+                f"{self._what(method, path)}: empty body (HTTP {response.status_code}); "
+                "expected JSON"
             )
-        what = f"{method} {path}: the body (HTTP {response.status_code})"
+        what = f"{self._what(method, path)}: the body (HTTP {response.status_code})"
         body = _loads(data, what, self.redactor)
         if isinstance(body, dict) and body.get("error"):  # LM Studio's "200 but error"
             raise _api_error_from(response.status_code, body, "", "", 1, self.redactor)
         return body
+
+    def _what(self, method: str, path: str) -> str:
+        """A request as messages and log records name it. A path can hold server text
+        (a download's job id), so it is quoted like any: no secret, one line, bounded."""
+        return f"{method} {self.redactor.quote(path)}"
 
     def open_stream(
         self,
@@ -2243,7 +2266,7 @@ class _Transport:
                 raise _api_error_from(response.status_code, body, "", "", 1, self.redactor)
             got = self.redactor.quote(content_type)
             raise MalformedResponseError(
-                f"{method} {path}: expected an event stream, got {got}"
+                f"{self._what(method, path)}: expected an event stream, got {got}"
                 f": {self.redactor.quote(data.decode('utf-8', 'replace'))}"
             )
         if ends is not None:  # the deadline covered the wait; the stream has the read timeout
@@ -2273,7 +2296,7 @@ class _Transport:
 
         ``ends`` (from ``deadline``) bounds every wait, retries and backoff included.
         """
-        what = f"{method} {path}"
+        what = self._what(method, path)
         read_timeout = _check_timeout(self._config.timeout if timeout is None else timeout)
         body = None if payload is None else _encode(payload)
         headers = {**self._headers, "Accept": accept}
@@ -2316,7 +2339,7 @@ class _Transport:
     ) -> requests.Response:
         """One attempt (number ``attempts[0]`` of ``attempts[1]``), its timeouts cut to
         what the deadline leaves, logged either way."""
-        what = f"{method} {path}"
+        what = self._what(method, path)
         attempt = attempts[0]
         connect, read = self._config.connect_timeout, read_timeout
         if ends is not None:
@@ -3817,9 +3840,8 @@ class LMStudioClient:
             if not wait:
                 return status
             self._transport.pause(poll, ends, f"waiting for the download of {model!r}")
-            body = self._request_json(
-                "GET", f"{path}/status/{status.job_id}", timeout=timeout, deadline=ends
-            )
+            job = urllib.parse.quote(status.job_id or "", safe="")  # a job id is no route
+            body = self._request_json("GET", f"{path}/status/{job}", timeout=timeout, deadline=ends)
 
     def _download_status(self, body: Any, model: str) -> DownloadStatus:
         status = DownloadStatus.from_json(body)

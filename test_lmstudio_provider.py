@@ -11,6 +11,7 @@ such inputs at random from a seed (LMSTUDIO_FUZZ_SEED)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import decimal
@@ -1761,6 +1762,45 @@ def test_a_password_in_the_base_url_is_a_secret_too() -> None:
     with pytest.raises(lp.ConfigError) as bad:
         lp.LMStudioConfig(base_url="ftp://me:pa55word-SENTINEL@host")
     assert "pa55word" not in str(bad.value) and "me:***@host" in str(bad.value)
+
+
+def test_a_password_is_hidden_however_a_server_echoes_it() -> None:
+    """As written in the URL (%-encoded), as requests sends it (decoded), and inside
+    the Basic credentials requests builds from it."""
+    token = base64.b64encode(b"me:s@cret-pa55").decode()
+    sent: list[str] = []
+
+    def echo(h: BaseHTTPRequestHandler) -> None:
+        sent.append(h.headers["Authorization"])
+        send_json(h, {"error": f"wrong password s@cret-pa55 (s%40cret-pa55) in {sent[-1]}"}, 401)
+
+    url, stop = serve(echo)
+    try:
+        client = make_client(base_url=url.replace("http://", "http://me:s%40cret-pa55@"))
+        with pytest.raises(lp.AuthenticationError) as info:
+            client.list_models()
+    finally:
+        stop()
+    assert sent == [f"Basic {token}"]
+    assert str(info.value).startswith("wrong password *** (***) in Basic *** (HTTP 401); ")
+    assert "cret" not in repr(info.value.body)
+
+
+def test_a_job_id_in_a_path_is_quoted_like_any_server_text(
+    rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lmstudio_provider")
+    client = make_client(api_key=SECRET)
+    for job in (SECRET, "a/b?c\n" + "x" * 1000):
+        rsps.post(DOWNLOAD_URL, json={"job_id": job, "status": "downloading"})
+        rsps.get(re.compile(re.escape(f"{DOWNLOAD_URL}/status/") + ".*"), body="")
+        with pytest.raises(lp.MalformedResponseError) as info:
+            client.download_model("m", poll=0.001)
+        message = str(info.value)
+        assert SECRET not in message and "\n" not in message and len(message) < 300, message
+        rsps.reset()
+    assert message.startswith("GET /api/v1/models/download/status/a%2Fb%3Fc%0Axxx")  # no route
+    assert caplog.records and not any(SECRET in r.getMessage() for r in caplog.records)
 
 
 def test_server_ids_in_messages_are_one_line_bounded_and_capped(
