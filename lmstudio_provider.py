@@ -3084,6 +3084,10 @@ _IMAGE_SIGNATURES = (
 )
 
 
+#: What a data URL may say it holds: the formats above, base64-encoded.
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
 def _image_type(data: bytes) -> str | None:
     for signature, mime in _IMAGE_SIGNATURES:
         if data.startswith(signature):
@@ -3113,11 +3117,36 @@ def _image_bytes(image: Any, where: str) -> bytes:
     raise ValueError(f"{where} must be a path, bytes or a binary file, not {type(image).__name__}")
 
 
+def _checked_data_url(url: str, where: str) -> str:
+    """A data URL the caller made, checked as a file's bytes are: a wrong type or a
+    broken payload would otherwise reach the model as an image it cannot see."""
+    import base64
+
+    header, comma, payload = url.partition(",")
+    mime, _, encoding = header[len("data:") :].partition(";")
+    if not comma or encoding != "base64" or mime not in _IMAGE_TYPES:
+        raise ValueError(
+            f"{where} is a data URL of {_shown(header[len('data:') :], 40)}, not "
+            "data:image/<png|jpeg|gif|webp>;base64,..."
+        )
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except ValueError:  # binascii.Error, or a character outside ASCII
+        raise ValueError(f"{where} is a data URL whose payload is not valid base64") from None
+    found = _image_type(data)
+    if found != mime:
+        raise ValueError(
+            f"{where} is a data URL of {mime}, but its bytes are "
+            f"{found or 'not a PNG, JPEG, GIF or WebP image'}"
+        )
+    return url
+
+
 def _image_part(image: Any, where: str) -> JSONDict:
     """One image as an OpenAI content part, inlined as a data URL: LM Studio fetches
     no URLs, and a hidden download here would be network I/O nobody asked for."""
     if isinstance(image, str) and image.startswith("data:image/"):
-        return {"type": "image_url", "image_url": {"url": image}}
+        return {"type": "image_url", "image_url": {"url": _checked_data_url(image, where)}}
     if isinstance(image, str) and image.lower().startswith(("http://", "https://")):
         raise ValueError(
             f"{where} is a URL, and LM Studio does not fetch images: download it first "

@@ -5960,7 +5960,7 @@ def test_a_message_may_carry_its_own_images(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
     mock_sse(rsps, content_stream("a cat"))
-    given = "data:image/png;base64,AAAA"
+    given = data_url("image/png", PNG)["image_url"]["url"]
     messages = [
         {"role": "user", "content": "Compare", "images": [PNG]},
         {"role": "user", "content": [{"type": "text", "text": "and"}], "images": [given]},
@@ -5973,7 +5973,7 @@ def test_a_message_may_carry_its_own_images(
     }
     assert sent[1]["content"] == [
         {"type": "text", "text": "and"},
-        {"type": "image_url", "image_url": {"url": given}},  # a data URL goes as it is
+        {"type": "image_url", "image_url": {"url": given}},  # a checked data URL goes as it is
         data_url("image/gif", GIF),
     ]
     assert "images" in messages[0]  # the caller's dict keeps its key
@@ -5999,6 +5999,88 @@ def test_bad_images_are_value_errors_before_anything_is_sent(
     with pytest.raises(ValueError, match=re.escape(complaint)):
         client.chat("What is here?", model="m", images=images)
     assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        (
+            "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+            "messages[0].images[0] is a data URL of 'image/svg+xml;base64', not "
+            "data:image/<png|jpeg|gif|webp>;base64,...",
+        ),
+        (
+            "data:image/anything, not base64 at all",
+            "messages[0].images[0] is a data URL of 'image/anything', not "
+            "data:image/<png|jpeg|gif|webp>;base64,...",
+        ),
+        (
+            "data:image/png,%89PNG",  # percent-encoded, not base64
+            "messages[0].images[0] is a data URL of 'image/png', not "
+            "data:image/<png|jpeg|gif|webp>;base64,...",
+        ),
+        (
+            "data:image/png;base64" + "A" * 5000,  # no comma: the header is all of it
+            "messages[0].images[0] is a data URL of 'image/png;base64AAAAAAAAAAAAAAAAAAAA..., "
+            "not data:image/<png|jpeg|gif|webp>;base64,...",
+        ),
+        (
+            "data:image/png;base64,not base64!" + "x" * 5000,
+            "messages[0].images[0] is a data URL whose payload is not valid base64",
+        ),
+        (
+            "data:image/png;base64,iVBORw0KGgo",  # padding missing
+            "messages[0].images[0] is a data URL whose payload is not valid base64",
+        ),
+        (
+            "data:image/png;base64,é",
+            "messages[0].images[0] is a data URL whose payload is not valid base64",
+        ),
+        (
+            data_url("image/png", JPEG)["image_url"]["url"],
+            "messages[0].images[0] is a data URL of image/png, but its bytes are image/jpeg",
+        ),
+        (
+            "data:image/gif;base64,JVBERi0xLjc=",  # %PDF-1.7
+            "messages[0].images[0] is a data URL of image/gif, but its bytes are not a PNG, "
+            "JPEG, GIF or WebP image",
+        ),
+    ],
+    ids=[
+        "svg",
+        "no-base64-marker",
+        "percent-encoded",
+        "no-comma",
+        "long-junk",
+        "unpadded",
+        "not-ascii",
+        "png-saying-jpeg",
+        "pdf-saying-gif",
+    ],
+)
+def test_a_data_url_is_checked_as_a_file_is(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, url: str, complaint: str
+) -> None:
+    """README: the type is read from the first bytes, anything else a ValueError; a
+    data URL the caller made is no way around that."""
+    with pytest.raises(ValueError) as info:
+        client.chat("What is here?", model="m", images=[url])
+    assert str(info.value) == complaint
+    assert len(rsps.calls) == 0
+
+
+def test_a_data_url_of_each_format_goes_as_it_is(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body("four pictures"))
+    given = [
+        data_url("image/png", PNG),
+        data_url("image/jpeg", JPEG),
+        data_url("image/gif", GIF),
+        data_url("image/webp", WEBP),
+    ]
+    client.chat("What is here?", model="m", images=[part["image_url"]["url"] for part in given])
+    assert sent_json(rsps)["messages"][0]["content"][1:] == given
 
 
 def test_images_need_a_user_message(
