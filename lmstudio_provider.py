@@ -1649,8 +1649,9 @@ def _schema_for_type(cls: type) -> JSONDict:
     return _schema_of(cls, cls.__name__)
 
 
-def _typed(data: Any, hint: Any, where: str) -> Any:
-    """``data`` with each dataclass (nested too) and enum built from the JSON."""
+def _typed(data: Any, hint: Any, where: str, redactor: _Redactor) -> Any:
+    """``data`` with each dataclass (nested too) and enum built from the JSON; the
+    server's text in a complaint, a dict key in its path too, goes through ``redactor``."""
     import dataclasses
     import enum
     import typing
@@ -1659,24 +1660,27 @@ def _typed(data: Any, hint: Any, where: str) -> Any:
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(data, dict):
             raise MalformedResponseError(
-                f"{where}: expected a JSON object, got {_as_text(data)[:80]}"
+                f"{where}: expected a JSON object, got {redactor.quote(data, 80)}"
             )
         hints, values = _type_hints(hint, where), {}
         for f in dataclasses.fields(hint):
             if f.name in data:
-                values[f.name] = _typed(data[f.name], hints[f.name], f"{where}.{f.name}")
+                values[f.name] = _typed(data[f.name], hints[f.name], f"{where}.{f.name}", redactor)
             elif _is_required(f):
                 raise MalformedResponseError(f"{where}: the JSON has no {f.name!r}")
         return hint(**values)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint(data)
     if origin is list and args and isinstance(data, list):
-        return [_typed(item, args[0], f"{where}[{n}]") for n, item in enumerate(data)]
+        return [_typed(item, args[0], f"{where}[{n}]", redactor) for n, item in enumerate(data)]
     if origin is dict and len(args) == 2 and isinstance(data, dict):
-        return {key: _typed(value, args[1], f"{where}[{key!r}]") for key, value in data.items()}
+        return {
+            key: _typed(value, args[1], f"{where}[{redactor.quote(key, ID_LIMIT)!r}]", redactor)
+            for key, value in data.items()
+        }
     if (origin is typing.Union or type(hint).__name__ == "UnionType") and data is not None:
         present = [arg for arg in args if arg is not type(None)]
-        return _typed(data, present[0], where) if len(present) == 1 else data
+        return _typed(data, present[0], where, redactor) if len(present) == 1 else data
     return data  # str, int, a TypedDict, ...: LM Studio's grammar has kept the schema
 
 
@@ -1684,7 +1688,9 @@ def _as_type(data: Any, target: type, redactor: _Redactor) -> Any:
     """Structured output as an instance of the type that asked for it."""
     validate = getattr(target, "model_validate", None)
     try:
-        return validate(data) if callable(validate) else _typed(data, target, target.__name__)
+        if callable(validate):
+            return validate(data)
+        return _typed(data, target, target.__name__, redactor)
     except MalformedResponseError:
         raise
     except Exception as exc:  # pydantic's ValidationError, an Enum without that value

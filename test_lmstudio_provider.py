@@ -7233,6 +7233,46 @@ def test_json_that_does_not_fit_the_type_is_malformed(
     assert str(info.value) == message
 
 
+@dataclasses.dataclass
+class Room:
+    name: str
+
+
+@dataclasses.dataclass
+class House:
+    room: Room
+    rooms: dict[str, Room] = dataclasses.field(default_factory=dict)
+
+
+LONG_KEY = f"{SECRET}\n" + "k" * 2000
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            {"room": f"you sent {SECRET}"},
+            "House.room: expected a JSON object, got you sent <api key>",
+        ),
+        ({"room": "x" * 5000}, "House.room: expected a JSON object, got " + "x" * 77 + "..."),
+        (
+            {"room": {"name": "Hall"}, "rooms": {LONG_KEY: 1}},
+            "House.rooms['<api key> " + "k" * 67 + "...']: expected a JSON object, got 1",
+        ),
+    ],
+    ids=["key-in-value", "long-value", "key-in-dict-key"],
+)
+def test_json_that_does_not_fit_the_type_is_quoted_redacted(
+    rsps: responses.RequestsMock, answer: Any, message: str
+) -> None:
+    """README: the key appears in no message, and server text is one line and short,
+    the model's dict keys in a field's path included."""
+    rsps.post(CHAT_URL, json=chat_body(json.dumps(answer)))
+    with pytest.raises(lp.MalformedResponseError) as info:
+        make_client(api_key=SECRET).chat("Where?", model="m", json_schema=House)
+    assert str(info.value) == message
+
+
 @pytest.mark.parametrize(
     ("schema", "complaint"),
     [
