@@ -1609,6 +1609,18 @@ def _is_required(f: Any) -> bool:
     return bool(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
 
 
+def _record_fields(cls: type, where: str) -> tuple[dict[str, Any], list[str], set[str]]:
+    """A dataclass's or TypedDict's type hints, field names in order, and the names
+    JSON must hold: what a schema asks for and what a parsed answer is checked for."""
+    import dataclasses
+
+    hints = _type_hints(cls, where)
+    if dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls)]
+        return hints, names, {f.name for f in dataclasses.fields(cls) if _is_required(f)}
+    return hints, list(hints), set(getattr(cls, "__required_keys__", hints))
+
+
 def _schema_of(hint: Any, where: str, inside: tuple[type, ...] = ()) -> JSONDict:
     """The JSON Schema of a type hint: the one translation that tool parameters and
     typed structured output share. Anything it does not know is the caller's
@@ -1636,12 +1648,7 @@ def _schema_of(hint: Any, where: str, inside: tuple[type, ...] = ()) -> JSONDict
     if isinstance(hint, type) and (dataclasses.is_dataclass(hint) or _is_typed_dict(hint)):
         if hint in inside:
             raise ValueError(f"{where} holds a {hint.__name__} inside itself: no JSON Schema")
-        hints = _type_hints(hint, where)
-        if dataclasses.is_dataclass(hint):
-            names = [f.name for f in dataclasses.fields(hint)]
-            needed = [f.name for f in dataclasses.fields(hint) if _is_required(f)]
-        else:
-            names, needed = list(hints), sorted(getattr(hint, "__required_keys__", hints))
+        hints, names, needed = _record_fields(hint, where)
         properties = {n: _schema_of(hints[n], f"{where}.{n}", (*inside, hint)) for n in names}
         return {
             "type": "object",
@@ -1668,45 +1675,130 @@ def _schema_for_type(cls: type) -> JSONDict:
     return _schema_of(cls, cls.__name__)
 
 
-def _typed(data: Any, hint: Any, where: str) -> Any:
-    """``data`` with each dataclass (nested too) and enum built from the JSON."""
-    import dataclasses
-    import enum
-    import typing
+#: What each JSON type of _schema_of's takes, and what a complaint calls it. A float
+#: takes an integer too, as JSON Schema's "number" does; an integer never takes a bool.
+_JSON_CHECKS: dict[Any, tuple[str, Callable[[Any], bool]]] = {
+    str: ("a string", lambda value: isinstance(value, str)),
+    int: ("an integer", lambda value: isinstance(value, int) and not isinstance(value, bool)),
+    float: (
+        "a number",
+        lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    ),
+    bool: ("true or false", lambda value: isinstance(value, bool)),
+    type(None): ("null", lambda value: value is None),
+}
 
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if not isinstance(data, dict):
-            raise MalformedResponseError(
-                f"{where}: expected a JSON object, got {_as_text(data)[:80]}"
-            )
-        hints, values = _type_hints(hint, where), {}
-        for f in dataclasses.fields(hint):
-            if f.name in data:
-                values[f.name] = _typed(data[f.name], hints[f.name], f"{where}.{f.name}")
-            elif _is_required(f):
-                raise MalformedResponseError(f"{where}: the JSON has no {f.name!r}")
-        return hint(**values)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint(data)
-    if origin is list and args and isinstance(data, list):
-        return [_typed(item, args[0], f"{where}[{n}]") for n, item in enumerate(data)]
-    if origin is dict and len(args) == 2 and isinstance(data, dict):
-        return {key: _typed(value, args[1], f"{where}[{key!r}]") for key, value in data.items()}
-    if (origin is typing.Union or type(hint).__name__ == "UnionType") and data is not None:
+
+class _TypedJSON:
+    """Structured output checked against the type that asked for it, and built.
+
+    The schema sent is a request: LM Studio's grammar may not hold the model to it
+    (and JSON found in the reasoning was never held), so each promise of
+    ``_schema_of`` is checked here, and a misfit names the field's path. The
+    model's text, a dict key in a path included, goes through the redactor."""
+
+    def __init__(self, redactor: _Redactor) -> None:
+        self.redactor = redactor
+
+    def build(self, data: Any, hint: Any, where: str) -> Any:
+        """``data`` as ``hint`` asks: dataclasses and enums built, the rest as parsed."""
+        import dataclasses
+        import enum
+        import typing
+
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        hint = type(None) if hint is None else hint
+        if hint in _JSON_CHECKS:
+            return self.plain(data, hint, where)
+        if origin is typing.Union or type(hint).__name__ == "UnionType":  # Optional, X | Y
+            return self.union(data, args, where)
+        if origin is typing.Literal:
+            return self.choice(data, args, where)
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            return hint(self.choice(data, [member.value for member in hint], where))
+        if hint is list or origin is list:
+            return self.items(data, args[0] if args else None, where)
+        if origin is dict:
+            return self.entries(data, args[1], where)
+        if isinstance(hint, type) and (dataclasses.is_dataclass(hint) or _is_typed_dict(hint)):
+            return self.record(data, hint, where)
+        return data  # _schema_of took no other type
+
+    def misfit(self, where: str, expected: str, data: Any) -> MalformedResponseError:
+        shown = self.redactor.quote(data, 80)
+        shown = repr(shown) if isinstance(data, str) else shown  # "41" is not 41
+        return MalformedResponseError(f"{where}: expected {expected}, got {shown}")
+
+    def plain(self, data: Any, hint: Any, where: str) -> Any:
+        expected, fits = _JSON_CHECKS[hint]
+        if not fits(data):
+            raise self.misfit(where, expected, data)
+        return data
+
+    def union(self, data: Any, args: tuple[Any, ...], where: str) -> Any:
+        """Null for Optional; else the first member that fits, or the only one's complaint."""
         present = [arg for arg in args if arg is not type(None)]
-        return _typed(data, present[0], where) if len(present) == 1 else data
-    return data  # str, int, a TypedDict, ...: LM Studio's grammar has kept the schema
+        if data is None and len(present) < len(args):
+            return None
+        if len(present) == 1:
+            return self.build(data, present[0], where)
+        for arg in present:
+            with contextlib.suppress(MalformedResponseError):
+                return self.build(data, arg, where)
+        names = " or ".join(getattr(arg, "__name__", None) or repr(arg) for arg in present)
+        raise self.misfit(where, names, data)
+
+    def choice(self, data: Any, allowed: Sequence[Any], where: str) -> Any:
+        """The allowed value equal to ``data``; JSON's true is not 1, nor 1 true."""
+        for value in allowed:
+            if value == data and isinstance(value, bool) == isinstance(data, bool):
+                return value
+        shown = _one_line(", ".join(repr(value) for value in allowed), 120)
+        raise self.misfit(where, f"one of {shown}", data)
+
+    def items(self, data: Any, item_hint: Any, where: str) -> list[Any]:
+        if not isinstance(data, list):
+            raise self.misfit(where, "a JSON array", data)
+        if item_hint is None:  # a bare list: any items
+            return data
+        return [self.build(item, item_hint, f"{where}[{n}]") for n, item in enumerate(data)]
+
+    def entries(self, data: Any, value_hint: Any, where: str) -> dict[str, Any]:
+        """A dict[str, ...]; each key in a path is the model's text, so quoted."""
+        if not isinstance(data, dict):
+            raise self.misfit(where, "a JSON object", data)
+        return {
+            key: self.build(value, value_hint, f"{where}[{self.redactor.quote(key, ID_LIMIT)!r}]")
+            for key, value in data.items()
+        }
+
+    def record(self, data: Any, cls: type, where: str) -> Any:
+        """A dataclass built from a JSON object, or a TypedDict's object with its declared
+        keys checked (others are kept, as a dict would)."""
+        import dataclasses
+
+        if not isinstance(data, dict):
+            raise self.misfit(where, "a JSON object", data)
+        hints, names, needed = _record_fields(cls, where)
+        values = {}
+        for name in names:
+            if name in data:
+                values[name] = self.build(data[name], hints[name], f"{where}.{name}")
+            elif name in needed:
+                raise MalformedResponseError(f"{where}: the JSON has no {name!r}")
+        return cls(**values) if dataclasses.is_dataclass(cls) else {**data, **values}
 
 
 def _as_type(data: Any, target: type, redactor: _Redactor) -> Any:
     """Structured output as an instance of the type that asked for it."""
     validate = getattr(target, "model_validate", None)
     try:
-        return validate(data) if callable(validate) else _typed(data, target, target.__name__)
+        if callable(validate):
+            return validate(data)
+        return _TypedJSON(redactor).build(data, target, target.__name__)
     except MalformedResponseError:
         raise
-    except Exception as exc:  # pydantic's ValidationError, an Enum without that value
+    except Exception as exc:  # pydantic's ValidationError, a dataclass's __post_init__
         reason = redactor.quote(str(exc) or type(exc).__name__, 160)
         raise MalformedResponseError(
             f"the model's JSON does not fit {target.__name__}: {reason}"
@@ -3118,6 +3210,10 @@ _IMAGE_SIGNATURES = (
 )
 
 
+#: What a data URL may say it holds: the formats above, base64-encoded.
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
 def _image_type(data: bytes) -> str | None:
     for signature, mime in _IMAGE_SIGNATURES:
         if data.startswith(signature):
@@ -3147,11 +3243,36 @@ def _image_bytes(image: Any, where: str) -> bytes:
     raise ValueError(f"{where} must be a path, bytes or a binary file, not {type(image).__name__}")
 
 
+def _checked_data_url(url: str, where: str) -> str:
+    """A data URL the caller made, checked as a file's bytes are: a wrong type or a
+    broken payload would otherwise reach the model as an image it cannot see."""
+    import base64
+
+    header, comma, payload = url.partition(",")
+    mime, _, encoding = header[len("data:") :].partition(";")
+    if not comma or encoding != "base64" or mime not in _IMAGE_TYPES:
+        raise ValueError(
+            f"{where} is a data URL of {_shown(header[len('data:') :], 40)}, not "
+            "data:image/<png|jpeg|gif|webp>;base64,..."
+        )
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except ValueError:  # binascii.Error, or a character outside ASCII
+        raise ValueError(f"{where} is a data URL whose payload is not valid base64") from None
+    found = _image_type(data)
+    if found != mime:
+        raise ValueError(
+            f"{where} is a data URL of {mime}, but its bytes are "
+            f"{found or 'not a PNG, JPEG, GIF or WebP image'}"
+        )
+    return url
+
+
 def _image_part(image: Any, where: str) -> JSONDict:
     """One image as an OpenAI content part, inlined as a data URL: LM Studio fetches
     no URLs, and a hidden download here would be network I/O nobody asked for."""
     if isinstance(image, str) and image.startswith("data:image/"):
-        return {"type": "image_url", "image_url": {"url": image}}
+        return {"type": "image_url", "image_url": {"url": _checked_data_url(image, where)}}
     if isinstance(image, str) and image.lower().startswith(("http://", "https://")):
         raise ValueError(
             f"{where} is a URL, and LM Studio does not fetch images: download it first "

@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, TypedDict
+from typing import Any, Callable, Literal, Optional, TypedDict, Union
 
 import pytest
 import requests
@@ -6066,7 +6066,7 @@ def test_a_message_may_carry_its_own_images(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
     mock_sse(rsps, content_stream("a cat"))
-    given = "data:image/png;base64,AAAA"
+    given = data_url("image/png", PNG)["image_url"]["url"]
     messages = [
         {"role": "user", "content": "Compare", "images": [PNG]},
         {"role": "user", "content": [{"type": "text", "text": "and"}], "images": [given]},
@@ -6079,7 +6079,7 @@ def test_a_message_may_carry_its_own_images(
     }
     assert sent[1]["content"] == [
         {"type": "text", "text": "and"},
-        {"type": "image_url", "image_url": {"url": given}},  # a data URL goes as it is
+        {"type": "image_url", "image_url": {"url": given}},  # a checked data URL goes as it is
         data_url("image/gif", GIF),
     ]
     assert "images" in messages[0]  # the caller's dict keeps its key
@@ -6105,6 +6105,88 @@ def test_bad_images_are_value_errors_before_anything_is_sent(
     with pytest.raises(ValueError, match=re.escape(complaint)):
         client.chat("What is here?", model="m", images=images)
     assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        (
+            "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+            "messages[0].images[0] is a data URL of 'image/svg+xml;base64', not "
+            "data:image/<png|jpeg|gif|webp>;base64,...",
+        ),
+        (
+            "data:image/anything, not base64 at all",
+            "messages[0].images[0] is a data URL of 'image/anything', not "
+            "data:image/<png|jpeg|gif|webp>;base64,...",
+        ),
+        (
+            "data:image/png,%89PNG",  # percent-encoded, not base64
+            "messages[0].images[0] is a data URL of 'image/png', not "
+            "data:image/<png|jpeg|gif|webp>;base64,...",
+        ),
+        (
+            "data:image/png;base64" + "A" * 5000,  # no comma: the header is all of it
+            "messages[0].images[0] is a data URL of 'image/png;base64AAAAAAAAAAAAAAAAAAAA..., "
+            "not data:image/<png|jpeg|gif|webp>;base64,...",
+        ),
+        (
+            "data:image/png;base64,not base64!" + "x" * 5000,
+            "messages[0].images[0] is a data URL whose payload is not valid base64",
+        ),
+        (
+            "data:image/png;base64,iVBORw0KGgo",  # padding missing
+            "messages[0].images[0] is a data URL whose payload is not valid base64",
+        ),
+        (
+            "data:image/png;base64,é",
+            "messages[0].images[0] is a data URL whose payload is not valid base64",
+        ),
+        (
+            data_url("image/png", JPEG)["image_url"]["url"],
+            "messages[0].images[0] is a data URL of image/png, but its bytes are image/jpeg",
+        ),
+        (
+            "data:image/gif;base64,JVBERi0xLjc=",  # %PDF-1.7
+            "messages[0].images[0] is a data URL of image/gif, but its bytes are not a PNG, "
+            "JPEG, GIF or WebP image",
+        ),
+    ],
+    ids=[
+        "svg",
+        "no-base64-marker",
+        "percent-encoded",
+        "no-comma",
+        "long-junk",
+        "unpadded",
+        "not-ascii",
+        "png-saying-jpeg",
+        "pdf-saying-gif",
+    ],
+)
+def test_a_data_url_is_checked_as_a_file_is(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, url: str, complaint: str
+) -> None:
+    """README: the type is read from the first bytes, anything else a ValueError; a
+    data URL the caller made is no way around that."""
+    with pytest.raises(ValueError) as info:
+        client.chat("What is here?", model="m", images=[url])
+    assert str(info.value) == complaint
+    assert len(rsps.calls) == 0
+
+
+def test_a_data_url_of_each_format_goes_as_it_is(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    rsps.post(CHAT_URL, json=chat_body("four pictures"))
+    given = [
+        data_url("image/png", PNG),
+        data_url("image/jpeg", JPEG),
+        data_url("image/gif", GIF),
+        data_url("image/webp", WEBP),
+    ]
+    client.chat("What is here?", model="m", images=[part["image_url"]["url"] for part in given])
+    assert sent_json(rsps)["messages"][0]["content"][1:] == given
 
 
 def test_images_need_a_user_message(
@@ -7260,10 +7342,10 @@ def test_json_schema_from_a_pydantic_style_class(
     [
         ({"name": "Ann"}, "Owner: the JSON has no 'pets'"),
         ({"name": "Ann", "pets": [{"name": "Rex"}]}, "Owner.pets[0]: the JSON has no 'kind'"),
-        ({"name": "Ann", "pets": ["Rex"]}, "Owner.pets[0]: expected a JSON object, got Rex"),
+        ({"name": "Ann", "pets": ["Rex"]}, "Owner.pets[0]: expected a JSON object, got 'Rex'"),
         (
             {"name": "Ann", "pets": [{"name": "Rex", "kind": "cat"}]},
-            "the model's JSON does not fit Owner: 'cat' is not a valid Units",
+            "Owner.pets[0].kind: expected one of 'metric', 'imperial', got 'cat'",
         ),
     ],
 )
@@ -7273,6 +7355,169 @@ def test_json_that_does_not_fit_the_type_is_malformed(
     rsps.post(CHAT_URL, json=chat_body(json.dumps(answer)))
     with pytest.raises(lp.MalformedResponseError) as info:
         client.chat("Who?", model="m", json_schema=Owner)
+    assert str(info.value) == message
+
+
+@dataclasses.dataclass
+class Landmark:
+    city: str
+    height_m: int
+    kind: Literal["tower", "bridge"] = "tower"
+    tags: list[str] = dataclasses.field(default_factory=list)
+    ratio: float = 1.0
+    open: bool = True
+    units: Optional[Units] = None  # noqa: UP045  (evaluated at run time, 3.9 included)
+    visits: dict[str, int] = dataclasses.field(default_factory=dict)
+    nothing: None = None
+    code: Union[int, str] = 0  # noqa: UP007
+    near: Optional[Place] = None  # noqa: UP045
+
+
+class Sighting(TypedDict, total=False):
+    where: Landmark
+    count: int
+
+
+LANDMARK = {"city": "Paris", "height_m": 330}
+
+
+@pytest.mark.parametrize(
+    ("schema", "answer", "message"),
+    [
+        (Landmark, {"city": 5, "height_m": "tall"}, "Landmark.city: expected a string, got 5"),
+        (Landmark, {"city": "Paris"}, "Landmark: the JSON has no 'height_m'"),
+        (
+            Landmark,
+            {**LANDMARK, "height_m": "tall"},
+            "Landmark.height_m: expected an integer, got 'tall'",
+        ),
+        (
+            Landmark,
+            {**LANDMARK, "height_m": True},
+            "Landmark.height_m: expected an integer, got true",
+        ),
+        (
+            Landmark,
+            {**LANDMARK, "height_m": 3.5},
+            "Landmark.height_m: expected an integer, got 3.5",
+        ),
+        (
+            Landmark,
+            {**LANDMARK, "kind": "castle"},
+            "Landmark.kind: expected one of 'tower', 'bridge', got 'castle'",
+        ),
+        (Landmark, {**LANDMARK, "tags": "x"}, "Landmark.tags: expected a JSON array, got 'x'"),
+        (Landmark, {**LANDMARK, "tags": ["a", 1]}, "Landmark.tags[1]: expected a string, got 1"),
+        (Landmark, {**LANDMARK, "ratio": "1"}, "Landmark.ratio: expected a number, got '1'"),
+        (Landmark, {**LANDMARK, "ratio": False}, "Landmark.ratio: expected a number, got false"),
+        (Landmark, {**LANDMARK, "open": 1}, "Landmark.open: expected true or false, got 1"),
+        (
+            Landmark,
+            {**LANDMARK, "units": 1},
+            "Landmark.units: expected one of 'metric', 'imperial', got 1",
+        ),
+        (Landmark, {**LANDMARK, "visits": [1]}, "Landmark.visits: expected a JSON object, got [1]"),
+        (
+            Landmark,
+            {**LANDMARK, "visits": {"May": "b"}},
+            "Landmark.visits['May']: expected an integer, got 'b'",
+        ),
+        (Landmark, {**LANDMARK, "nothing": 0}, "Landmark.nothing: expected null, got 0"),
+        (Landmark, {**LANDMARK, "code": [1]}, "Landmark.code: expected int or str, got [1]"),
+        (
+            Landmark,
+            {**LANDMARK, "near": "Oslo"},
+            "Landmark.near: expected a JSON object, got 'Oslo'",
+        ),
+        (
+            Landmark,
+            {**LANDMARK, "near": {"city": 1}},
+            "Landmark.near.city: expected a string, got 1",
+        ),
+        (OwnerDict, [1, 2], "OwnerDict: expected a JSON object, got [1, 2]"),
+        (OwnerDict, {"name": "Ann"}, "OwnerDict: the JSON has no 'age'"),
+        (OwnerDict, {"name": "Ann", "age": "41"}, "OwnerDict.age: expected an integer, got '41'"),
+        (Sighting, {"count": None}, "Sighting.count: expected an integer, got null"),
+        (Sighting, {"where": {"city": "Oslo"}}, "Sighting.where: the JSON has no 'height_m'"),
+    ],
+)
+def test_json_of_the_wrong_type_is_malformed_naming_the_field(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient, schema: Any, answer: Any, message: str
+) -> None:
+    """README: JSON that does not fit the type is a MalformedResponseError naming the
+    field; the grammar LM Studio applies is no guarantee (JSON from the reasoning had none)."""
+    rsps.post(CHAT_URL, json=chat_body(json.dumps(answer)))
+    with pytest.raises(lp.MalformedResponseError) as info:
+        client.chat("Where?", model="m", json_schema=schema)
+    assert str(info.value) == message
+
+
+def test_json_that_fits_the_type_is_built(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    fitting = Landmark(
+        city="Paris",
+        height_m=330,
+        kind="bridge",
+        tags=["iron"],
+        ratio=2,  # a float field takes JSON's 2 as it is: "number", as in JSON Schema
+        open=False,
+        units=Units.METRIC,
+        visits={"May": 3},
+        code="A1",
+        near=Place("Oslo"),
+    )
+    answer = {**dataclasses.asdict(fitting), "units": "metric"}
+    rsps.post(CHAT_URL, json=chat_body(json.dumps(answer)))
+    reply = client.chat("Where?", model="m", json_schema=Landmark)
+    assert reply.parsed == fitting
+    assert type(reply.parsed.ratio) is int
+    rsps.replace(
+        "POST", CHAT_URL, json=chat_body('{"where": {"city": "Rome", "height_m": 1}, "x": 1}')
+    )
+    sighting = client.chat("Where?", model="m", json_schema=Sighting).parsed
+    assert sighting == {"where": Landmark("Rome", 1), "x": 1}  # built, and the rest kept
+    rsps.replace("POST", CHAT_URL, json=chat_body("{}"))
+    assert client.chat("Where?", model="m", json_schema=Sighting).parsed == {}  # total=False
+
+
+@dataclasses.dataclass
+class Room:
+    name: str
+
+
+@dataclasses.dataclass
+class House:
+    room: Room
+    rooms: dict[str, Room] = dataclasses.field(default_factory=dict)
+
+
+LONG_KEY = f"{SECRET}\n" + "k" * 2000
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            {"room": f"you sent {SECRET}"},
+            "House.room: expected a JSON object, got 'you sent <api key>'",
+        ),
+        ({"room": "x" * 5000}, "House.room: expected a JSON object, got '" + "x" * 77 + "...'"),
+        (
+            {"room": {"name": "Hall"}, "rooms": {LONG_KEY: 1}},
+            "House.rooms['<api key> " + "k" * 67 + "...']: expected a JSON object, got 1",
+        ),
+    ],
+    ids=["key-in-value", "long-value", "key-in-dict-key"],
+)
+def test_json_that_does_not_fit_the_type_is_quoted_redacted(
+    rsps: responses.RequestsMock, answer: Any, message: str
+) -> None:
+    """README: the key appears in no message, and server text is one line and short,
+    the model's dict keys in a field's path included."""
+    rsps.post(CHAT_URL, json=chat_body(json.dumps(answer)))
+    with pytest.raises(lp.MalformedResponseError) as info:
+        make_client(api_key=SECRET).chat("Where?", model="m", json_schema=House)
     assert str(info.value) == message
 
 
