@@ -5013,6 +5013,17 @@ def _build_parser() -> Any:
     return parser
 
 
+def _prompt_problem(args: Any) -> str | None:
+    """``chat`` without a PROMPT: piped input is the prompt; a terminal is a session."""
+    if sys.stdin.isatty():
+        return "chat --json needs a PROMPT: a conversation prints text" if args.json else None
+    try:
+        args.prompt = sys.stdin.read()  # piped: the whole input is the one prompt
+    except UnicodeDecodeError as exc:
+        return f"standard input is not {exc.encoding} text ({exc.reason} at byte {exc.start})"
+    return None if args.prompt.strip() else "chat needs a PROMPT, or text on standard input"
+
+
 def _usage_problem(args: Any) -> str | None:
     """What argparse cannot check alone, before any request is sent."""
     if args.base_url is not None:
@@ -5020,10 +5031,15 @@ def _usage_problem(args: Any) -> str | None:
             normalize_base_url(args.base_url, source="--base-url")
         except ConfigError as exc:
             return str(exc)
-    if args.command == "chat" and args.prompt is None and not sys.stdin.isatty():
-        args.prompt = sys.stdin.read()  # piped: the whole input is the one prompt
-        if not args.prompt.strip():
-            return "chat needs a PROMPT, or text on standard input"
+    if args.command == "chat" and args.prompt is None:
+        problem = _prompt_problem(args)
+        if problem:
+            return problem
+    if getattr(args, "model", None) is not None:
+        try:
+            _check_model_name(args.model, "--model")
+        except ValueError as exc:
+            return str(exc)
     for image in getattr(args, "image", None) or ():  # found before any request
         try:
             _image_part(image, f"--image {image!r}")
@@ -5387,6 +5403,11 @@ def _session(client: LMStudioClient, args: Any) -> None:
         except EOFError:
             print(file=sys.stderr)
             return
+        except UnicodeDecodeError as exc:  # the line is lost; the session is not
+            print(
+                f"lmstudio-provider: error: that line is not {exc.encoding} text", file=sys.stderr
+            )
+            continue
         except KeyboardInterrupt:  # at the prompt: a fresh line, as a shell does
             print(file=sys.stderr)
             continue
@@ -5438,7 +5459,22 @@ def _run_command(client: LMStudioClient, args: Any) -> str | None:
 def _is_usage_error(exc: Exception) -> bool:
     """The library's ValueError is bad input, found before any request; a ConfigError
     comes from the environment (LMSTUDIO_TIMEOUT=abc), not the command line."""
-    return isinstance(exc, ValueError) and not isinstance(exc, LMStudioError)
+    return isinstance(exc, ValueError) and not isinstance(exc, (LMStudioError, UnicodeError))
+
+
+@contextlib.contextmanager
+def _lenient_output() -> Iterator[None]:
+    """A model can send text no terminal encodes (a lone surrogate from a JSON escape):
+    it is shown as "?" while the command runs, instead of ending it half-way."""
+    streams = [s for s in (sys.stdout, sys.stderr) if hasattr(s, "reconfigure")]
+    before = [s.errors for s in streams]
+    for stream in streams:
+        stream.reconfigure(errors="replace")
+    try:
+        yield
+    finally:
+        for stream, errors in zip(streams, before):
+            stream.reconfigure(errors=errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -5452,7 +5488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        with LMStudioClient(base_url=args.base_url) as client:
+        with LMStudioClient(base_url=args.base_url) as client, _lenient_output():
             answered = _run_command(client, args)
         asked = getattr(args, "model", None) or client.config.model
         note = _substituted(asked, answered, client._redactor)
@@ -5464,6 +5500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)  # end the half-written line
         return 130
+    except BrokenPipeError:  # `... | head`: the reader has all it wanted
+        with contextlib.suppress(Exception):  # and Python's last flush must not complain
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

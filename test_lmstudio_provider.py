@@ -8714,6 +8714,76 @@ def test_cli_session_survives_errors_and_ctrl_c_and_ends_with_ctrl_d(
     assert err.endswith("\n\n")  # Ctrl-D ends the prompt line
 
 
+def test_cli_session_takes_a_line_that_is_not_utf8_as_an_error_and_goes_on(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mock_sse(rsps, content_stream("ok"))
+    bad = UnicodeDecodeError("utf-8", b"\xff bad", 0, 1, "invalid start byte")
+    assert run_session(monkeypatch, [bad, "hello"], ["--model", "m"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "ok\n"
+    assert "lmstudio-provider: error: that line is not utf-8 text\n" in err
+
+
+def test_cli_chat_json_without_a_prompt_on_a_terminal_is_a_usage_error(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    assert lp.main(["chat", "--json", "--model", "m", "--base-url", BASE]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "lmstudio-provider: error: chat --json needs a PROMPT: a conversation prints text"
+    )
+    assert len(rsps.calls) == 0
+
+
+def test_cli_piped_input_that_is_not_utf8_is_one_line_and_exit_2(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    piped = io.TextIOWrapper(io.BytesIO(b"hi \xff\xfe"), encoding="utf-8", errors="strict")
+    monkeypatch.setattr(sys, "stdin", piped)
+    assert lp.main(["chat", "--model", "m", "--base-url", BASE]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "lmstudio-provider: error: standard input is not utf-8 text (invalid start byte at byte 3)"
+    )
+    assert "Traceback" not in err and len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize("stream", ["", "--no-stream"])
+def test_cli_text_no_terminal_can_show_is_replaced_not_fatal(
+    rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str], stream: str
+) -> None:
+    """A lone surrogate (JSON's "\\ud800") cannot be written as UTF-8 at all."""
+    if not stream:
+        mock_sse(rsps, content_stream("hi \ud800", " there"))
+    else:
+        rsps.post(CHAT_URL, json=chat_body("hi \ud800 there"))
+    assert lp.main(["chat", "hi", *stream.split(), "--model", "m", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "hi ? there\n"
+    assert sys.stdout.errors == "strict"  # as it was: only the command ran lenient
+
+
+def test_cli_output_cut_by_a_closed_pipe_ends_quietly(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    _openai_server(rsps)
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert lp.main(["models", "--base-url", BASE]) == 1  # `lmstudio-provider models | head -1`
+    assert capsys.readouterr().err == ""
+
+
 def test_chat_helper_send_and_stream(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -9455,6 +9525,8 @@ def test_cli_ctrl_c_in_stdout_write_exits_130(
         (["--model", "m", "chat", "hi"], "argument COMMAND: invalid choice: 'm'"),
         (["models", "--base-url", "ftp://h"], "--base-url='ftp://h' has scheme 'ftp'"),
         (["chat", "hi", "--base-url", "http://h/x?q=1"], "must not carry a query or fragment"),
+        (["health", "--deep", "--model", ""], "--model must be a non-empty string, not ''"),
+        (["complete", "x", "--model", " "], "--model must be a non-empty string, not ' '"),
     ],
 )
 def test_cli_bad_arguments_exit_2_before_any_request(
