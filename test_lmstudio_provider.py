@@ -9943,9 +9943,9 @@ def test_local_server_detach_ends_a_server_that_never_says_it_serves(
         return started[-1]
 
     monkeypatch.setattr(fake_local_server.subprocess, "Popen", spy)
-    monkeypatch.setattr(fake_local_server, "READY_TIMEOUT_S", scaled(0.3))
+    monkeypatch.setattr(fake_local_server, "READY_TIMEOUT_S", scaled(0.15))  # it never will
     assert fake_local_server.detach(["--port", "47"], 47) == 1
-    assert capsys.readouterr() == ("", f"local_llm_server: no answer within {scaled(0.3):g} s\n")
+    assert capsys.readouterr() == ("", f"local_llm_server: no answer within {scaled(0.15):g} s\n")
     assert started[0].wait(5) == -signal.SIGTERM  # not left running in the background
     assert not os.path.exists(fake_local_server.pid_file(47))
 
@@ -9963,7 +9963,7 @@ def test_local_server_stop_ends_the_server_detach_started(
 def test_local_server_stop_says_when_the_server_will_not_stop(
     fake_local_server: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fake_local_server, "STOP_TIMEOUT_S", scaled(0.2))
+    monkeypatch.setattr(fake_local_server, "STOP_TIMEOUT_S", scaled(0.1))  # it never will
     process = run_fake_local_server(fake_local_server, "ignore-term")
     try:
         assert fake_local_server.main(["--stop", "--port", "47"]) == 1
@@ -9973,7 +9973,7 @@ def test_local_server_stop_says_when_the_server_will_not_stop(
         process.wait()
     assert capsys.readouterr() == (
         "",
-        f"local_llm_server: pid {process.pid} did not stop within {scaled(0.2):g} s\n",
+        f"local_llm_server: pid {process.pid} did not stop within {scaled(0.1):g} s\n",
     )
 
 
@@ -10470,9 +10470,9 @@ def test_gateway_script_says_why_the_proxy_did_not_start(
 @pytest.mark.parametrize(
     ("mode", "wait", "message"),
     [
-        ("silent", 0.2, "LiteLLM's proxy named no port within {} s"),
-        # 0.4 s to start and name the port (its own wait), then 0.4 s of refused connections
-        ("deaf", 0.4, "LiteLLM's proxy did not answer at http://127.0.0.1:9"),
+        ("silent", 0.1, "LiteLLM's proxy named no port within {} s"),
+        # 0.3 s to start and name the port (its own wait), then 0.3 s of refused connections
+        ("deaf", 0.3, "LiteLLM's proxy did not answer at http://127.0.0.1:9"),
     ],
 )
 def test_gateway_script_gives_up_on_a_proxy_that_does_not_serve(
