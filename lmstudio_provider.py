@@ -387,6 +387,31 @@ def _one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _copy_json(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """A copy of a JSON value with ``leaf`` applied to every key and scalar. Iterative:
+    a body can be nested as deep as the JSON reader allows, past Python's stack."""
+
+    def fresh(item: Any) -> Any:
+        return type(item)() if isinstance(item, (dict, list)) else leaf(item)
+
+    if not isinstance(value, (dict, list)):
+        return leaf(value)
+    top = fresh(value)
+    pending = [(value, top)]
+    while pending:
+        source, target = pending.pop()
+        pairs = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in pairs:
+            new = fresh(item)
+            if isinstance(target, dict):
+                target[leaf(str(key))] = new
+            else:
+                target.append(new)
+            if isinstance(item, (dict, list)):
+                pending.append((item, new))
+    return top
+
+
 class _Redactor:
     """The one place where text from a server enters an error message.
 
@@ -418,31 +443,10 @@ class _Redactor:
         return shown + (f" and {more} more" if more > 0 else "")
 
     def copy(self, value: Any) -> Any:
-        """A copy of a JSON value without the secrets (iterative: bodies can be deep)."""
-        if not self._secrets or not isinstance(value, (dict, list, str)):
+        """A copy of a JSON value without the secrets."""
+        if not self._secrets:
             return value
-        if isinstance(value, str):
-            return self.hide(value)
-
-        def fresh(item: Any) -> Any:
-            if isinstance(item, str):
-                return self.hide(item)
-            return type(item)() if isinstance(item, (dict, list)) else item
-
-        top = fresh(value)
-        pending = [(value, top)]
-        while pending:
-            source, target = pending.pop()
-            pairs = source.items() if isinstance(source, dict) else enumerate(source)
-            for key, item in pairs:
-                new = fresh(item)
-                if isinstance(target, dict):
-                    target[self.hide(str(key))] = new
-                else:
-                    target.append(new)
-                if isinstance(item, (dict, list)):
-                    pending.append((item, new))
-        return top
+        return _copy_json(value, lambda item: self.hide(item) if isinstance(item, str) else item)
 
 
 _NO_SECRETS = _Redactor()
@@ -3249,12 +3253,14 @@ def _checked_data_url(url: str, where: str) -> str:
     import base64
 
     header, comma, payload = url.partition(",")
-    mime, _, encoding = header[len("data:") :].partition(";")
-    if not comma or encoding != "base64" or mime not in _IMAGE_TYPES:
+    params = [part.strip().lower() for part in header[len("data:") :].split(";")]
+    mime = "image/jpeg" if params[0] == "image/jpg" else params[0]  # a common spelling
+    if not comma or params[-1] != "base64" or mime not in _IMAGE_TYPES:
         raise ValueError(
             f"{where} is a data URL of {_shown(header[len('data:') :], 40)}, not "
             "data:image/<png|jpeg|gif|webp>;base64,..."
         )
+    payload = "".join(payload.split())  # base64 wrapped at 76 columns is still base64
     try:
         data = base64.b64decode(payload, validate=True)
     except ValueError:  # binascii.Error, or a character outside ASCII
@@ -3265,13 +3271,13 @@ def _checked_data_url(url: str, where: str) -> str:
             f"{where} is a data URL of {mime}, but its bytes are "
             f"{found or 'not a PNG, JPEG, GIF or WebP image'}"
         )
-    return url
+    return f"data:{mime};base64,{payload}"  # as every server reads it
 
 
 def _image_part(image: Any, where: str) -> JSONDict:
     """One image as an OpenAI content part, inlined as a data URL: LM Studio fetches
     no URLs, and a hidden download here would be network I/O nobody asked for."""
-    if isinstance(image, str) and image.startswith("data:image/"):
+    if isinstance(image, str) and image[:11].lower() == "data:image/":
         return {"type": "image_url", "image_url": {"url": _checked_data_url(image, where)}}
     if isinstance(image, str) and image.lower().startswith(("http://", "https://")):
         raise ValueError(
@@ -5015,6 +5021,8 @@ def _build_parser() -> Any:
 
 def _prompt_problem(args: Any) -> str | None:
     """``chat`` without a PROMPT: piped input is the prompt; a terminal is a session."""
+    if sys.stdin is None:  # started with stdin closed (0<&-)
+        return "chat needs a PROMPT: standard input is closed"
     if sys.stdin.isatty():
         return "chat --json needs a PROMPT: a conversation prints text" if args.json else None
     try:
@@ -5053,23 +5061,19 @@ def _usage_problem(args: Any) -> str | None:
     return None
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
 def _json_text(value: Any, indent: int | None = None) -> str:
     """``--json`` output. A server's 1e400 reads as infinity and NaN is accepted too, but
     neither is JSON, so whoever reads our output would choke: they are written as null."""
     try:
-        return json.dumps(value, indent=indent, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(value), indent=indent)
+        try:
+            return json.dumps(value, indent=indent, allow_nan=False)
+        except ValueError:
+            finite = _copy_json(
+                value, lambda x: None if x in (math.inf, -math.inf) or x != x else x
+            )
+            return json.dumps(finite, indent=indent)
+    except RecursionError:  # indented output recurses: deep bodies print up to ~900 levels
+        raise MalformedResponseError("the answer is nested too deeply to print as JSON") from None
 
 
 def _print_models(client: LMStudioClient, as_json: bool, loaded: bool = False) -> None:

@@ -6189,6 +6189,26 @@ def test_a_data_url_of_each_format_goes_as_it_is(
     assert sent_json(rsps)["messages"][0]["content"][1:] == given
 
 
+def test_a_data_url_in_a_common_spelling_goes_in_the_usual_one(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    """image/jpg, capitals, a parameter, base64 wrapped at 76 columns: all seen in the
+    wild and all read by servers; sent as data:image/<type>;base64,<one line>."""
+    rsps.post(CHAT_URL, json=chat_body("ok"))
+    png, jpeg = (base64.b64encode(data).decode() for data in (PNG * 20, JPEG))
+    wrapped = base64.encodebytes(PNG * 20).decode()
+    assert "\n" in wrapped.strip()
+    given = [
+        f"data:image/jpg;base64,{jpeg}",
+        f"data:IMAGE/PNG;BASE64,{png}",
+        f"data:image/png;name=x.png;base64,{png}",
+        f"data:image/png;base64,{wrapped}",
+    ]
+    client.chat("x", model="m", images=given)
+    sent_urls = [part["image_url"]["url"] for part in sent_json(rsps)["messages"][0]["content"][1:]]
+    assert sent_urls == [f"data:image/jpeg;base64,{jpeg}"] + [f"data:image/png;base64,{png}"] * 3
+
+
 def test_images_need_a_user_message(
     rsps: responses.RequestsMock, client: lp.LMStudioClient
 ) -> None:
@@ -8488,6 +8508,30 @@ def test_cli_json_output_is_json_whatever_numbers_the_server_sent(
     assert json.loads(out)["x"] is None
 
 
+def test_cli_json_of_a_deep_answer_prints_or_is_one_line() -> None:
+    deep = json.loads("[" * 600 + "NaN" + "]" * 600)  # as deep as a server's body can be
+    assert json.loads(lp._json_text({"a": deep}, indent=2), parse_constant=pytest.fail)["a"]
+    deeper: list[Any] = []
+    for _ in range(5000):
+        deeper = [deeper]
+    for value in (deeper, [math.nan, deeper]):
+        with pytest.raises(lp.MalformedResponseError, match=r"^the answer is nested too deeply"):
+            lp._json_text(value, indent=2)
+
+
+def test_cli_chat_with_standard_input_closed_is_a_usage_error(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", None)  # `lmstudio-provider chat 0<&-`
+    assert lp.main(["chat", "--model", "m", "--base-url", BASE]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "lmstudio-provider: error: chat needs a PROMPT: standard input is closed"
+    )
+    assert len(rsps.calls) == 0
+
+
 def test_cli_no_server_prints_one_line_and_exits_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -10451,6 +10495,7 @@ def fake_litellm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     gateway = _script_module("gateway")
+    monkeypatch.setattr(gateway, "START_TIMEOUT_S", scaled(10))
     monkeypatch.setattr(gateway, "READY_TIMEOUT_S", scaled(10))
     return gateway
 
@@ -10470,9 +10515,9 @@ def test_gateway_script_says_why_the_proxy_did_not_start(
 @pytest.mark.parametrize(
     ("mode", "wait", "message"),
     [
-        ("silent", 0.1, "LiteLLM's proxy named no port within {} s"),
-        # 0.3 s to start and name the port (its own wait), then 0.3 s of refused connections
-        ("deaf", 0.3, "LiteLLM's proxy did not answer at http://127.0.0.1:9"),
+        ("silent", "START_TIMEOUT_S", "LiteLLM's proxy named no port within {} s"),
+        # it starts and names a port (10 s for that), then 0.1 s of refused connections
+        ("deaf", "READY_TIMEOUT_S", "LiteLLM's proxy did not answer at http://127.0.0.1:9"),
     ],
 )
 def test_gateway_script_gives_up_on_a_proxy_that_does_not_serve(
@@ -10480,7 +10525,7 @@ def test_gateway_script_gives_up_on_a_proxy_that_does_not_serve(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     mode: str,
-    wait: float,
+    wait: str,
     message: str,
 ) -> None:
     import subprocess
@@ -10493,11 +10538,11 @@ def test_gateway_script_gives_up_on_a_proxy_that_does_not_serve(
         return started[-1]
 
     monkeypatch.setattr(fake_litellm.subprocess, "Popen", spy)
-    monkeypatch.setattr(fake_litellm, "READY_TIMEOUT_S", scaled(wait))
+    monkeypatch.setattr(fake_litellm, wait, scaled(0.1))  # nothing more will come
     monkeypatch.setenv("FAKE_LITELLM", mode)
     with pytest.raises(RuntimeError) as info:
         fake_litellm.start_proxy({})
-    assert str(info.value) == message.format(f"{scaled(wait):g}")
+    assert str(info.value) == message.format(f"{scaled(0.1):g}")
     assert started[0].poll() == -signal.SIGTERM  # ended, not left serving nothing
     assert list((tmp_path / "tmp").iterdir()) == []
 

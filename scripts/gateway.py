@@ -48,7 +48,8 @@ from pathlib import Path
 
 HOST = "127.0.0.1"
 LOCAL_MODEL = "smollm2-135m-instruct"
-READY_TIMEOUT_S = 90.0
+START_TIMEOUT_S = 90.0  # until the proxy names its port
+READY_TIMEOUT_S = 90.0  # then until it answers there
 EXIT_MISSING_DEPS = 2
 EXIT_START_FAILED = 1
 INSTALL_HINT = "install it with: pip install 'litellm[proxy]==1.108.7' prisma==0.15.0"
@@ -148,7 +149,7 @@ def start_proxy(
 
 def _bound_port(process: subprocess.Popen[str], verbose: bool) -> int:
     """Read the proxy's output until uvicorn names its port, for at most
-    READY_TIMEOUT_S even if it goes silent; keep draining it after, or a full
+    START_TIMEOUT_S even if it goes silent; keep draining it after, or a full
     pipe would stall the proxy."""
     lines: queue.Queue[str | None] = queue.Queue()
     found_it = threading.Event()  # then lines are only drained, not kept
@@ -162,7 +163,7 @@ def _bound_port(process: subprocess.Popen[str], verbose: bool) -> int:
         lines.put(None)  # the proxy exited
 
     threading.Thread(target=drain, name="litellm-output", daemon=True).start()
-    deadline, ended, last = time.monotonic() + READY_TIMEOUT_S, False, ""
+    deadline, ended, last = time.monotonic() + START_TIMEOUT_S, False, ""
     while (left := deadline - time.monotonic()) > 0:
         try:
             line = lines.get(timeout=left)
@@ -178,7 +179,7 @@ def _bound_port(process: subprocess.Popen[str], verbose: bool) -> int:
         last = " ".join(line.split())[:200] or last  # the reason, when it gives up
     stop(process)
     if not ended:
-        raise RuntimeError(f"LiteLLM's proxy named no port within {READY_TIMEOUT_S:g} s")
+        raise RuntimeError(f"LiteLLM's proxy named no port within {START_TIMEOUT_S:g} s")
     said = f": {last}" if last else ""
     raise RuntimeError(f"LiteLLM's proxy did not start (exit {process.returncode}){said}")
 
