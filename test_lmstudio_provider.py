@@ -9951,6 +9951,22 @@ def fake_local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return server
 
 
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every process a script starts in this test, to see how each one ended."""
+    import subprocess
+
+    processes: list[Any] = []
+    popen = subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        processes.append(popen(*args, **kwargs))
+        return processes[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    return processes
+
+
 def run_fake_local_server(server: Any, *args: str) -> Any:
     """Start the fake as --detach would have, pid file included; once it is ready."""
     import subprocess
@@ -9975,18 +9991,11 @@ def test_local_server_detach_says_in_one_line_why_the_server_did_not_start(
 
 
 def test_local_server_detach_ends_a_server_that_never_says_it_serves(
-    fake_local_server: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    fake_local_server: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[Any],
 ) -> None:
-    import subprocess
-
-    started: list[Any] = []
-    popen = subprocess.Popen
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        started.append(popen(*args, **kwargs))
-        return started[-1]
-
-    monkeypatch.setattr(fake_local_server.subprocess, "Popen", spy)
     monkeypatch.setattr(fake_local_server, "READY_TIMEOUT_S", scaled(0.15))  # it never will
     assert fake_local_server.detach(["--port", "47"], 47) == 1
     assert capsys.readouterr() == ("", f"local_llm_server: no answer within {scaled(0.15):g} s\n")
@@ -10527,17 +10536,8 @@ def test_gateway_script_gives_up_on_a_proxy_that_does_not_serve(
     mode: str,
     wait: str,
     message: str,
+    started: list[Any],
 ) -> None:
-    import subprocess
-
-    started: list[Any] = []
-    popen = subprocess.Popen
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        started.append(popen(*args, **kwargs))
-        return started[-1]
-
-    monkeypatch.setattr(fake_litellm.subprocess, "Popen", spy)
     monkeypatch.setattr(fake_litellm, wait, scaled(0.1))  # nothing more will come
     monkeypatch.setenv("FAKE_LITELLM", mode)
     with pytest.raises(RuntimeError) as info:
