@@ -1979,6 +1979,7 @@ def test_unknown_override_is_a_type_error() -> None:
         ("http://localhost:1234/v2", "http://localhost:1234/v2"),
         ("http://me:p@ss@host/a/v1", "http://me:p@ss@host/a"),
         ("http://h/x/v1/v1", "http://h/x/v1"),  # doubled: the server will say the route is wrong
+        ("http://h/x/v1/api/v1", "http://h/x/v1"),  # one suffix only, even a shorter one left
         ("http://h/xv1", "http://h/xv1"),
     ],
 )
