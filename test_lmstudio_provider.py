@@ -2782,6 +2782,16 @@ def test_timeout_out_of_range_names_the_bounds_and_the_value(
     assert str(info.value) == "timeout must be > 0 and below 1e+07 s, not -1"
 
 
+def test_timeout_of_exactly_the_bound_is_refused_before_any_request(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    """The message says "below 1e+07 s": the bound itself is out."""
+    with pytest.raises(ValueError) as info:
+        client.chat("hi", model="m", timeout=lp.MAX_TIMEOUT)
+    assert str(info.value) == "timeout must be > 0 and below 1e+07 s, not 10000000.0"
+    assert len(rsps.calls) == 0
+
+
 def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMock) -> None:
     client = make_client(max_response_bytes=1000)
     rsps.post(
