@@ -3757,6 +3757,21 @@ def test_deadline_counts_retries_and_backoff(rsps: responses.RequestsMock) -> No
     assert sleeps == [4, 4] and len(rsps.calls) == 3
 
 
+def test_deadline_passed_after_one_attempt_says_attempt(rsps: responses.RequestsMock) -> None:
+    """The server asks for 4 s; 3 are left: one attempt, and the message counts it right."""
+    clock = FakeClock()
+    sleeps = Sleeps()
+    rsps.post(CHAT_URL, status=503, json={"error": "busy"}, headers={"Retry-After": "4"})
+    client = make_client(max_retries=5, sleep=sleeps, clock=clock)
+    with pytest.raises(lp.RequestTimeoutError) as info:
+        client.chat("hi", model="m", deadline=3)
+    assert str(info.value) == (
+        "POST /v1/chat/completions: the deadline of 3 s passed after 1 attempt; "
+        "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
+    )
+    assert sleeps == [] and len(rsps.calls) == 1
+
+
 def test_deadline_from_the_environment(rsps: responses.RequestsMock) -> None:
     config = lp.LMStudioConfig.from_env(
         environ={"LMSTUDIO_DEADLINE": "2.5", "LMSTUDIO_BASE_URL": BASE}
