@@ -7384,6 +7384,29 @@ def test_json_schema_from_a_pydantic_style_class(
     )
 
 
+class PydanticManyErrors(PydanticLike):
+    """A validator whose error lists many fields, as pydantic's does for a wide model."""
+
+    @classmethod
+    def model_validate(cls, data: Any) -> PydanticManyErrors:
+        fields = " ".join(f"field_{i:02d} Field required" for i in range(20))
+        raise ValueError(f"20 validation errors for PydanticManyErrors\n{fields}")
+
+
+def test_json_not_fitting_a_validated_type_quotes_the_reason_within_160_characters(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    """The validator's own message can be pages long: the error keeps one bounded line."""
+    rsps.post(CHAT_URL, json=chat_body('{"name": "Ann"}'))
+    with pytest.raises(lp.MalformedResponseError) as info:
+        client.chat("Who?", model="m", json_schema=PydanticManyErrors)
+    prefix = "the model's JSON does not fit PydanticManyErrors: "
+    reason = str(info.value)[len(prefix) :]
+    assert str(info.value).startswith(prefix) and len(reason) == 160
+    fields = " ".join(f"field_{i:02d} Field required" for i in range(20))
+    assert reason == f"20 validation errors for PydanticManyErrors {fields}"[:157] + "..."
+
+
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
