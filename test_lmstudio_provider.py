@@ -8753,12 +8753,20 @@ class Terminal(io.StringIO):
         return True
 
 
-def run_session(monkeypatch: pytest.MonkeyPatch, lines: list[Any], argv: list[str]) -> int:
-    """The interactive chat, fed ``lines`` (an exception in the list is raised there)."""
+def run_session(
+    monkeypatch: pytest.MonkeyPatch,
+    lines: list[Any],
+    argv: list[str],
+    prompts: list[str] | None = None,
+) -> int:
+    """The interactive chat, fed ``lines`` (an exception in the list is raised there);
+    the prompts it shows go to ``prompts``."""
     monkeypatch.setattr(sys, "stdin", Terminal())
     fed = iter(lines)
 
     def typed(prompt: str = "") -> str:
+        if prompts is not None:
+            prompts.append(prompt)
         line = next(fed, EOFError())
         if isinstance(line, BaseException):
             raise line
@@ -8793,6 +8801,18 @@ def test_cli_session_remembers_both_sides_and_takes_commands(
     assert (second["model"], second["max_tokens"]) == ("m", 20)
     assert third["messages"] == [{"role": "user", "content": "Hello"}]  # after /reset
     assert third["model"] == "qwen2.5-7b-instruct"
+
+
+def test_cli_session_prompts_with_a_chevron_for_each_line(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mock_sse(rsps, content_stream("Hi."))
+    prompts: list[str] = []
+    assert run_session(monkeypatch, ["Hello", "/reset"], ["--model", "m"], prompts) == 0
+    assert prompts == ["> ", "> ", "> "]  # the third is answered by Ctrl-D
+    assert capsys.readouterr().out == "Hi.\n"
 
 
 def test_cli_session_survives_errors_and_ctrl_c_and_ends_with_ctrl_d(
