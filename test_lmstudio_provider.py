@@ -9301,6 +9301,26 @@ def test_cli_download_piped_prints_a_line_per_tenth(
     ]
 
 
+def test_cli_download_on_a_terminal_redraws_one_line_and_ends_it(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lp._Transport, "pause", lambda *args: None)  # no second to sit out
+    rsps.post(DOWNLOAD_URL, json=download_answer("downloading", 0))
+    status_url = f"{DOWNLOAD_URL}/status/job_493c7c9ded"
+    rsps.get(status_url, json=download_answer("downloading", 500))
+    rsps.get(status_url, json=download_answer("completed", 1000))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert lp.main(["download", "qwen/qwen3-4b", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "downloaded qwen/qwen3-4b\n"
+    redraw = "\r\x1b[Kdownloading qwen/qwen3-4b: "
+    assert terminal.getvalue() == (
+        f"{redraw}0% of 1.0 KB{redraw}50% of 1.0 KB{redraw}100% of 1.0 KB\n"
+    )  # the cursor leaves the redrawn line at the end
+
+
 def test_cli_download_json_and_already_there(
     rsps: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
 ) -> None:
