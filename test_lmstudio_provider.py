@@ -1979,6 +1979,7 @@ def test_unknown_override_is_a_type_error() -> None:
         ("http://localhost:1234/v2", "http://localhost:1234/v2"),
         ("http://me:p@ss@host/a/v1", "http://me:p@ss@host/a"),
         ("http://h/x/v1/v1", "http://h/x/v1"),  # doubled: the server will say the route is wrong
+        ("http://h/x/v1/api/v1", "http://h/x/v1"),  # one suffix only, even a shorter one left
         ("http://h/xv1", "http://h/xv1"),
     ],
 )
@@ -2779,6 +2780,16 @@ def test_timeout_out_of_range_names_the_bounds_and_the_value(
     with pytest.raises(ValueError) as info:
         client.chat("hi", model="m", timeout=-1)
     assert str(info.value) == "timeout must be > 0 and below 1e+07 s, not -1"
+
+
+def test_timeout_of_exactly_the_bound_is_refused_before_any_request(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    """The message says "below 1e+07 s": the bound itself is out."""
+    with pytest.raises(ValueError) as info:
+        client.chat("hi", model="m", timeout=lp.MAX_TIMEOUT)
+    assert str(info.value) == "timeout must be > 0 and below 1e+07 s, not 10000000.0"
+    assert len(rsps.calls) == 0
 
 
 def test_body_larger_than_the_limit_by_content_length(rsps: responses.RequestsMock) -> None:
@@ -3744,6 +3755,21 @@ def test_deadline_counts_retries_and_backoff(rsps: responses.RequestsMock) -> No
     with pytest.raises(lp.RequestTimeoutError, match=r"deadline of 10 s passed after 3 attempts"):
         client.chat("hi", model="m", deadline=10)
     assert sleeps == [4, 4] and len(rsps.calls) == 3
+
+
+def test_deadline_passed_after_one_attempt_says_attempt(rsps: responses.RequestsMock) -> None:
+    """The server asks for 4 s; 3 are left: one attempt, and the message counts it right."""
+    clock = FakeClock()
+    sleeps = Sleeps()
+    rsps.post(CHAT_URL, status=503, json={"error": "busy"}, headers={"Retry-After": "4"})
+    client = make_client(max_retries=5, sleep=sleeps, clock=clock)
+    with pytest.raises(lp.RequestTimeoutError) as info:
+        client.chat("hi", model="m", deadline=3)
+    assert str(info.value) == (
+        "POST /v1/chat/completions: the deadline of 3 s passed after 1 attempt; "
+        "pass a longer deadline= or raise LMSTUDIO_DEADLINE"
+    )
+    assert sleeps == [] and len(rsps.calls) == 1
 
 
 def test_deadline_from_the_environment(rsps: responses.RequestsMock) -> None:
@@ -7358,6 +7384,29 @@ def test_json_schema_from_a_pydantic_style_class(
     )
 
 
+class PydanticManyErrors(PydanticLike):
+    """A validator whose error lists many fields, as pydantic's does for a wide model."""
+
+    @classmethod
+    def model_validate(cls, data: Any) -> PydanticManyErrors:
+        fields = " ".join(f"field_{i:02d} Field required" for i in range(20))
+        raise ValueError(f"20 validation errors for PydanticManyErrors\n{fields}")
+
+
+def test_json_not_fitting_a_validated_type_quotes_the_reason_within_160_characters(
+    rsps: responses.RequestsMock, client: lp.LMStudioClient
+) -> None:
+    """The validator's own message can be pages long: the error keeps one bounded line."""
+    rsps.post(CHAT_URL, json=chat_body('{"name": "Ann"}'))
+    with pytest.raises(lp.MalformedResponseError) as info:
+        client.chat("Who?", model="m", json_schema=PydanticManyErrors)
+    prefix = "the model's JSON does not fit PydanticManyErrors: "
+    reason = str(info.value)[len(prefix) :]
+    assert str(info.value).startswith(prefix) and len(reason) == 160
+    fields = " ".join(f"field_{i:02d} Field required" for i in range(20))
+    assert reason == f"20 validation errors for PydanticManyErrors {fields}"[:157] + "..."
+
+
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
@@ -8704,12 +8753,20 @@ class Terminal(io.StringIO):
         return True
 
 
-def run_session(monkeypatch: pytest.MonkeyPatch, lines: list[Any], argv: list[str]) -> int:
-    """The interactive chat, fed ``lines`` (an exception in the list is raised there)."""
+def run_session(
+    monkeypatch: pytest.MonkeyPatch,
+    lines: list[Any],
+    argv: list[str],
+    prompts: list[str] | None = None,
+) -> int:
+    """The interactive chat, fed ``lines`` (an exception in the list is raised there);
+    the prompts it shows go to ``prompts``."""
     monkeypatch.setattr(sys, "stdin", Terminal())
     fed = iter(lines)
 
     def typed(prompt: str = "") -> str:
+        if prompts is not None:
+            prompts.append(prompt)
         line = next(fed, EOFError())
         if isinstance(line, BaseException):
             raise line
@@ -8744,6 +8801,18 @@ def test_cli_session_remembers_both_sides_and_takes_commands(
     assert (second["model"], second["max_tokens"]) == ("m", 20)
     assert third["messages"] == [{"role": "user", "content": "Hello"}]  # after /reset
     assert third["model"] == "qwen2.5-7b-instruct"
+
+
+def test_cli_session_prompts_with_a_chevron_for_each_line(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mock_sse(rsps, content_stream("Hi."))
+    prompts: list[str] = []
+    assert run_session(monkeypatch, ["Hello", "/reset"], ["--model", "m"], prompts) == 0
+    assert prompts == ["> ", "> ", "> "]  # the third is answered by Ctrl-D
+    assert capsys.readouterr().out == "Hi.\n"
 
 
 def test_cli_session_survives_errors_and_ctrl_c_and_ends_with_ctrl_d(
@@ -9230,6 +9299,26 @@ def test_cli_download_piped_prints_a_line_per_tenth(
         "downloading qwen/qwen3-4b: 99% of 1.0 KB, 2.0 MB/s, 0m00s left",
         "downloading qwen/qwen3-4b: 100% of 1.0 KB",
     ]
+
+
+def test_cli_download_on_a_terminal_redraws_one_line_and_ends_it(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lp._Transport, "pause", lambda *args: None)  # no second to sit out
+    rsps.post(DOWNLOAD_URL, json=download_answer("downloading", 0))
+    status_url = f"{DOWNLOAD_URL}/status/job_493c7c9ded"
+    rsps.get(status_url, json=download_answer("downloading", 500))
+    rsps.get(status_url, json=download_answer("completed", 1000))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert lp.main(["download", "qwen/qwen3-4b", "--base-url", BASE]) == 0
+    assert capsys.readouterr().out == "downloaded qwen/qwen3-4b\n"
+    redraw = "\r\x1b[Kdownloading qwen/qwen3-4b: "
+    assert terminal.getvalue() == (
+        f"{redraw}0% of 1.0 KB{redraw}50% of 1.0 KB{redraw}100% of 1.0 KB\n"
+    )  # the cursor leaves the redrawn line at the end
 
 
 def test_cli_download_json_and_already_there(
