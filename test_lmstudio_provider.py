@@ -8883,6 +8883,26 @@ def test_cli_text_no_terminal_can_show_is_replaced_not_fatal(
     assert sys.stdout.errors == "strict"  # as it was: only the command ran lenient
 
 
+def test_cli_output_that_still_cannot_be_encoded_is_an_error_not_a_usage_error(
+    rsps: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stdout that cannot be made lenient (no reconfigure): exit 1, the server's fault."""
+
+    class Ascii:
+        def write(self, text: str) -> int:
+            return len(text.encode("ascii"))
+
+        def flush(self) -> None:
+            pass
+
+    rsps.post(CHAT_URL, json=chat_body("caf\u00e9"))
+    monkeypatch.setattr(sys, "stdout", Ascii())
+    assert lp.main(["chat", "hi", "--no-stream", "--model", "m", "--base-url", BASE]) == 1
+    assert "'ascii' codec can't encode" in capsys.readouterr().err
+
+
 def test_cli_output_cut_by_a_closed_pipe_ends_quietly(
     rsps: responses.RequestsMock,
     capsys: pytest.CaptureFixture[str],
